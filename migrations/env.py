@@ -1,0 +1,40 @@
+"""Alembic environment: runs on the caller's connection, else on sqlalchemy.url."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from monitor.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _migrate(connection)
+        return
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set sqlalchemy.url (alembic -x) or use `monitor db upgrade`")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        _migrate(conn)
+    engine.dispose()
+
+
+def _migrate(connection: object) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things: batch mode recreates tables instead.
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

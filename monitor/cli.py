@@ -1,0 +1,286 @@
+"""The `monitor` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor import __version__
+from monitor.config import ConfigError, FeedConfig, Settings, load_settings
+from monitor.db import Database
+from monitor.match import load_profile
+from monitor.models import Alert, Delivery, Development, Entry, Feed
+
+log = logging.getLogger("monitor")
+
+
+class Context:
+    """Settings and database, made on first use so `--help` needs neither."""
+
+    def __init__(self, config: Path | None) -> None:
+        self.config_path = config
+        self._settings: Settings | None = None
+        self._db: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+    def database(self, upgrade: bool = True) -> Database:
+        if self._db is None:
+            url = self.settings.database.url
+            assert url is not None
+            db = Database(url)
+            if upgrade:
+                try:
+                    db.upgrade()
+                except SQLAlchemyError as exc:
+                    raise click.ClickException(
+                        f"database {db.engine.url.render_as_string(hide_password=True)} "
+                        f"is not usable: {exc.__class__.__name__}: {exc.orig or exc}"
+                        if hasattr(exc, "orig") else str(exc)) from None
+            self._db = db
+        return self._db
+
+    def pipeline(self) -> Any:
+        from monitor.pipeline import Pipeline
+
+        p = Pipeline(self.settings, self.database())
+        p.sync_feeds()
+        return p
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="MONITOR_CONFIG",
+              help="TOML config file (default: ./monitor.toml, then "
+                   "~/.config/monitor/monitor.toml, else built-in defaults).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.version_option(__version__, prog_name="monitor")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, log_level: str) -> None:
+    """Watch news feeds and alert once per new development on your topics."""
+    _setup_logging(log_level)
+    ctx.obj = Context(config)
+
+
+@cli.command()
+@click.pass_obj
+def poll(obj: Context) -> None:
+    """Poll every enabled feed once now, process it, deliver what is due, exit."""
+    p = obj.pipeline()
+    stats = asyncio.run(p.poll(only_due=False))
+    log.info("polled %d feeds: %d changed, %d not modified, %d unchanged, %d errors; "
+             "%d new and %d updated entries, %d developments, %d alerts", stats.feeds,
+             stats.fetched, stats.not_modified, stats.unchanged, stats.errors,
+             stats.new_entries, stats.updated_entries, stats.developments, stats.alerts)
+    d = asyncio.run(p.deliver_due())
+    log.info("delivered %d, retrying %d, dead %d", d.delivered, d.retrying, d.dead)
+
+
+@cli.command()
+@click.pass_obj
+def deliver(obj: Context) -> None:
+    """Deliver every alert delivery that is due, then exit."""
+    p = obj.pipeline()
+    d = asyncio.run(p.deliver_due())
+    log.info("delivered %d, retrying %d, dead %d", d.delivered, d.retrying, d.dead)
+
+
+@cli.command()
+@click.pass_obj
+def run(obj: Context) -> None:
+    """Run the service: poll feeds on their schedule until SIGTERM or Ctrl-C."""
+    from monitor.service import serve
+
+    asyncio.run(serve(obj.pipeline()))
+
+
+@cli.command()
+@click.pass_obj
+def status(obj: Context) -> None:
+    """Check the database and print feeds, developments and the outbox at a glance."""
+    db = obj.database()
+    with db.session() as s:
+        feeds = s.scalar(select(func.count()).select_from(Feed)) or 0
+        failing = s.scalar(select(func.count()).select_from(Feed)
+                           .where(Feed.error_count > 0)) or 0
+        entries = s.scalar(select(func.count()).select_from(Entry)) or 0
+        devs = s.scalar(select(func.count()).select_from(Development)) or 0
+        alerts = s.scalar(select(func.count()).select_from(Alert)) or 0
+        by_status = dict(s.execute(select(Delivery.status, func.count())
+                                   .group_by(Delivery.status)).tuples().all())
+    click.echo(f"database   {db.engine.url.render_as_string(hide_password=True)}  (reachable)")
+    click.echo(f"feeds      {feeds} ({failing} failing)")
+    click.echo(f"entries    {entries}")
+    click.echo(f"developments {devs}, alerts {alerts}")
+    click.echo("deliveries " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+                                or "none"))
+
+
+# ------------------------------------------------------------------------ db --
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj: Context) -> None:
+    """Apply all migrations (also done automatically on start)."""
+    obj.database(upgrade=True)
+    click.echo("database schema is up to date")
+
+
+# --------------------------------------------------------------------- feeds --
+
+@cli.group()
+def feeds() -> None:
+    """List, add and remove feeds.
+
+    Feeds from the config file are synced on every start: added, updated, and disabled
+    when removed from the file. Feeds added here are kept until removed here.
+    """
+
+
+@feeds.command("list")
+@click.pass_obj
+def feeds_list(obj: Context) -> None:
+    """Show every feed with its state and last error."""
+    p = obj.pipeline()
+    with p.db.session() as s:
+        rows = list(s.scalars(select(Feed).order_by(Feed.id)))
+        for f in rows:
+            state = "on " if f.enabled else "off"
+            health = f"ERROR x{f.error_count}: {f.last_error}" if f.error_count else \
+                f"ok {f.last_status or '-'}"
+            click.echo(f"{f.id:4} {state} {f.interval_seconds:>6}s {f.origin:6} "
+                       f"{(f.name or '')[:30]:30} {f.url}\n{'':17}{health}")
+        if not rows:
+            click.echo("no feeds")
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name")
+@click.option("--interval", default="10m", show_default=True)
+@click.pass_obj
+def feeds_add(obj: Context, url: str, name: str | None, interval: str) -> None:
+    """Add a feed by URL."""
+    try:
+        cfg = FeedConfig(url=url, name=name, interval=interval)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    p = obj.pipeline()
+    with p.db.session() as s:
+        if s.scalar(select(Feed).where(Feed.url == cfg.url)) is not None:
+            raise click.ClickException(f"feed already present: {cfg.url}")
+        s.add(Feed(url=cfg.url, name=cfg.name, origin="cli", enabled=True,
+                   interval_seconds=int(cfg.interval.total_seconds()),
+                   next_poll_at=p.clock()))
+    click.echo(f"added {cfg.url}")
+
+
+@feeds.command("remove")
+@click.argument("url_or_id")
+@click.pass_obj
+def feeds_remove(obj: Context, url_or_id: str) -> None:
+    """Remove a feed (and its entries) by URL or id."""
+    p = obj.pipeline()
+    with p.db.session() as s:
+        q = select(Feed).where(Feed.id == int(url_or_id)) if url_or_id.isdigit() \
+            else select(Feed).where(Feed.url == url_or_id)
+        f = s.scalar(q)
+        if f is None:
+            raise click.ClickException(f"no such feed: {url_or_id}")
+        if f.origin == "config":
+            raise click.ClickException(
+                f"{f.url} comes from the config file: remove it there (it is then disabled)")
+        s.delete(f)
+    click.echo(f"removed {url_or_id}")
+
+
+# -------------------------------------------------------------------- alerts --
+
+@cli.group()
+def alerts() -> None:
+    """Inspect alerts and their deliveries."""
+
+
+@alerts.command("list")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--failed", is_flag=True, help="Only alerts with a dead delivery.")
+@click.pass_obj
+def alerts_list(obj: Context, limit: int, failed: bool) -> None:
+    """Show recent alerts, newest first, with each channel's delivery state."""
+    db = obj.database()
+    with db.session() as s:
+        q = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc())
+        if failed:
+            q = q.where(Alert.deliveries.any(Delivery.status == "dead"))
+        rows = list(s.scalars(q.limit(limit)))
+        for a in rows:
+            dev = s.get(Development, a.development_id) if a.development_id else None
+            click.echo(f"{a.created_at:%Y-%m-%d %H:%M} {a.public_id} "
+                       f"{dev.title if dev else a.kind}")
+            if dev:
+                click.echo(f"    topics: {', '.join(dev.topics)}  score {dev.score:.2f}")
+            for d in a.deliveries:
+                err = f"  last error: {d.last_error}" if d.last_error else ""
+                click.echo(f"    {d.channel}: {d.status} after {d.attempts} attempt(s){err}")
+        if not rows:
+            click.echo("no alerts")
+
+
+# -------------------------------------------------------------------- topics --
+
+@cli.group()
+def topics() -> None:
+    """The topic profile that entries are matched against."""
+
+
+@topics.command("show")
+@click.pass_obj
+def topics_show(obj: Context) -> None:
+    """Print the active topic profile."""
+    profile = load_profile(obj.settings.matching.topics)
+    threshold = obj.settings.matching.threshold or profile.threshold
+    click.echo(f"profile: {profile.source}   threshold: {threshold}")
+    for t in profile.topics:
+        click.echo(f"\n[{t.id}] {t.title}\n  {' '.join(t.description.split())}")
+        click.echo("  needs in one sentence: " + " | ".join(" + ".join(g) for g in t.require))
+    by_concept: dict[str, list[str]] = {}
+    for term in profile.terms:
+        by_concept.setdefault(term.concept, []).append(term.key)
+    click.echo("\nconcepts:")
+    for concept, keys in sorted(by_concept.items()):
+        click.echo(f"  {concept}: {', '.join(keys)}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+

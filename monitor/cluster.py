@@ -1,0 +1,224 @@
+"""Group articles into developments. Pure: dataclasses in, dataclasses out.
+
+An article joins an existing development when it is the same document (same canonical URL,
+same content hash) or reports the same event: TF-IDF cosine over stemmed words and the
+profile's language-independent entity keys, against every recent member of a development.
+Reports in different languages share only entity keys and numbers, so they are compared on
+those. Two reports that each name concrete places, none in common (a strike on one airport
+vs. on another), are held apart unless the rest of the text agrees strongly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.match import MatchResult, tokenize
+
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before
+being below between both but by can could did do does doing down during each few for from
+further had has have having he her here hers him his how i if in into is it its itself just
+me more most my no nor not now of off on once only or other our out over own same she should
+so some such than that the their them then there these they this those through to too under
+until up very was we were what when where which while who whom why will with would you your
+said says say told according report reports reported new after amid over week day year news
+update live analysis video photos watch via one two three first last и в во не что он на я с
+со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня еще
+нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять
+уж вам ведь там потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была
+сам чтобы без будто чего раз тоже себе под будет ж тогда кто этот того потому этого какой
+совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда зачем всех никогда можно
+при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
+разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более
+всегда конечно всю между заявил сообщил сообщает заявила также года году
+""".split())
+
+_DIGITS = re.compile(r"^\d+$")
+# Reports in two languages must share at least this many named things to be one event.
+MIN_SHARED = 3
+
+
+@dataclass(frozen=True)
+class Features:
+    """What clustering compares: stemmed words (headline counted twice), entities, places."""
+
+    words: Counter[str]
+    entities: frozenset[str]
+    keywords: frozenset[str]
+    places: frozenset[str]
+    numbers: frozenset[str]
+    language: str | None
+
+
+def features(title: str, text: str, match: MatchResult, language: str | None) -> Features:
+    words: Counter[str] = Counter()
+    numbers: set[str] = set()
+    for weight, part in ((2, title), (1, text)):
+        for tok in tokenize(part):
+            if _DIGITS.match(tok.stem):
+                if len(tok.stem) >= 2:
+                    numbers.add(tok.stem)
+                continue
+            if len(tok.stem) < 2 or tok.surface.lower() in STOPWORDS or tok.stem in STOPWORDS:
+                continue
+            words[tok.stem] += weight
+    return Features(words, match.entities, match.keywords, match.places, frozenset(numbers),
+                    language)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A stored article already in a development, as clustering sees it."""
+
+    entry_id: int
+    development_id: int
+    canonical_url: str | None
+    content_hash: str
+    published_at: datetime
+    features: Features
+
+
+@dataclass(frozen=True)
+class Assignment:
+    development_id: int | None  # None: a new development
+    reason: str  # new | same-url | same-content | similar
+    similarity: float = 0.0
+    matched_entry_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    window: timedelta = timedelta(days=7)
+    same_language: float = 0.30
+    cross_language: float = 0.60
+    place_conflict_factor: float = 0.5
+
+
+def _vector(f: Features, idf: Idf | dict[str, float], cross: bool) -> dict[str, float]:
+    """Same language: the words themselves. Across languages: what the profile can
+    translate (entity and keyword keys) and numbers."""
+    vec: dict[str, float] = {}
+    if not cross:
+        for w, n in f.words.items():
+            vec["w:" + w] = (1 + math.log(n)) * idf.get("w:" + w, 1.0)
+        for num in f.numbers:
+            vec["n:" + num] = idf.get("n:" + num, 1.0)
+        return vec
+    for e in f.entities:
+        vec["e:" + e] = idf.get("e:" + e, 1.0)
+    for k in f.keywords:
+        vec["k:" + k] = 0.5 * idf.get("k:" + k, 1.0)
+    for num in f.numbers:
+        vec["n:" + num] = 0.5 * idf.get("n:" + num, 1.0)
+    return vec
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if not a or not b:
+        return 0.0
+    if len(a) > len(b):
+        a, b = b, a
+    dot = sum(v * b.get(k, 0.0) for k, v in a.items())
+    na = math.sqrt(sum(v * v for v in a.values()))
+    nb = math.sqrt(sum(v * v for v in b.values()))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def document_frequencies(pool: Sequence[Features]) -> Idf:
+    """Smoothed IDF over a pool: common words and names weigh less."""
+    idf = Idf()
+    for f in pool:
+        idf.add(f)
+    return idf
+
+
+def similarity(a: Features, b: Features, idf: Idf | dict[str, float],
+               params: ClusterParams = ClusterParams()) -> tuple[float, float]:
+    """(similarity, the threshold that applies to this pair)."""
+    cross = bool(a.language and b.language and a.language != b.language)
+    if cross and len(a.entities & b.entities) + len(a.numbers & b.numbers) < MIN_SHARED:
+        return 0.0, params.cross_language
+    sim = _cosine(_vector(a, idf, cross), _vector(b, idf, cross))
+    if a.places and b.places and not (a.places & b.places):
+        sim *= params.place_conflict_factor
+    return sim, params.cross_language if cross else params.same_language
+
+
+class Idf:
+    """Smoothed inverse document frequency over a pool that grows as articles arrive."""
+
+    def __init__(self) -> None:
+        self.df: Counter[str] = Counter()
+        self.n = 0
+
+    @staticmethod
+    def keys(f: Features) -> set[str]:
+        return ({"w:" + w for w in f.words} | {"e:" + e for e in f.entities}
+                | {"k:" + k for k in f.keywords} | {"n:" + n for n in f.numbers})
+
+    def add(self, f: Features) -> None:
+        self.df.update(self.keys(f))
+        self.n += 1
+
+    def remove(self, f: Features) -> None:
+        self.df.subtract(self.keys(f))
+        self.n -= 1
+
+    def get(self, key: str, default: float = 1.0) -> float:
+        return math.log((self.n + 2) / (self.df.get(key, 0) + 1)) + 1.0
+
+
+class ClusterIndex:
+    """Recent development members in memory, with their IDF pool; pure, no I/O."""
+
+    def __init__(self, params: ClusterParams = ClusterParams()) -> None:
+        self.params = params
+        self.members: dict[int, Member] = {}
+        self.idf = Idf()
+        self.max_entry_id = 0
+
+    def add(self, m: Member) -> None:
+        old = self.members.pop(m.entry_id, None)
+        if old is not None:
+            self.idf.remove(old.features)
+        self.members[m.entry_id] = m
+        self.idf.add(m.features)
+        self.max_entry_id = max(self.max_entry_id, m.entry_id)
+
+    def prune(self, before: datetime) -> None:
+        for key in [k for k, m in self.members.items() if m.published_at < before]:
+            self.idf.remove(self.members.pop(key).features)
+
+    def assign(self, url: str | None, content_hash: str, published_at: datetime,
+               f: Features) -> Assignment:
+        return assign(url, content_hash, published_at, f, list(self.members.values()),
+                      self.params, self.idf)
+
+
+def assign(article_url: str | None, article_hash: str, published_at: datetime, f: Features,
+           members: Sequence[Member], params: ClusterParams = ClusterParams(),
+           idf: Idf | dict[str, float] | None = None) -> Assignment:
+    """Decide which development an article belongs to, given recent members."""
+    for m in members:
+        if article_url and m.canonical_url == article_url:
+            return Assignment(m.development_id, "same-url", 1.0, m.entry_id)
+    for m in members:
+        if m.content_hash == article_hash:
+            return Assignment(m.development_id, "same-content", 1.0, m.entry_id)
+    if idf is None:
+        idf = document_frequencies([m.features for m in members] + [f])
+    best: Assignment = Assignment(None, "new")
+    best_margin = 0.0
+    for m in members:
+        if abs(m.published_at - published_at) > params.window:
+            continue
+        sim, threshold = similarity(f, m.features, idf, params)
+        if sim >= threshold and sim - threshold >= best_margin:
+            best_margin = sim - threshold
+            best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id)
+    return best

@@ -1,0 +1,228 @@
+"""Configuration: a TOML file, overridden by MONITOR_* environment variables, validated.
+
+Every section and key is declared here; an unknown key or a bad value is rejected with a
+message that names the key and the file, so a typo never silently disables a feature.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9,
+               "gib": 2**30}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and which file."""
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read "2s", "10m", "24h", "7d" (or a number of seconds) as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    raise ValueError(f"invalid duration {value!r}: use a number and a unit, e.g. 30s, 10m, 24h")
+
+
+def parse_size(value: object) -> int:
+    """Read "10MB", "512KiB" or a byte count."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (m := _SIZE.match(value)):
+        return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+    raise ValueError(f"invalid size {value!r}: use e.g. 10MB or 512KiB")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DatabaseConfig(_Section):
+    url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data folder")
+
+
+class AlertsConfig(_Section):
+    backfill: Duration = timedelta(hours=24)
+    retry_initial: Duration = timedelta(seconds=30)
+    retry_max: Duration = timedelta(hours=1)
+    max_attempts: int = Field(10, ge=1)
+
+
+class HttpConfig(_Section):
+    connect_timeout: Duration = timedelta(seconds=10)
+    timeout: Duration = timedelta(seconds=30)
+    max_body: Size = 10 * 2**20
+    concurrency: int = Field(32, ge=1)
+    per_host: int = Field(2, ge=1)
+    user_agent: str | None = None
+
+
+class MatchingConfig(_Section):
+    threshold: float | None = Field(None, ge=0)
+    topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
+    cluster_window: Duration = timedelta(days=7)
+
+
+class FeedConfig(_Section):
+    url: str
+    name: str | None = None
+    interval: Duration = timedelta(minutes=10)
+    enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"feed url must be http(s)://…, got {v!r}")
+        return v.strip()
+
+
+class WebhookChannel(_Section):
+    type: Literal["webhook"]
+    name: str | None = None
+    url: str
+    secret: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=15)
+
+
+class EmailChannel(_Section):
+    type: Literal["email"]
+    name: str | None = None
+    host: str
+    port: int | None = None
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=30)
+
+
+class ConsoleChannel(_Section):
+    type: Literal["console"]
+    name: str | None = None
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | ConsoleChannel, Field(discriminator="type")]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Environment variables win over the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MONITOR_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
+
+    database: DatabaseConfig = DatabaseConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    http: HttpConfig = HttpConfig()
+    matching: MatchingConfig = MatchingConfig()
+    feeds: list[FeedConfig] = []
+    channels: list[Channel] = []
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init kwargs; the environment must override them.
+        return (env_settings, init_settings)
+
+    def channel_names(self) -> list[str]:
+        """A stable name per channel: its own, else type and position."""
+        return [c.name or f"{c.type}-{i + 1}" for i, c in enumerate(self.channels)]
+
+
+def data_dir() -> Path:
+    """Where the embedded database lives: $MONITOR_DATA_DIR, else the XDG data folder."""
+    if env := os.environ.get("MONITOR_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "monitor"
+
+
+def default_config_path() -> Path | None:
+    """$MONITOR_CONFIG, else ./monitor.toml, else $XDG_CONFIG_HOME/monitor/monitor.toml."""
+    if env := os.environ.get("MONITOR_CONFIG"):
+        return Path(env)
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    for candidate in (Path("monitor.toml"), Path(xdg) / "monitor" / "monitor.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def default_feeds() -> list[dict[str, Any]]:
+    """The built-in feed list used when no configuration names any feed."""
+    text = resources.files("monitor").joinpath("data/default_feeds.toml").read_text("utf-8")
+    feeds: list[dict[str, Any]] = tomllib.loads(text).get("feeds", [])
+    return feeds
+
+
+def _describe(err: ValidationError, where: str) -> str:
+    lines = [f"invalid configuration in {where}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, *, use_defaults: bool = True) -> Settings:
+    """Load and validate; with no file and no feeds, fall back to the built-in feed list."""
+    path = path or default_config_path()
+    data: dict[str, Any] = {}
+    where = "built-in defaults and MONITOR_* environment"
+    if path is not None:
+        where = f"{path} (or the MONITOR_* environment)"
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, where)) from None
+    if path is None and use_defaults and not settings.feeds:
+        settings.feeds = [FeedConfig(**f) for f in default_feeds()]
+    if settings.database.url is None:
+        folder = data_dir()
+        settings.database.url = f"sqlite:///{(folder / 'monitor.db').as_posix()}"
+    return settings

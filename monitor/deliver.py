@@ -1,0 +1,129 @@
+"""Send alerts through channels (webhook, email, console). The delivery edge.
+
+A send returns an Outcome instead of raising: delivered, retry later (network errors, 429,
+5xx, honouring Retry-After), or failed for good (other 4xx). The outbox loop in
+`pipeline.py` turns outcomes into retries with backoff or a dead letter.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import httpx
+from standardwebhooks import Webhook
+
+from monitor.alerts import AlertContent, payload, render_html, render_text, subject
+from monitor.config import ConsoleChannel, EmailChannel, WebhookChannel
+from monitor.fetch import USER_AGENT
+
+ChannelConfig = WebhookChannel | EmailChannel | ConsoleChannel
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    retry: bool = False
+    error: str | None = None
+    retry_after: timedelta | None = None
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(timedelta(0), when - now)
+
+
+def webhook_request(ch: WebhookChannel, content: AlertContent,
+                    now: datetime) -> tuple[bytes, dict[str, str]]:
+    """Body and headers; signed per Standard Webhooks when the channel has a secret."""
+    body = json.dumps(payload(content), ensure_ascii=False, separators=(",", ":"))
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": content.id,
+        "webhook-timestamp": str(int(now.timestamp())),
+    }
+    if ch.secret is not None:
+        signer = Webhook(ch.secret.get_secret_value())
+        headers["webhook-signature"] = signer.sign(content.id, now, body)
+    return body.encode("utf-8"), headers
+
+
+async def send_webhook(ch: WebhookChannel, content: AlertContent, now: datetime,
+                       client: httpx.AsyncClient) -> Outcome:
+    body, headers = webhook_request(ch, content, now)
+    try:
+        resp = await client.post(ch.url, content=body, headers=headers,
+                                 timeout=ch.timeout.total_seconds())
+    except httpx.HTTPError as exc:
+        return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}"[:500])
+    if 200 <= resp.status_code < 300:
+        return Outcome(True)
+    detail = f"HTTP {resp.status_code}: {resp.text[:300]}"
+    if resp.status_code == 429 or resp.status_code >= 500 or resp.status_code == 408:
+        return Outcome(False, retry=True, error=detail,
+                       retry_after=parse_retry_after(resp.headers.get("retry-after"), now))
+    return Outcome(False, retry=False, error=detail)
+
+
+def email_message(ch: EmailChannel, content: AlertContent) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject(content)[:250]
+    msg["From"] = ch.sender
+    msg["To"] = ", ".join(ch.to)
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Message-ID"] = f"<{content.id}@monitor>"
+    msg.set_content(render_text(content))
+    msg.add_alternative(render_html(content), subtype="html")
+    return msg
+
+
+async def send_email(ch: EmailChannel, content: AlertContent) -> Outcome:
+    port = ch.port or {"ssl": 465, "starttls": 587, "none": 25}[ch.security]
+    try:
+        await aiosmtplib.send(
+            email_message(ch, content), hostname=ch.host, port=port,
+            username=ch.username,
+            password=ch.password.get_secret_value() if ch.password else None,
+            use_tls=ch.security == "ssl", start_tls=ch.security == "starttls",
+            timeout=ch.timeout.total_seconds(),
+        )
+    except aiosmtplib.SMTPResponseException as exc:
+        permanent = 500 <= exc.code < 600 and exc.code not in (421, 450, 451, 452)
+        return Outcome(False, retry=not permanent, error=f"SMTP {exc.code}: {exc.message}"[:500])
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}"[:500])
+    return Outcome(True)
+
+
+def send_console(content: AlertContent, stream: Any = None) -> Outcome:
+    out = stream or sys.stdout
+    out.write("\n=== ALERT " + "=" * 60 + "\n" + render_text(content) + "\n")
+    out.flush()
+    return Outcome(True)
+
+
+async def send(ch: ChannelConfig, content: AlertContent, now: datetime,
+               client: httpx.AsyncClient) -> Outcome:
+    if isinstance(ch, WebhookChannel):
+        return await send_webhook(ch, content, now, client)
+    if isinstance(ch, EmailChannel):
+        return await send_email(ch, content)
+    return send_console(content)

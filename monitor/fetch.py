@@ -1,0 +1,159 @@
+"""Fetch feed documents over HTTP: concurrent, conditional, bounded. The network edge.
+
+Each request carries the stored validators (ETag, Last-Modified) so an unchanged feed costs
+a 304 and no parsing. Bodies are streamed and cut off at a size cap counted after
+decompression, so neither a huge document nor a gzip bomb can exhaust memory; every request
+has a connect timeout and a total deadline, so a slow-drip server cannot stall a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx
+
+from monitor import __version__
+
+USER_AGENT = f"monitor/{__version__} (self-hosted news feed monitor; +https://pypi.org/project/feedparser/)"
+ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
+          "text/xml;q=0.9, */*;q=0.5")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    feed_id: int
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    feed_id: int
+    url: str
+    status: int | None = None
+    body: bytes | None = None
+    body_hash: str | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_url: str | None = None  # the new address after 301/308 redirects only
+    retry_after: str | None = None
+    error: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    connect_timeout: timedelta = timedelta(seconds=10)
+    timeout: timedelta = timedelta(seconds=30)
+    max_body: int = 10 * 2**20
+    concurrency: int = 32
+    per_host: int = 2
+    user_agent: str = USER_AGENT
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
+                     opts: FetchOptions) -> FetchResult:
+    headers = {}
+    if req.etag:
+        headers["If-None-Match"] = req.etag
+    if req.last_modified:
+        headers["If-Modified-Since"] = req.last_modified
+    try:
+        async with asyncio.timeout(opts.timeout.total_seconds()):
+            async with client.stream("GET", req.url, headers=headers) as resp:
+                permanent = None
+                if resp.history and all(r.status_code in (301, 308) for r in resp.history):
+                    permanent = str(resp.url)
+                base = FetchResult(
+                    feed_id=req.feed_id, url=req.url, status=resp.status_code,
+                    content_type=resp.headers.get("content-type"),
+                    etag=resp.headers.get("etag") or req.etag,
+                    last_modified=resp.headers.get("last-modified") or req.last_modified,
+                    permanent_url=permanent, retry_after=resp.headers.get("retry-after"),
+                )
+                if resp.status_code == 304:
+                    return base
+                if resp.status_code >= 400:
+                    return replace(base, error=f"HTTP {resp.status_code} {resp.reason_phrase}")
+                declared = resp.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > opts.max_body:
+                    raise BodyTooLarge(declared)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > opts.max_body:
+                        raise BodyTooLarge(str(size))
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+                return replace(base, body=body, body_hash=hashlib.sha256(body).hexdigest())
+    except BodyTooLarge:
+        return FetchResult(req.feed_id, req.url,
+                           error=f"body larger than the {opts.max_body}-byte cap")
+    except TimeoutError:
+        return FetchResult(req.feed_id, req.url,
+                           error=f"timed out after {opts.timeout.total_seconds():g}s")
+    except httpx.TooManyRedirects:
+        return FetchResult(req.feed_id, req.url, error="too many redirects")
+    except httpx.HTTPError as exc:
+        return FetchResult(req.feed_id, req.url, error=_describe(exc))
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {text}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out: {type(exc).__name__}"
+    return f"{type(exc).__name__}: {text}"
+
+
+def make_client(opts: FetchOptions) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(opts.timeout.total_seconds(),
+                            connect=opts.connect_timeout.total_seconds())
+    limits = httpx.Limits(max_connections=opts.concurrency,
+                          max_keepalive_connections=opts.concurrency)
+    return httpx.AsyncClient(
+        timeout=timeout, limits=limits, follow_redirects=True, max_redirects=10,
+        headers={"User-Agent": opts.user_agent, "Accept": ACCEPT},
+    )
+
+
+async def fetch_stream(requests: Sequence[FetchRequest],
+                       opts: FetchOptions) -> AsyncIterator[FetchResult]:
+    """Yield results as they complete, at most `concurrency` at once and `per_host` per host."""
+    total = asyncio.Semaphore(opts.concurrency)
+    hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def guarded(client: httpx.AsyncClient, req: FetchRequest) -> FetchResult:
+        host = urlsplit(req.url).netloc.lower()
+        per_host = hosts.setdefault(host, asyncio.Semaphore(opts.per_host))
+        async with per_host, total:
+            return await _fetch_one(client, req, opts)
+
+    async with make_client(opts) as client:
+        tasks = [asyncio.create_task(guarded(client, r)) for r in requests]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for t in tasks:
+                t.cancel()

@@ -1,0 +1,275 @@
+"""Score articles against the topic profile. Pure: dataclasses in, dataclasses out.
+
+Method: text is split into sentences (the headline is one) and words are stemmed, so
+inflected Russian and English forms meet the profile's terms. A topic matches when all
+concepts of one of its `require` lists appear in the same sentence: co-occurrence in one
+sentence is what separates "Putin met Israel's prime minister" from a roundup that names
+Russia in one item and Israel in the next. The score weighs where the evidence sits
+(headline above lead above body), how often it recurs, and supporting concepts.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import snowballstemmer
+
+from monitor.normalize import Article
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|[\n\r]+|\s+[|•·—–]\s+")
+_CYR = re.compile(r"[\u0400-\u04ff]")
+_EN = snowballstemmer.stemmer("english")
+_RU = snowballstemmer.stemmer("russian")
+
+TITLE_WEIGHT = 1.5
+LEAD_WEIGHT = 1.0
+BODY_WEIGHT = 0.8
+LEAD_SENTENCES = 3
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Lower-case Snowball stem, Russian or English by the word's script."""
+    w = word.lower().replace("ё", "е").replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    if _CYR.search(w):
+        return str(_RU.stemWord(w))
+    return str(_EN.stemWord(w))
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    stem: str
+    surface: str
+
+
+def tokenize(text: str) -> list[Token]:
+    return [Token(stem(m.group()), m.group()) for m in _WORD.finditer(text)]
+
+
+def sentences(title: str, text: str) -> list[tuple[str, bool]]:
+    """(sentence, is_headline): the headline's clauses first, then the body's sentences."""
+    out = [(s.strip(), True) for s in _SENTENCE.split(title) if s.strip()]
+    out += [(s.strip(), False) for s in _SENTENCE.split(text) if s.strip()]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    key: str  # the first alias: one identity across languages
+    concept: str
+    phrases: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    id: str
+    title: str
+    description: str
+    require: tuple[tuple[str, ...], ...]
+    support: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    topics: tuple[Topic, ...]
+    terms: tuple[Term, ...]
+    place_concepts: frozenset[str]
+    generic_concepts: frozenset[str]
+    false_friends: dict[str, frozenset[str]]
+    threshold: float
+    source: str = "built-in"
+
+    @property
+    def concepts(self) -> list[str]:
+        return sorted({t.concept for t in self.terms})
+
+
+def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
+    """Build a profile from its TOML structure (see data/topics.toml for the format)."""
+    terms: list[Term] = []
+    places: set[str] = set()
+    generic: set[str] = set()
+    for concept, spec in (data.get("concepts") or {}).items():
+        if spec.get("places"):
+            places.add(concept)
+        if spec.get("generic"):
+            generic.add(concept)
+        for line in spec.get("terms", []):
+            aliases = [a.strip() for a in line.split("|") if a.strip()]
+            phrases = tuple(dict.fromkeys(
+                tuple(t.stem for t in tokenize(a)) for a in aliases if tokenize(a)))
+            terms.append(Term(key=aliases[0].lower(), concept=concept, phrases=phrases))
+    known = {t.concept for t in terms}
+    topics = []
+    for spec in data.get("topics", []):
+        require = tuple(tuple(group) for group in spec["require"])
+        for c in {c for g in require for c in g} | set(spec.get("support", [])):
+            if c not in known:
+                raise ValueError(f"topic {spec['id']!r} names unknown concept {c!r}")
+        topics.append(Topic(id=spec["id"], title=spec.get("title", spec["id"]),
+                            description=spec.get("description", "").strip(),
+                            require=require, support=tuple(spec.get("support", []))))
+    friends = {stem(k): frozenset(w.lower() for w in v)
+               for k, v in (data.get("false_friends") or {}).items()}
+    return Profile(topics=tuple(topics), terms=tuple(terms), place_concepts=frozenset(places),
+                   generic_concepts=frozenset(generic), false_friends=friends,
+                   threshold=float(data.get("threshold", 1.0)), source=source)
+
+
+def load_profile(path: Path | None = None) -> Profile:
+    """The profile at `path`, else the built-in one."""
+    if path is None:
+        text = resources.files("monitor").joinpath("data/topics.toml").read_text("utf-8")
+        return parse_profile(tomllib.loads(text))
+    return parse_profile(tomllib.loads(path.read_text("utf-8")), source=str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    term: str
+    concept: str
+    surface: str
+
+
+@dataclass(frozen=True)
+class TopicScore:
+    topic: str
+    score: float
+    evidence: list[str]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    scores: dict[str, TopicScore]
+    # Term keys found anywhere: language-independent identities. `entities` are specific
+    # (people, places, organisations); `keywords` come from generic concepts (strike, talks).
+    entities: frozenset[str]
+    keywords: frozenset[str]
+    places: frozenset[str]
+    threshold: float
+
+    @property
+    def best(self) -> float:
+        return max((s.score for s in self.scores.values()), default=0.0)
+
+    @property
+    def topics(self) -> list[str]:
+        """Topics at or above the threshold, best first."""
+        hits = [s for s in self.scores.values() if s.score >= self.threshold]
+        return [s.topic for s in sorted(hits, key=lambda s: -s.score)]
+
+    @property
+    def relevant(self) -> bool:
+        return self.best >= self.threshold
+
+
+class Matcher:
+    """A compiled profile: phrase lookup by first stem, longest phrase first."""
+
+    def __init__(self, profile: Profile, threshold: float | None = None) -> None:
+        self.profile = profile
+        self.threshold = profile.threshold if threshold is None else threshold
+        index: dict[str, list[tuple[tuple[str, ...], Term]]] = {}
+        for term in profile.terms:
+            for phrase in term.phrases:
+                index.setdefault(phrase[0], []).append((phrase, term))
+        for options in index.values():
+            options.sort(key=lambda o: -len(o[0]))
+        self._index = index
+
+    def hits(self, sentence: str) -> list[Hit]:
+        tokens = tokenize(sentence)
+        title_case = _is_title_case(tokens)
+        out: list[Hit] = []
+        i = 0
+        while i < len(tokens):
+            matched = 0
+            for phrase, term in self._index.get(tokens[i].stem, ()):
+                n = len(phrase)
+                if tuple(t.stem for t in tokens[i:i + n]) != phrase:
+                    continue
+                if n == 1 and not title_case and self._false_friend(tokens, i):
+                    break
+                surface = " ".join(t.surface for t in tokens[i:i + n])
+                out.append(Hit(term.key, term.concept, surface))
+                matched = n
+                break
+            i += matched or 1
+        return out
+
+    def _false_friend(self, tokens: list[Token], i: int) -> bool:
+        """A capitalized given name followed by a surname (Israel Adesanya), not a country."""
+        allowed = self.profile.false_friends.get(tokens[i].stem)
+        if allowed is None or i + 1 >= len(tokens):
+            return False
+        nxt = tokens[i + 1].surface
+        return tokens[i].surface[:1].isupper() and nxt[:1].isupper() \
+            and nxt.lower() not in allowed
+
+    def match(self, title: str, text: str) -> MatchResult:
+        all_sentences = sentences(title, text)
+        found: list[list[Hit]] = [self.hits(s) for s, _ in all_sentences]
+        n_title = sum(1 for _, is_title in all_sentences if is_title)
+        concepts_anywhere = {h.concept for hs in found for h in hs}
+        scores: dict[str, TopicScore] = {}
+        for topic in self.profile.topics:
+            weights: list[float] = []
+            evidence: list[str] = []
+            for idx, hs in enumerate(found):
+                present = {h.concept for h in hs}
+                if not any(set(group) <= present for group in topic.require):
+                    continue
+                if idx < n_title:
+                    weights.append(TITLE_WEIGHT)
+                else:
+                    lead = idx - n_title < LEAD_SENTENCES
+                    weights.append(LEAD_WEIGHT if lead else BODY_WEIGHT)
+                evidence.append(_snippet(all_sentences[idx][0], hs))
+            if not weights:
+                continue
+            weights.sort(reverse=True)
+            support = sum(1 for c in topic.support if c in concepts_anywhere)
+            score = weights[0] + 0.2 * min(3, len(weights) - 1) + 0.1 * min(3, support)
+            scores[topic.id] = TopicScore(topic.id, round(score, 3), evidence[:3])
+        generic = self.profile.generic_concepts
+        all_hits = [h for hs in found for h in hs]
+        entities = frozenset(h.term for h in all_hits if h.concept not in generic)
+        keywords = frozenset(h.term for h in all_hits if h.concept in generic)
+        places = frozenset(h.term for h in all_hits if h.concept in self.profile.place_concepts)
+        return MatchResult(scores, entities, keywords, places, self.threshold)
+
+    def match_article(self, article: Article) -> MatchResult:
+        return self.match(article.title, article.text)
+
+
+def _is_title_case(tokens: Iterable[Token]) -> bool:
+    words = [t.surface for t in tokens if t.surface[:1].isalpha() and len(t.surface) > 3]
+    return len(words) >= 3 and sum(w[:1].isupper() for w in words) / len(words) > 0.7
+
+
+def _snippet(sentence: str, hits: list[Hit], limit: int = 240) -> str:
+    s = sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+    terms = ", ".join(sorted({f"{h.concept}:{h.surface}" for h in hits}))
+    return f"{s} [{terms}]"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    result: MatchResult
+    sentences: list[tuple[str, list[Hit]]] = field(default_factory=list)
+
+
+def explain(matcher: Matcher, title: str, text: str) -> Explanation:
+    """Every sentence with the concept hits found in it, for `monitor explain`."""
+    ss = sentences(title, text)
+    return Explanation(matcher.match(title, text), [(s, matcher.hits(s)) for s, _ in ss])

@@ -1,0 +1,167 @@
+"""Turn parsed entries into normalized articles: canonical URLs, plain text, UTC dates,
+stable ids and content hashes. Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+from monitor.parse import ParsedEntry
+
+# Query parameters that identify a campaign or a click, never the article.
+_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "mtm_", "at_", "hsa_")
+_TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "dclid", "gclsrc", "yclid", "msclkid", "igshid", "twclid", "ocid",
+    "cmpid", "cmp", "ito", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname",
+    "ns_fee", "sr_share", "ref", "ref_src", "referrer", "smid", "share", "_ga", "_gl",
+    "amp", "outputtype", "rss", "rssfeed", "from", "utm",
+})
+_BLOCK = re.compile(r"<(/?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article)\b)",
+                    re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z]")
+# A feed may date an entry slightly ahead (clock skew); beyond this it is not believed.
+FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One feed entry, normalized; the unit stored, matched and clustered."""
+
+    guid: str
+    url: str | None
+    canonical_url: str | None
+    title: str
+    text: str
+    summary_html: str
+    language: str | None
+    published_at: datetime
+    updated_at: datetime | None
+    date_estimated: bool
+    content_hash: str
+    author: str | None = None
+
+
+def canonical_url(url: str, base: str | None = None) -> str:
+    """The URL with tracking parameters, fragments and AMP variants removed.
+
+    Two links that reach the same article through a newsletter, a share button or an AMP
+    page map to one string, which is what dedupe compares.
+    """
+    url = url.strip()
+    if base:
+        url = urljoin(base, url)
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "http").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if host.startswith("amp."):
+        host = host[4:]
+    port = parts.port if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)) \
+        else None
+    netloc = f"{host}:{port}" if port else host
+    path = re.sub(r"/+", "/", parts.path or "/")
+    path = re.sub(r"/amp(?=/|$)", "", path) or "/"
+    if path.endswith(".amp"):
+        path = path[:-4]
+    if len(path) > 1:
+        path = path.rstrip("/")
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith(_TRACKING_PREFIXES) and k.lower() not in _TRACKING_PARAMS
+    ]
+    query.sort()
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment: tags and script/style bodies gone, entities decoded."""
+    if not fragment:
+        return ""
+    if "<" not in fragment and "&" not in fragment:
+        return _SPACE.sub(" ", fragment).strip()
+    spaced = _BLOCK.sub(r" <\1", fragment)
+    text = html.unescape(nh3.clean(spaced, tags=set()))
+    return _SPACE.sub(" ", text).strip()
+
+
+def sanitize_html(fragment: str) -> str:
+    """Feed HTML made safe to show: no scripts, frames, event handlers or remote images."""
+    tags = {"a", "b", "strong", "i", "em", "p", "br", "ul", "ol", "li", "blockquote", "q",
+            "h1", "h2", "h3", "h4", "h5", "h6", "code", "pre", "span", "small", "sub", "sup"}
+    return nh3.clean(fragment, tags=tags, attributes={"a": {"href", "title"}},
+                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
+
+
+def guess_language(text: str, declared: str | None) -> str | None:
+    """The declared language's primary tag, else a guess from the script (ru vs. en)."""
+    if declared:
+        return declared.split("-")[0].split("_")[0].lower()[:8] or None
+    cyr = len(_CYRILLIC.findall(text))
+    lat = len(_LATIN.findall(text))
+    if cyr + lat == 0:
+        return None
+    return "ru" if cyr > lat else "en"
+
+
+def content_hash(title: str, text: str) -> str:
+    """Hash of what a reader sees; identical copies under other URLs share it."""
+    basis = _SPACE.sub(" ", f"{title}\n{text}".casefold()).strip()
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()
+
+
+def normalize_entry(entry: ParsedEntry, feed_url: str, feed_language: str | None,
+                    now: datetime) -> Article:
+    """Normalize one entry.
+
+    Dates: published, else updated, else `now` (marked estimated); a date more than
+    FUTURE_TOLERANCE ahead of `now` is replaced by `now`. Ids: the guid, else the canonical
+    link, else a hash of title and text, so a guid-less entry keeps its identity across polls.
+    """
+    url = urljoin(feed_url, entry.link) if entry.link else None
+    canon = canonical_url(url) if url and url.startswith(("http://", "https://")) else None
+    body_html = entry.content_html if len(entry.content_html) > len(entry.summary_html) \
+        else entry.summary_html
+    title = html_to_text(entry.title)
+    text = html_to_text(body_html)
+    published = entry.published or entry.updated
+    estimated = published is None
+    if published is None or published > now + FUTURE_TOLERANCE:
+        published = now
+    updated = entry.updated if entry.updated and entry.updated <= now + FUTURE_TOLERANCE else None
+    chash = content_hash(title, text)
+    guid = entry.guid or canon or f"sha256:{chash}"
+    return Article(
+        guid=guid[:1024],
+        url=url,
+        canonical_url=canon,
+        title=title,
+        text=text,
+        summary_html=sanitize_html(body_html),
+        language=guess_language(f"{title} {text}", entry.language or feed_language),
+        published_at=published,
+        updated_at=updated,
+        date_estimated=estimated,
+        content_hash=chash,
+        author=entry.author,
+    )
+
+
+def _stamp(a: Article) -> datetime:
+    return a.updated_at or a.published_at
+
+
+def dedupe(articles: list[Article]) -> list[Article]:
+    """One article per guid within a document (the latest revision wins), order kept."""
+    best: dict[str, Article] = {}
+    for a in articles:
+        prev = best.get(a.guid)
+        if prev is None or _stamp(a) > _stamp(prev):
+            best[a.guid] = a
+    return list(best.values())

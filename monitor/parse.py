@@ -1,0 +1,116 @@
+"""Parse a feed document (RSS 0.9x/1.0/2.0, Atom) into plain dataclasses. Pure: no I/O."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+# feedparser resolves relative links against the document's own URL and sanitizes HTML;
+# both are on by default but are stated here because the rest of the pipeline relies on them.
+feedparser.RESOLVE_RELATIVE_URIS = True
+feedparser.SANITIZE_HTML = True
+
+
+class ParseError(Exception):
+    """The document is not a feed at all (as opposed to a feed with small defects)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    guid: str | None
+    link: str | None
+    title: str
+    summary_html: str
+    content_html: str
+    published: datetime | None
+    updated: datetime | None
+    author: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    language: str | None
+    ttl_minutes: int | None
+    version: str
+    entries: list[ParsedEntry] = field(default_factory=list)
+    warning: str | None = None
+
+
+def _date(value: Any) -> datetime | None:
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _entry(e: Any) -> ParsedEntry:
+    contents = e.get("content") or []
+    content_html = "\n".join(_text(c.get("value")) for c in contents if c.get("value"))
+    language = None
+    for c in contents:
+        language = language or c.get("language")
+    detail = e.get("summary_detail") or e.get("title_detail") or {}
+    language = language or detail.get("language")
+    link = _text(e.get("link")) or None
+    if link is None:
+        for candidate in e.get("links") or []:
+            if candidate.get("href") and candidate.get("rel", "alternate") == "alternate":
+                link = candidate["href"].strip()
+                break
+    return ParsedEntry(
+        guid=_text(e.get("id")) or None,
+        link=link,
+        title=_text(e.get("title")),
+        summary_html=_text(e.get("summary")),
+        content_html=content_html,
+        published=_date(e.get("published_parsed")) or _date(e.get("created_parsed")),
+        updated=_date(e.get("updated_parsed")),
+        author=_text(e.get("author")) or None,
+        language=language or None,
+    )
+
+
+def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Parse `body` fetched from `url`. Raises ParseError when it holds no feed."""
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type
+    d = feedparser.parse(body, response_headers=headers)
+    version = d.get("version") or ""
+    warning = None
+    if d.get("bozo"):
+        exc = d.get("bozo_exception")
+        warning = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+        if not version and not d.entries:
+            raise ParseError(f"not a feed ({warning})")
+    elif not version and not d.entries:
+        raise ParseError("not a feed (no RSS or Atom root element)")
+    feed = d.get("feed", {})
+    ttl = None
+    try:
+        ttl = int(feed.get("ttl")) if feed.get("ttl") else None
+    except (TypeError, ValueError):
+        ttl = None
+    return ParsedFeed(
+        title=_text(feed.get("title")) or None,
+        link=_text(feed.get("link")) or None,
+        language=_text(feed.get("language")) or None,
+        ttl_minutes=ttl,
+        version=version,
+        entries=[_entry(e) for e in d.entries],
+        warning=warning,
+    )

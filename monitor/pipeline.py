@@ -1,0 +1,402 @@
+"""The pipeline: poll → fetch → parse → normalize/dedupe → store → match → cluster → outbox
+→ deliver. This module composes the pure steps with the I/O edges and owns transactions.
+
+Each feed's result is processed in one transaction: its entries, their matches, their
+developments and any alert's outbox rows commit together or not at all, so a crash never
+leaves an alert without its development or a development without its alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor import store
+from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
+from monitor.cluster import ClusterIndex, ClusterParams, Features, Member, features
+from monitor.config import ConsoleChannel, Settings
+from monitor.db import Database, is_sqlite
+from monitor.deliver import ChannelConfig, Outcome, send
+from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
+from monitor.match import Matcher, MatchResult, load_profile
+from monitor.models import Alert, Delivery, Development, Entry, Feed, TopicMatch
+from monitor.normalize import Article, dedupe, normalize_entry
+from monitor.parse import ParseError, parse_feed
+
+log = logging.getLogger("monitor.pipeline")
+
+FEED_LEASE = timedelta(minutes=5)
+DELIVERY_LEASE = timedelta(minutes=2)
+MAX_FEED_BACKOFF = timedelta(hours=6)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class PollStats:
+    feeds: int = 0
+    fetched: int = 0
+    not_modified: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    new_entries: int = 0
+    updated_entries: int = 0
+    developments: int = 0
+    alerts: int = 0
+    failed_feeds: list[str] = field(default_factory=list)
+
+    def add(self, other: PollStats) -> None:
+        for name in ("feeds", "fetched", "not_modified", "unchanged", "errors", "new_entries",
+                     "updated_entries", "developments", "alerts"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed_feeds += other.failed_feeds
+
+
+@dataclass
+class DeliveryStats:
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+
+class Pipeline:
+    """One worker's view of the pipeline; `clock` is injectable for tests."""
+
+    def __init__(self, settings: Settings, db: Database,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.owner = worker_id()
+        self.matcher = Matcher(load_profile(settings.matching.topics),
+                               settings.matching.threshold)
+        self.cluster = ClusterIndex(ClusterParams(window=settings.matching.cluster_window))
+        http = settings.http
+        self.fetch_options = FetchOptions(
+            connect_timeout=http.connect_timeout, timeout=http.timeout, max_body=http.max_body,
+            concurrency=http.concurrency, per_host=http.per_host,
+            **({"user_agent": http.user_agent} if http.user_agent else {}),
+        )
+        self.channels: dict[str, ChannelConfig] = dict(
+            zip(settings.channel_names(), settings.channels, strict=True))
+        if not self.channels:
+            self.channels = {"console": ConsoleChannel(type="console", name="console")}
+
+    # ------------------------------------------------------------------ polling --
+
+    def sync_feeds(self) -> None:
+        with self.db.session() as s:
+            store.sync_feeds(s, self.settings.feeds, self.clock())
+
+    async def poll(self, only_due: bool = False) -> PollStats:
+        """Fetch every claimed feed and process each result as it arrives."""
+        now = self.clock()
+        with self.db.session() as s:
+            feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
+            requests = [FetchRequest(f.id, f.url, f.etag, f.last_modified) for f in feeds]
+        stats = PollStats(feeds=len(requests))
+        if not requests:
+            return stats
+        async for result in fetch_stream(requests, self.fetch_options):
+            stats.add(await asyncio.to_thread(self.process_result, result))
+        return stats
+
+    def process_result(self, result: FetchResult) -> PollStats:
+        """Everything that follows one fetch, in one transaction."""
+        now = self.clock()
+        stats = PollStats()
+        try:
+            with self.db.session() as s:
+                feed = s.get(Feed, result.feed_id)
+                if feed is None:
+                    return stats
+                self._process(s, feed, result, now, stats)
+        except Exception as exc:  # one feed's failure must not end the poll
+            log.exception("feed %s: processing failed", result.url)
+            stats.errors += 1
+            stats.failed_feeds.append(result.url)
+            with self.db.session() as s:
+                feed = s.get(Feed, result.feed_id)
+                if feed is not None:
+                    self._record_error(feed, f"processing failed: {exc}", now)
+        return stats
+
+    def _process(self, s: Session, feed: Feed, result: FetchResult, now: datetime,
+                 stats: PollStats) -> None:
+        first_sight = feed.first_polled_at is None
+        feed.last_polled_at = now
+        feed.last_status = result.status
+        store.release_feed(feed)
+        if result.error is not None:
+            self._record_error(feed, result.error, now)
+            stats.errors += 1
+            stats.failed_feeds.append(feed.url)
+            return
+        if result.permanent_url and result.permanent_url != feed.url:
+            log.info("feed %s moved permanently to %s", feed.url, result.permanent_url)
+            feed.permanent_url = result.permanent_url
+        feed.etag, feed.last_modified = result.etag, result.last_modified
+        self._record_success(feed, now)
+        if result.not_modified:
+            stats.not_modified += 1
+            return
+        if result.body_hash and result.body_hash == feed.body_hash:
+            stats.unchanged += 1
+            return
+        try:
+            parsed = parse_feed(result.body or b"", result.permanent_url or feed.url,
+                                result.content_type)
+        except ParseError as exc:
+            self._record_error(feed, str(exc), now)
+            stats.errors += 1
+            stats.failed_feeds.append(feed.url)
+            return
+        stats.fetched += 1
+        if first_sight:
+            feed.first_polled_at = now
+            if parsed.title and not feed.name:
+                feed.name = parsed.title[:300]
+        feed.body_hash = result.body_hash
+        articles = dedupe([normalize_entry(e, feed.url, parsed.language, now)
+                           for e in parsed.entries])
+        articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
+        self._store_articles(s, feed, articles, now, stats)
+
+    def _record_error(self, feed: Feed, error: str, now: datetime) -> None:
+        feed.error_count += 1
+        feed.last_error = error[:2000]
+        feed.last_polled_at = now
+        backoff = min(MAX_FEED_BACKOFF,
+                      timedelta(seconds=feed.interval_seconds) * 2 ** min(feed.error_count - 1, 8))
+        feed.next_poll_at = now + backoff
+        store.release_feed(feed)
+        log.warning("feed %s (%s): %s; retry in %s", feed.name or "", feed.url, error, backoff)
+
+    def _record_success(self, feed: Feed, now: datetime) -> None:
+        if feed.error_count:
+            log.info("feed %s recovered after %d errors", feed.url, feed.error_count)
+        feed.error_count = 0
+        feed.last_error = None
+        feed.last_success_at = now
+        feed.next_poll_at = now + timedelta(seconds=feed.interval_seconds)
+
+    # ---------------------------------------------------------- store + match --
+
+    def _store_articles(self, s: Session, feed: Feed, articles: list[Article],
+                        now: datetime, stats: PollStats) -> None:
+        existing = store.existing_entries(s, feed.id, [a.guid for a in articles])
+        fresh = [a for a in articles if a.guid not in existing]
+        revised = [a for a in articles
+                   if a.guid in existing and existing[a.guid].content_hash != a.content_hash]
+        if not fresh and not revised:
+            return
+        # Take the clustering lock before any insert, so entry ids grow in commit order and
+        # the in-memory index can catch up on other workers' entries by id.
+        store.lock_clustering(s)
+        changed: list[tuple[Entry, Article, bool]] = []
+        for a in revised:
+            row = existing[a.guid]
+            store.apply_article(row, a, now)
+            row.revision += 1
+            changed.append((row, a, False))
+        for a in fresh:
+            row = store.new_entry(feed.id, a, now)
+            s.add(row)
+            changed.append((row, a, True))
+        stats.new_entries += len(fresh)
+        stats.updated_entries += len(revised)
+        changed.sort(key=lambda c: c[1].published_at)
+        s.flush()
+        self._refresh_cluster_index(s, now)
+        cutoff = now - self.settings.alerts.backfill
+        for row, a, is_new in changed:
+            result = self.matcher.match_article(a)
+            self._save_matches(row, result)
+            f = features(a.title, a.text, result, a.language)
+            if is_new or row.development_id is None:
+                self._place_new(s, feed, row, a, result, f, now, cutoff, stats)
+            else:
+                row.join_reason = "update"
+                dev = s.get(Development, row.development_id)
+                if dev is not None:
+                    self._update_development(s, dev, row, result, now, cutoff, stats)
+            if row.development_id is not None:
+                self.cluster.add(Member(row.id, row.development_id, a.canonical_url,
+                                        a.content_hash, a.published_at, f))
+
+    def _save_matches(self, row: Entry, result: MatchResult) -> None:
+        row.score = result.best
+        row.relevant = result.relevant
+        current = {m.topic: m for m in row.matches}
+        for topic, ts in result.scores.items():
+            m = current.pop(topic, None)
+            if m is None:
+                row.matches.append(TopicMatch(topic=topic, score=ts.score, evidence=ts.evidence))
+            else:
+                m.score, m.evidence = ts.score, ts.evidence
+        for m in current.values():
+            row.matches.remove(m)
+
+    def _refresh_cluster_index(self, s: Session, now: datetime) -> None:
+        """Bring in members other transactions (or earlier runs) stored since last time."""
+        window = self.cluster.params.window
+        since = now - 2 * window
+        self.cluster.prune(since)
+        for e in store.recent_members(s, since, self.cluster.max_entry_id):
+            if e.development_id is None:
+                continue
+            r = self.matcher.match(e.title, e.text)
+            self.cluster.add(Member(e.id, e.development_id, e.canonical_url, e.content_hash,
+                                    e.published_at, features(e.title, e.text, r, e.language)))
+
+    def _place_new(self, s: Session, feed: Feed, row: Entry, a: Article,
+                   result: MatchResult, f: Features, now: datetime, cutoff: datetime,
+                   stats: PollStats) -> None:
+        assignment = self.cluster.assign(a.canonical_url, a.content_hash, a.published_at, f)
+        if assignment.development_id is not None:
+            dev = s.get(Development, assignment.development_id)
+            if dev is not None:
+                row.development_id = dev.id
+                row.join_reason = f"{assignment.reason}:{assignment.similarity}"
+                self._update_development(s, dev, row, result, now, cutoff, stats)
+                return
+        dev = Development(title=a.title or a.text[:200], topics=result.topics,
+                          score=result.best, first_seen_at=now, last_seen_at=now,
+                          event_at=a.published_at,
+                          state="history" if a.published_at < cutoff else "quiet")
+        s.add(dev)
+        s.flush()
+        dev.primary_entry_id = row.id
+        row.development_id = dev.id
+        row.join_reason = "new"
+        stats.developments += 1
+        self._maybe_alert(s, dev, row, result, now, stats)
+
+    def _update_development(self, s: Session, dev: Development, row: Entry,
+                            result: MatchResult, now: datetime, cutoff: datetime,
+                            stats: PollStats) -> None:
+        dev.last_seen_at = now
+        if result.relevant:
+            dev.topics = sorted(set(dev.topics) | set(result.topics))
+            dev.score = max(dev.score, result.best)
+        if dev.state == "quiet" and row.published_at >= cutoff:
+            self._maybe_alert(s, dev, row, result, now, stats)
+
+    def _maybe_alert(self, s: Session, dev: Development, row: Entry,
+                     result: MatchResult, now: datetime, stats: PollStats) -> None:
+        """A development is announced once: when it is first seen on topic, if recent."""
+        if dev.state != "quiet" or not result.relevant:
+            return
+        dev.state = "alerted"
+        dev.primary_entry_id = row.id
+        dev.title = row.title or dev.title
+        dev.topics = result.topics
+        dev.score = result.best
+        store.add_alert(s, dev, new_alert_id(), list(self.channels), now)
+        stats.alerts += 1
+        log.info("alert: %s [%s] %.2f", dev.title, ", ".join(dev.topics), dev.score)
+
+    # --------------------------------------------------------------- delivery --
+
+    async def deliver_due(self) -> DeliveryStats:
+        """Send every due delivery once; failures are rescheduled with backoff and jitter."""
+        stats = DeliveryStats()
+        reclaim = is_sqlite(self.db.engine)
+        async with httpx.AsyncClient() as client:
+            while True:
+                now = self.clock()
+                with self.db.session() as s:
+                    batch = store.claim_deliveries(s, now, self.owner, DELIVERY_LEASE, reclaim)
+                    work = [(d.id, d.channel, d.attempts, self._content(s, d.alert))
+                            for d in batch]
+                if not work:
+                    return stats
+                for delivery_id, channel, attempts, content in work:
+                    ch = self.channels.get(channel)
+                    if ch is None:
+                        outcome = Outcome(False, retry=False,
+                                          error=f"channel {channel!r} is no longer configured")
+                    else:
+                        outcome = await send(ch, content, self.clock(), client)
+                    self._record_outcome(delivery_id, attempts + 1, outcome, stats)
+
+    def _record_outcome(self, delivery_id: int, attempt: int, outcome: Outcome,
+                        stats: DeliveryStats) -> None:
+        now = self.clock()
+        alerts = self.settings.alerts
+        with self.db.session() as s:
+            d = s.get(Delivery, delivery_id)
+            if d is None:
+                return
+            d.attempts = attempt
+            d.lease_owner = d.lease_until = None
+            if outcome.delivered:
+                d.status, d.delivered_at, d.last_error = "delivered", now, None
+                stats.delivered += 1
+                return
+            d.last_error = outcome.error
+            if not outcome.retry or attempt >= alerts.max_attempts:
+                d.status = "dead"
+                stats.dead += 1
+                log.error("delivery %s to %s failed for good after %d attempts: %s",
+                          d.alert.public_id, d.channel, attempt, outcome.error)
+                return
+            delay = min(alerts.retry_max, alerts.retry_initial * 2 ** (attempt - 1))
+            delay = delay * (0.5 + random.random() / 2)  # "equal jitter"
+            if outcome.retry_after is not None:
+                delay = max(delay, min(outcome.retry_after, alerts.retry_max))
+            d.next_attempt_at = now + delay
+            stats.retrying += 1
+            log.warning("delivery %s to %s failed (attempt %d): %s; retry in %.0fs",
+                        d.alert.public_id, d.channel, attempt, outcome.error,
+                        delay.total_seconds())
+
+    def _content(self, s: Session, alert: Alert) -> AlertContent:
+        """The alert as sent now: the development with every report known so far."""
+        dev = s.get(Development, alert.development_id) if alert.development_id else None
+        entries = store.development_entries(s, dev.id) if dev else []
+        if dev is not None and dev.primary_entry_id is not None:
+            entries.sort(key=lambda e: (e.id != dev.primary_entry_id, e.first_seen_at, e.id))
+        feeds = {f.id: f for f in s.scalars(select(Feed).where(
+            Feed.id.in_({e.feed_id for e in entries})))} if entries else {}
+        articles = []
+        seen_urls: set[str] = set()
+        for e in entries:
+            url = e.canonical_url or e.url or ""
+            if url in seen_urls:
+                continue
+            seen_urls.add(url)
+            f = feeds.get(e.feed_id)
+            articles.append(ArticleRef(url=url, title=e.title,
+                                       source=(f.name or f.url) if f else "",
+                                       published=e.published_at, language=e.language,
+                                       summary=e.text[:500]))
+        primary = entries[0] if entries else None
+        topics = []
+        if primary is not None:
+            titles = {t.id: t.title for t in self.matcher.profile.topics}
+            for m in sorted(primary.matches, key=lambda m: -m.score):
+                if m.score >= self.matcher.threshold:
+                    topics.append(TopicRef(m.topic, titles.get(m.topic, m.topic), m.score,
+                                           list(m.evidence)))
+        return AlertContent(id=alert.public_id, kind=alert.kind, created_at=alert.created_at,
+                            title=dev.title if dev else "", score=dev.score if dev else 0.0,
+                            topics=topics, articles=articles,
+                            development_id=dev.id if dev else None)

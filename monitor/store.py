@@ -1,0 +1,146 @@
+"""Reads and writes of the pipeline's state. The database edge; no decisions live here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from monitor.config import FeedConfig
+from monitor.models import Alert, Delivery, Development, Entry, Feed
+from monitor.normalize import Article
+
+# Any constant unique to this application: the key of the PostgreSQL advisory lock that
+# serializes clustering, so two workers never open two developments for one story.
+CLUSTER_LOCK_KEY = 0x6D6F6E69
+
+
+def sync_feeds(s: Session, feeds: Sequence[FeedConfig], now: datetime) -> None:
+    """Make the database's config-origin feeds match the config file.
+
+    Feeds in the file are added or updated (name, interval, enabled); config feeds no longer
+    in the file are disabled, not deleted, so their history stays. Feeds added with
+    `monitor feeds add` (origin "cli") are left alone.
+    """
+    by_url = {f.url: f for f in s.scalars(select(Feed))}
+    wanted = {f.url for f in feeds}
+    for cfg in feeds:
+        row = by_url.get(cfg.url)
+        interval = max(1, int(cfg.interval.total_seconds()))
+        if row is None:
+            s.add(Feed(url=cfg.url, name=cfg.name, enabled=cfg.enabled, interval_seconds=interval,
+                       origin="config", next_poll_at=now, created_at=now))
+            continue
+        row.name = cfg.name or row.name
+        row.enabled = cfg.enabled
+        if row.interval_seconds != interval:
+            row.interval_seconds = interval
+            row.next_poll_at = min(row.next_poll_at or now, now + timedelta(seconds=interval))
+    for url, row in by_url.items():
+        if row.origin == "config" and url not in wanted and row.enabled:
+            row.enabled = False
+
+
+def claim_feeds(s: Session, now: datetime, owner: str, lease: timedelta,
+                only_due: bool) -> list[Feed]:
+    """Lease enabled feeds (all, or those due) to `owner`; rows locked by others are skipped."""
+    q = select(Feed).where(Feed.enabled.is_(True))
+    q = q.where(or_(Feed.lease_until.is_(None), Feed.lease_until < now, Feed.lease_owner == owner))
+    if only_due:
+        q = q.where(or_(Feed.next_poll_at.is_(None), Feed.next_poll_at <= now))
+    q = q.order_by(Feed.next_poll_at, Feed.id).with_for_update(skip_locked=True)
+    feeds = list(s.scalars(q))
+    for f in feeds:
+        f.lease_owner = owner
+        f.lease_until = now + lease
+    return feeds
+
+
+def release_feed(feed: Feed) -> None:
+    feed.lease_owner = None
+    feed.lease_until = None
+
+
+def lock_clustering(s: Session) -> None:
+    """Serialize clustering across workers (PostgreSQL); SQLite has one writer anyway."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLUSTER_LOCK_KEY})
+
+
+def existing_entries(s: Session, feed_id: int, guids: Sequence[str]) -> dict[str, Entry]:
+    if not guids:
+        return {}
+    rows = s.scalars(select(Entry).where(Entry.feed_id == feed_id, Entry.guid.in_(guids)))
+    return {e.guid: e for e in rows}
+
+
+def new_entry(feed_id: int, a: Article, now: datetime) -> Entry:
+    e = Entry(feed_id=feed_id, guid=a.guid, first_seen_at=now, revision=1)
+    apply_article(e, a, now)
+    return e
+
+
+def apply_article(e: Entry, a: Article, now: datetime) -> None:
+    e.url = a.url
+    e.canonical_url = a.canonical_url
+    e.title = a.title
+    e.summary_html = a.summary_html
+    e.text = a.text
+    e.language = a.language
+    e.author = a.author
+    e.content_hash = a.content_hash
+    e.published_at = a.published_at
+    e.updated_at = a.updated_at
+    e.date_estimated = a.date_estimated
+    e.last_seen_at = now
+
+
+def recent_members(s: Session, since: datetime, after_id: int = 0) -> list[Entry]:
+    """Entries in a development published since `since` (for clustering), by id."""
+    q = (select(Entry).where(Entry.development_id.is_not(None), Entry.published_at >= since,
+                             Entry.id > after_id).order_by(Entry.id))
+    return list(s.scalars(q))
+
+
+def add_alert(s: Session, dev: Development, public_id: str, channels: Sequence[str],
+              now: datetime) -> Alert:
+    """The outbox rows, written in the caller's transaction with the development."""
+    alert = Alert(public_id=public_id, development_id=dev.id, created_at=now, kind="development")
+    for name in channels:
+        alert.deliveries.append(Delivery(channel=name, status="pending", next_attempt_at=now))
+    s.add(alert)
+    return alert
+
+
+def claim_deliveries(s: Session, now: datetime, owner: str, lease: timedelta,
+                     reclaim_foreign: bool, limit: int = 100) -> list[Delivery]:
+    """Lease due deliveries. With `reclaim_foreign` (one worker only, as on SQLite) a lease
+    held by another owner is a dead process's and is taken over at once."""
+    q = select(Delivery).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+    if not reclaim_foreign:
+        q = q.where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now,
+                        Delivery.lease_owner == owner))
+    q = q.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+    rows = list(s.scalars(q.with_for_update(skip_locked=True)))
+    for d in rows:
+        d.lease_owner = owner
+        d.lease_until = now + lease
+    return rows
+
+
+def count_due(s: Session, now: datetime) -> int:
+    q = select(func.count()).select_from(Delivery).where(
+        Delivery.status == "pending", Delivery.next_attempt_at <= now)
+    return int(s.scalar(q) or 0)
+
+
+def development_entries(s: Session, dev_id: int) -> list[Entry]:
+    return list(s.scalars(select(Entry).where(Entry.development_id == dev_id)
+                          .order_by(Entry.first_seen_at, Entry.id)))
+
+
+def clear_feed_leases(s: Session, owner: str) -> None:
+    s.execute(update(Feed).where(Feed.lease_owner == owner)
+              .values(lease_owner=None, lease_until=None))
