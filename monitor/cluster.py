@@ -96,7 +96,7 @@ class ClusterParams:
     window: timedelta = timedelta(days=7)
     same_language: float = 0.30
     cross_language: float = 0.60
-    place_conflict_factor: float = 0.5
+    place_conflict_factor: float = 0.3
 
 
 def _vector(f: Features, idf: Idf | dict[str, float], cross: bool) -> dict[str, float]:

@@ -68,6 +68,7 @@ class Term:
     key: str  # the first alias: one identity across languages
     concept: str
     phrases: tuple[tuple[str, ...], ...]
+    place: bool = False  # a concrete location
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,6 @@ class Topic:
 class Profile:
     topics: tuple[Topic, ...]
     terms: tuple[Term, ...]
-    place_concepts: frozenset[str]
     generic_concepts: frozenset[str]
     false_friends: dict[str, frozenset[str]]
     threshold: float
@@ -97,18 +97,17 @@ class Profile:
 def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
     """Build a profile from its TOML structure (see data/topics.toml for the format)."""
     terms: list[Term] = []
-    places: set[str] = set()
     generic: set[str] = set()
     for concept, spec in (data.get("concepts") or {}).items():
-        if spec.get("places"):
-            places.add(concept)
         if spec.get("generic"):
             generic.add(concept)
         for line in spec.get("terms", []):
-            aliases = [a.strip() for a in line.split("|") if a.strip()]
+            place = line.startswith("@")
+            aliases = [a.strip() for a in line.removeprefix("@").split("|") if a.strip()]
             phrases = tuple(dict.fromkeys(
                 tuple(t.stem for t in tokenize(a)) for a in aliases if tokenize(a)))
-            terms.append(Term(key=aliases[0].lower(), concept=concept, phrases=phrases))
+            terms.append(Term(key=aliases[0].lower(), concept=concept, phrases=phrases,
+                              place=place))
     known = {t.concept for t in terms}
     topics = []
     for spec in data.get("topics", []):
@@ -121,7 +120,7 @@ def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
                             require=require, support=tuple(spec.get("support", []))))
     friends = {stem(k): frozenset(w.lower() for w in v)
                for k, v in (data.get("false_friends") or {}).items()}
-    return Profile(topics=tuple(topics), terms=tuple(terms), place_concepts=frozenset(places),
+    return Profile(topics=tuple(topics), terms=tuple(terms),
                    generic_concepts=frozenset(generic), false_friends=friends,
                    threshold=float(data.get("threshold", 1.0)), source=source)
 
@@ -139,6 +138,7 @@ class Hit:
     term: str
     concept: str
     surface: str
+    place: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ class Matcher:
                 if n == 1 and not title_case and self._false_friend(tokens, i):
                     break
                 surface = " ".join(t.surface for t in tokens[i:i + n])
-                out.append(Hit(term.key, term.concept, surface))
+                out.append(Hit(term.key, term.concept, surface, term.place))
                 matched = n
                 break
             i += matched or 1
@@ -245,7 +245,7 @@ class Matcher:
         all_hits = [h for hs in found for h in hs]
         entities = frozenset(h.term for h in all_hits if h.concept not in generic)
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
-        places = frozenset(h.term for h in all_hits if h.concept in self.profile.place_concepts)
+        places = frozenset(h.term for h in all_hits if h.place)
         return MatchResult(scores, entities, keywords, places, self.threshold)
 
     def match_article(self, article: Article) -> MatchResult:

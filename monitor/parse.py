@@ -77,8 +77,9 @@ def _entry(e: Any) -> ParsedEntry:
         title=_text(e.get("title")),
         summary_html=_text(e.get("summary")),
         content_html=content_html,
-        published=_date(e.get("published_parsed")) or _date(e.get("created_parsed")),
-        updated=_date(e.get("updated_parsed")),
+        # dict.get: FeedParserDict would silently map a missing `updated` to `published`.
+        published=_date(dict.get(e, "published_parsed")) or _date(dict.get(e, "created_parsed")),
+        updated=_date(dict.get(e, "updated_parsed")),
         author=_text(e.get("author")) or None,
         language=language or None,
     )

@@ -1,0 +1,104 @@
+"""Clustering on cases written for these tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.cluster import ClusterIndex, Features, Member, features
+from monitor.match import Matcher, load_profile
+from monitor.normalize import canonical_url, content_hash
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_profile())
+
+
+class World:
+    """Feeds articles through the index the way the pipeline does."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.index = ClusterIndex()
+        self.next_entry = 1
+        self.next_dev = 100
+
+    def feats(self, title: str, text: str, lang: str) -> Features:
+        return features(title, text, self.matcher.match(title, text), lang)
+
+    def add(self, title: str, text: str, url: str, at: datetime = T0,
+            lang: str = "en") -> int:
+        f = self.feats(title, text, lang)
+        url = canonical_url(url)
+        h = content_hash(title, text)
+        a = self.index.assign(url, h, at, f)
+        dev = a.development_id
+        if dev is None:
+            dev = self.next_dev
+            self.next_dev += 1
+        self.index.add(Member(self.next_entry, dev, url, h, at, f))
+        self.next_entry += 1
+        return dev
+
+
+STRIKE = ("Israeli jets strike air defence battery near Homs",
+          "Syrian state media said Israeli warplanes fired missiles at an air defence unit "
+          "outside Homs overnight, wounding two soldiers.")
+
+
+def test_syndicated_and_tracking_copies_join(matcher: Matcher) -> None:
+    w = World(matcher)
+    d = w.add(*STRIKE, "https://one.example/news/strike-homs")
+    assert w.add(*STRIKE, "https://two.example/wire/12345") == d
+    assert w.add("Israeli jets hit air defence site near Homs — report", "Different text.",
+                 "https://one.example/news/strike-homs/amp?utm_source=tw") == d
+
+
+def test_other_outlet_report_of_the_same_event_joins(matcher: Matcher) -> None:
+    w = World(matcher)
+    d = w.add(*STRIKE, "https://one.example/a")
+    other = w.add("Syria says Israeli missiles targeted air defences in Homs province",
+                  "Two soldiers were wounded when Israeli missiles struck an air defence "
+                  "position near Homs, the Syrian defence ministry said.",
+                  "https://three.example/b", T0 + timedelta(hours=2))
+    assert other == d
+
+
+def test_report_in_russian_joins_the_english_one(matcher: Matcher) -> None:
+    w = World(matcher)
+    d = w.add("Netanyahu and Putin discuss Iran in Kremlin phone call",
+              "The Israeli prime minister and the Russian president spoke about Iran's "
+              "nuclear programme and Syria, the Kremlin said.", "https://one.example/call")
+    ru = w.add("Путин и Нетаньяху обсудили по телефону Иран и Сирию",
+               "Президент России и премьер Израиля обсудили ядерную программу Ирана, "
+               "сообщил Кремль.", "https://ria.example/call", T0 + timedelta(hours=1),
+               lang="ru")
+    assert ru == d
+
+
+def test_same_kind_of_event_at_another_place_is_new(matcher: Matcher) -> None:
+    w = World(matcher)
+    d = w.add(*STRIKE, "https://one.example/homs")
+    other = w.add("Israeli jets strike air defence battery near Tartus",
+                  "Syrian state media said Israeli warplanes fired missiles at an air defence "
+                  "unit outside Tartus.", "https://one.example/tartus", T0 + timedelta(hours=3))
+    assert other != d
+
+
+def test_look_alike_event_weeks_later_is_new(matcher: Matcher) -> None:
+    w = World(matcher)
+    d = w.add(*STRIKE, "https://one.example/march")
+    later = w.add(*[s.replace("two", "three") for s in STRIKE], "https://one.example/april",
+                  T0 + timedelta(days=30))
+    assert later != d
+
+
+def test_unrelated_story_is_new(matcher: Matcher) -> None:
+    w = World(matcher)
+    d = w.add(*STRIKE, "https://one.example/a")
+    assert w.add("IAEA board meets on Iran's enrichment", "Inspectors reported progress.",
+                 "https://one.example/b") != d

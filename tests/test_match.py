@@ -1,0 +1,111 @@
+"""Matcher behaviour on cases written for these tests (not taken from any scenario)."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.match import Matcher, load_profile, parse_profile, sentences, stem
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_profile())
+
+
+def test_same_sentence_co_occurrence_matches(matcher: Matcher) -> None:
+    r = matcher.match("Kremlin hosts Israeli foreign minister",
+                      "Sergei Lavrov received his Israeli counterpart for talks on Syria.")
+    assert r.relevant
+    assert r.topics[0] == "russia-israel"
+    assert any("Israeli" in ev for ev in r.scores["russia-israel"].evidence)
+
+
+def test_roundup_naming_countries_in_separate_items_does_not_match(matcher: Matcher) -> None:
+    r = matcher.match(
+        "Morning briefing: Russian wheat exports rise; Israeli shekel firms",
+        "Russia shipped more grain in October. In Israel, the currency gained against the "
+        "dollar. Elsewhere, oil prices slipped.")
+    assert "russia-israel" not in r.scores
+    assert not r.relevant
+
+
+def test_person_named_israel_is_not_the_country(matcher: Matcher) -> None:
+    r = matcher.match("Champion keeps his belt in Moscow bout",
+                      "Israel Kamakawiwo fought a Russian challenger and won on points.")
+    assert "russia-israel" not in r.scores
+    # …while a minister whose first name is Israel still counts
+    r2 = matcher.match("Israel Katz meets Russian envoy", "")
+    assert "russia-israel" in r2.scores
+
+
+def test_headline_case_does_not_trigger_the_name_rule(matcher: Matcher) -> None:
+    r = matcher.match("Israel Strikes Targets Near Damascus Airport", "")
+    assert "syria" in r.scores
+
+
+@pytest.mark.parametrize("text", [
+    "Премьер Израиля прилетел в Москву на переговоры с Путиным",
+    "Путин обсудил с Израилем ситуацию в Сирии",
+    "Израильская делегация встретилась с российскими дипломатами",
+])
+def test_russian_inflections_match(matcher: Matcher, text: str) -> None:
+    assert "russia-israel" in matcher.match(text, "").scores
+
+
+def test_stemming_folds_russian_case_endings() -> None:
+    assert stem("Израиль") == stem("Израиля") == stem("Израилем")
+    assert stem("Ирана") == stem("Иран")
+
+
+def test_actors_beyond_the_seed_count(matcher: Matcher) -> None:
+    # Later office holders, not named in the seed article.
+    r = matcher.match("Netanyahu speaks with Putin about hostages", "")
+    assert "russia-israel" in r.scores
+    r = matcher.match("Pezeshkian says enrichment will continue", "")
+    assert "iran-nuclear" in r.scores
+
+
+def test_unrelated_news_from_the_region_does_not_match(matcher: Matcher) -> None:
+    for title, text in [
+        ("Flooding closes roads in Sochi", "Heavy rain hit the Black Sea resort overnight."),
+        ("Measles cases rise in Syria", "Health officials reported new infections in Idlib."),
+        ("Tel Aviv start-up raises $30m", "The company makes payment software."),
+    ]:
+        assert not matcher.match(title, text).relevant, title
+
+
+def test_iran_nuclear_and_hezbollah_topics(matcher: Matcher) -> None:
+    r = matcher.match("IAEA says Iran expanded uranium enrichment at Fordow", "")
+    assert r.topics[0] == "iran-nuclear"
+    r = matcher.match("Hezbollah fires rockets at northern Israel", "")
+    assert "hezbollah" in r.topics
+
+
+def test_headline_evidence_outweighs_a_passing_mention(matcher: Matcher) -> None:
+    headline = matcher.match("Russia and Israel agree on Syria hotline", "")
+    buried = matcher.match("Regional press review", "Markets were calm. Officials met. "
+                           "Trade was discussed. Later, Russia and Israel spoke briefly.")
+    assert headline.best > buried.best
+
+
+def test_sentences_split_headline_clauses_and_body() -> None:
+    parts = sentences("A; B", "One. Two!\nThree")
+    assert parts == [("A;", True), ("B", True), ("One.", False), ("Two!", False),
+                     ("Three", False)]
+
+
+def test_profile_rejects_unknown_concepts() -> None:
+    with pytest.raises(ValueError, match="unknown concept"):
+        parse_profile({"concepts": {"a": {"terms": ["x"]}},
+                       "topics": [{"id": "t", "require": [["a", "b"]]}]})
+
+
+def test_custom_profile_is_used() -> None:
+    p = parse_profile({
+        "threshold": 1.0,
+        "concepts": {"fruit": {"terms": ["apple|яблоко"]}, "colour": {"terms": ["red"]}},
+        "topics": [{"id": "red-fruit", "require": [["fruit", "colour"]]}],
+    })
+    m = Matcher(p)
+    assert m.match("Red apples are cheap", "").topics == ["red-fruit"]
+    assert not m.match("Green apples are cheap", "").relevant

@@ -1,0 +1,24 @@
+"""The schema is made only by migrations; they must agree with the models exactly."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from monitor.db import Database
+from monitor.models import Base
+
+
+def test_migrations_match_models(database: Database) -> None:
+    with database.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent_and_creates_every_table(database: Database) -> None:
+    database.upgrade()  # a second run must be a no-op, as on every start
+    tables = set(inspect(database.engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    assert "alembic_version" in tables

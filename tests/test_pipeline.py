@@ -1,0 +1,207 @@
+"""End to end through the real pipeline: a local feed server, a local webhook receiver and a
+real database (SQLite and PostgreSQL), with a controllable clock instead of sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from monitor.config import Settings
+from monitor.db import Database
+from monitor.models import Alert, Delivery, Development, Entry, Feed
+from monitor.pipeline import Pipeline
+from tests.conftest import Clock, FeedServer, WebhookSink, rss
+
+RELEVANT = {
+    "title": "Putin and Israel's prime minister discuss Syria in Kremlin talks",
+    "description": "<p>The Russian president hosted the Israeli prime minister in Moscow for "
+                   "three hours of talks on Syria and Iran's nuclear programme.</p>",
+}
+OTHER_RELEVANT = {
+    "title": "Israeli jets strike weapons depot near Damascus",
+    "description": "Syrian state media said Israeli missiles hit an Iran-linked depot.",
+}
+IRRELEVANT = {
+    "title": "City council approves new bicycle lanes",
+    "description": "The plan adds 40 km of lanes downtown by next summer.",
+}
+
+
+def item(base: dict[str, str], url: str, at: datetime, **extra: str) -> dict[str, str]:
+    return {**base, "link": url, "guid": extra.pop("guid", url),
+            "pubDate": email.utils.format_datetime(at), **extra}
+
+
+def make(database: Database, clock: Clock, feeds: list[str], hook: str | None,
+         **alerts: Any) -> Pipeline:
+    settings = Settings(
+        database={"url": database.url},
+        feeds=[{"url": u, "name": f"feed {i}"} for i, u in enumerate(feeds)],
+        channels=[{"type": "webhook", "url": hook, "name": "hook"}] if hook else [],
+        alerts={"retry_initial": "10s", **alerts},
+    )
+    p = Pipeline(settings, database, clock=clock)
+    p.sync_feeds()
+    return p
+
+
+def cycle(p: Pipeline) -> None:
+    asyncio.run(p.poll())
+    asyncio.run(p.deliver_due())
+
+
+def count(database: Database, model: type) -> int:
+    with database.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_relevant_story_alerts_once_with_contract_payload(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/kremlin-talks",
+                                                clock.now - timedelta(minutes=30))]))
+    p = make(database, clock, [url], webhook_sink.url)
+    cycle(p)
+    assert len(webhook_sink.accepted) == 1
+    got = webhook_sink.accepted[0]
+    body = got["body"]
+    assert got["headers"]["webhook-id"] == body["id"]
+    assert body["articles"][0]["url"] == "https://a.example/kremlin-talks"
+    assert body["articles"][0]["source"] == "feed 0"
+    assert {"url", "title", "source", "published"} <= set(body["articles"][0])
+    assert "russia-israel" in [t["id"] for t in body["topics"]]
+    assert body["topics"][0]["evidence"]
+
+    clock.advance(timedelta(minutes=10))
+    cycle(p)  # unchanged feed: the server answers 304
+    assert len(webhook_sink.accepted) == 1
+    assert feed_server.requests[-1]["headers"].get("If-None-Match")
+    with database.session() as s:
+        feed = s.scalars(select(Feed)).one()
+        assert feed.last_status == 304 and feed.error_count == 0
+
+
+def test_copies_and_updates_join_the_development_silently(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    t0 = clock.now - timedelta(minutes=20)
+    a = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/talks", t0)]))
+    b = feed_server.serve("/b.xml", rss([item(IRRELEVANT, "https://b.example/bikes", t0)]))
+    p = make(database, clock, [a, b], webhook_sink.url)
+    cycle(p)
+    assert len(webhook_sink.accepted) == 1
+
+    clock.advance(timedelta(hours=1))
+    t1 = clock.now - timedelta(minutes=5)
+    # Feed b now carries a syndicated copy (same text, other URL) and a tracking-URL copy;
+    # feed a revises its story under the same guid.
+    feed_server.serve("/b.xml", rss([
+        item(IRRELEVANT, "https://b.example/bikes", t0),
+        item(RELEVANT, "https://b.example/wire/talks", t1),
+        item(RELEVANT, "https://a.example/talks?utm_source=rss&utm_medium=feed", t1,
+             guid="b-copy-2", title=RELEVANT["title"] + " (video)"),
+    ]))
+    feed_server.serve("/a.xml", rss([item(
+        RELEVANT, "https://a.example/talks", t0,
+        title=RELEVANT["title"] + ", Kremlin says", guid="https://a.example/talks")]))
+    cycle(p)
+    assert len(webhook_sink.accepted) == 1
+    assert count(database, Development) == 2  # the story and the bicycle lanes
+    with database.session() as s:
+        revised = s.scalars(select(Entry).where(Entry.url == "https://a.example/talks")).one()
+        assert revised.revision == 2 and revised.title.endswith("Kremlin says")
+        dev_ids = {e.development_id for e in s.scalars(select(Entry).where(Entry.relevant))}
+        assert len(dev_ids) == 1
+
+
+def test_a_different_story_alerts_separately(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    t0 = clock.now - timedelta(minutes=20)
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0)]))
+    p = make(database, clock, [url], webhook_sink.url)
+    cycle(p)
+    feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0),
+                                     item(OTHER_RELEVANT, "https://a.example/2", clock.now)]))
+    clock.advance(timedelta(minutes=30))
+    cycle(p)
+    urls = [r["body"]["articles"][0]["url"] for r in webhook_sink.accepted]
+    assert urls == ["https://a.example/1", "https://a.example/2"]
+
+
+def test_backfill_stores_and_matches_old_entries_without_alerting(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    old = clock.now - timedelta(days=3)
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/old", old),
+                                           item(IRRELEVANT, "https://a.example/x", old)]))
+    p = make(database, clock, [url], webhook_sink.url, backfill="24h")
+    cycle(p)
+    assert webhook_sink.received == []
+    with database.session() as s:
+        entries = list(s.scalars(select(Entry)))
+        assert len(entries) == 2
+        assert [e.relevant for e in sorted(entries, key=lambda e: e.url or "")] == [True, False]
+        assert {d.state for d in s.scalars(select(Development))} == {"history"}
+
+
+def test_broken_feeds_are_recorded_and_do_not_stop_the_poll(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    good = feed_server.serve("/good.xml", rss([item(RELEVANT, "https://a.example/1",
+                                                    clock.now)]))
+    html = feed_server.serve("/html.xml", "<html><body>not a feed</body></html>",
+                             content_type="text/html")
+    missing = feed_server.url("/missing.xml")
+    p = make(database, clock, [html, missing, good], webhook_sink.url)
+    cycle(p)
+    assert len(webhook_sink.accepted) == 1
+    with database.session() as s:
+        feeds = {f.url: f for f in s.scalars(select(Feed))}
+        assert feeds[missing].error_count == 1 and "404" in (feeds[missing].last_error or "")
+        assert feeds[html].error_count == 1 and "not a feed" in (feeds[html].last_error or "")
+        assert feeds[good].error_count == 0
+        # a failing feed backs off beyond its normal interval
+        assert feeds[missing].next_poll_at is not None
+        assert feeds[missing].next_poll_at >= clock.now + timedelta(minutes=10)
+
+
+def test_failed_webhook_is_retried_with_the_same_id(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
+    p = make(database, clock, [url], webhook_sink.url)
+    webhook_sink.responses = [(500, {}), (503, {"Retry-After": "120"})]
+    cycle(p)
+    asyncio.run(p.deliver_due())  # not yet due: nothing is sent
+    assert len(webhook_sink.received) == 1
+    clock.advance(timedelta(seconds=11))
+    asyncio.run(p.deliver_due())
+    assert len(webhook_sink.received) == 2  # 503 with Retry-After: 120
+    clock.advance(timedelta(seconds=60))
+    asyncio.run(p.deliver_due())
+    assert len(webhook_sink.received) == 2
+    clock.advance(timedelta(seconds=61))
+    asyncio.run(p.deliver_due())
+    ids = {r["headers"]["webhook-id"] for r in webhook_sink.received}
+    assert len(webhook_sink.received) == 3 and len(ids) == 1
+    with database.session() as s:
+        d = s.scalars(select(Delivery)).one()
+        assert d.status == "delivered" and d.attempts == 3
+
+
+def test_permanent_refusal_and_exhausted_retries_are_dead_lettered(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
+    p = make(database, clock, [url], webhook_sink.url, max_attempts=2)
+    webhook_sink.responses = [(410, {})]
+    cycle(p)
+    with database.session() as s:
+        d = s.scalars(select(Delivery)).one()
+        assert d.status == "dead" and "410" in (d.last_error or "")
+        assert count(database, Alert) == 1
