@@ -6,6 +6,8 @@ message that names the key and the file, so a typo never silently disables a fea
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import tomllib
@@ -110,6 +112,21 @@ class WebhookChannel(_Section):
     url: str
     secret: SecretStr | None = None
     timeout: Duration = timedelta(seconds=15)
+
+    @field_validator("secret")
+    @classmethod
+    def _base64_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return None
+        raw = v.get_secret_value().removeprefix("whsec_")
+        try:
+            ok = bool(base64.b64decode(raw + "==", validate=True))
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError("secret must be base64, as Standard Webhooks secrets are "
+                             "(e.g. whsec_ followed by base64 of 24-64 random bytes)")
+        return v
 
 
 class EmailChannel(_Section):

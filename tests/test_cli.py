@@ -1,0 +1,98 @@
+"""The command line as outside tools use it: real processes, exit codes, messages."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import FeedServer, WebhookSink, rss
+
+MONITOR = [sys.executable, "-m", "monitor"]
+
+
+def run(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MONITOR, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def config(tmp_path: Path, feeds: list[str], hook: str | None = None,
+           extra: str = "") -> Path:
+    lines = ["[database]", f'url = "sqlite:///{(tmp_path / "m.db").as_posix()}"', extra]
+    for u in feeds:
+        lines += ["[[feeds]]", f'url = "{u}"', 'interval = "1s"']
+    if hook:
+        lines += ["[[channels]]", 'type = "webhook"', f'url = "{hook}"']
+    p = tmp_path / "monitor.toml"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+STORY = [{"title": "Putin hosts Israel's prime minister for talks on Syria",
+          "link": "https://a.example/1", "description": "Talks lasted three hours."}]
+
+
+def test_poll_alerts_and_exits_zero_even_with_a_broken_feed(
+        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    good = feed_server.serve("/a.xml", rss(STORY))
+    cfg = config(tmp_path, [feed_server.url("/nope.xml"), good], webhook_sink.url)
+    r = run(["--config", str(cfg), "poll"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "/nope.xml" in r.stderr and "404" in r.stderr  # the broken feed is named
+    assert len(webhook_sink.accepted) == 1
+    r = run(["--config", str(cfg), "alerts", "list"], tmp_path)
+    assert "Putin hosts Israel" in r.stdout and "delivered" in r.stdout
+    r = run(["--config", str(cfg), "feeds", "list"], tmp_path)
+    assert "ERROR x1" in r.stdout and "HTTP 404" in r.stdout
+    r = run(["--config", str(cfg), "status"], tmp_path)
+    assert r.returncode == 0 and "reachable" in r.stdout
+
+
+def test_bad_config_fails_with_a_message_naming_key_and_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[alerts]\nbackfil = "24h"\n', encoding="utf-8")
+    r = run(["--config", str(cfg), "poll"], tmp_path)
+    assert r.returncode != 0
+    assert "alerts.backfil: unknown key" in r.stderr and str(cfg) in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_feeds_add_and_remove(tmp_path: Path) -> None:
+    cfg = config(tmp_path, [])
+    r = run(["--config", str(cfg), "feeds", "add", "https://x.example/rss", "--name", "X"],
+            tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "https://x.example/rss" in run(["--config", str(cfg), "feeds", "list"],
+                                          tmp_path).stdout
+    assert run(["--config", str(cfg), "feeds", "remove", "https://x.example/rss"],
+               tmp_path).returncode == 0
+    assert "no feeds" in run(["--config", str(cfg), "feeds", "list"], tmp_path).stdout
+
+
+def test_topics_show_prints_the_profile(tmp_path: Path) -> None:
+    r = run(["--config", str(config(tmp_path, [])), "topics", "show"], tmp_path)
+    assert r.returncode == 0
+    assert "[russia-israel]" in r.stdout and "[iran-nuclear]" in r.stdout
+
+
+def test_run_polls_until_sigterm_then_exits_zero(
+        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    url = feed_server.serve("/a.xml", rss(STORY))
+    cfg = config(tmp_path, [url, "http://127.0.0.1:9/unreachable.xml"], webhook_sink.url)
+    proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "run"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+                len(webhook_sink.accepted) < 1 or len(feed_server.requests) < 3):
+            time.sleep(0.2)
+        assert len(webhook_sink.accepted) == 1
+        assert len(feed_server.requests) >= 3  # polled again on its 1s interval
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "unreachable.xml" in err and "cannot connect" in err
+    assert len(webhook_sink.accepted) == 1

@@ -1,0 +1,116 @@
+"""Configuration: the contract's keys, env overrides, and errors that name key and file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import (
+    ConfigError,
+    EmailChannel,
+    WebhookChannel,
+    load_settings,
+    parse_duration,
+)
+
+CONTRACT = """
+[database]
+url = "sqlite:///x.db"
+
+[alerts]
+backfill = "24h"
+retry_initial = "2s"
+
+[[feeds]]
+url = "http://127.0.0.1:9/feeds/a.xml"
+name = "A"
+interval = "10m"
+
+[[channels]]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[[channels]]
+type = "email"
+host = "smtp.example.org"
+from = "monitor@example.org"
+to = ["desk@example.org"]
+password = "hunter2"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "monitor.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("text,seconds", [("2s", 2), ("10m", 600), ("24h", 86400),
+                                          ("1.5h", 5400), ("7d", 604800), (30, 30)])
+def test_durations(text: str | int, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "10", "ten minutes", "5y", "-3s"])
+def test_bad_durations_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(bad)
+
+
+def test_contract_keys_load(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, CONTRACT))
+    assert s.database.url == "sqlite:///x.db"
+    assert s.alerts.backfill == timedelta(hours=24)
+    assert s.alerts.retry_initial == timedelta(seconds=2)
+    assert s.feeds[0].interval == timedelta(minutes=10) and s.feeds[0].name == "A"
+    assert isinstance(s.channels[0], WebhookChannel)
+    assert isinstance(s.channels[1], EmailChannel) and s.channels[1].sender.endswith(".org")
+    assert s.channel_names() == ["webhook-1", "email-2"]
+    assert "hunter2" not in repr(s)  # secrets never print
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_DATABASE__URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("MONITOR_ALERTS__BACKFILL", "1h")
+    s = load_settings(write(tmp_path, CONTRACT))
+    assert s.database.url == "postgresql+psycopg://u@h/db"
+    assert s.alerts.backfill == timedelta(hours=1)
+    assert s.alerts.retry_initial == timedelta(seconds=2)  # untouched keys stay
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[database]\nurl = 'sqlite://'\nurll = 'x'\n", "database.urll: unknown key"),
+    ("[alerts]\nbackfill = 'soon'\n", "alerts.backfill"),
+    ("[[feeds]]\nurl = 'ftp://x/feed'\n", "feeds.0.url"),
+    ("[[channels]]\ntype = 'pigeon'\n", "channels.0"),
+    ("[[channels]]\ntype = 'email'\nhost = 'h'\nto = []\nfrom = 'a@b'\n", "channels.0.email.to"),
+    ("[mystery]\nx = 1\n", "mystery: unknown key"),
+])
+def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, key: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path)
+    assert key in str(exc.value)
+    assert str(path) in str(exc.value)
+
+
+def test_unreadable_files_get_clear_messages(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[database\n"))
+
+
+def test_no_config_uses_built_in_feeds_and_the_data_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("MONITOR_DATA_DIR", str(tmp_path / "data"))
+    s = load_settings(None)
+    assert len(s.feeds) >= 10
+    assert all(f.url.startswith("https://") for f in s.feeds)
+    assert s.database.url == f"sqlite:///{(tmp_path / 'data' / 'monitor.db').as_posix()}"
+    assert s.channels == []
