@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
@@ -62,9 +63,22 @@ class Context:
         return p
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
+               "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def _setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -74,13 +88,15 @@ def _setup_logging(level: str) -> None:
               envvar="MONITOR_CONFIG",
               help="TOML config file (default: ./monitor.toml, then "
                    "~/.config/monitor/monitor.toml, else built-in defaults).")
-@click.option("--log-level", default="info", show_default=True,
+@click.option("--log-level", default="info", show_default=True, envvar="MONITOR_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default="human", show_default=True, envvar="MONITOR_LOG_FORMAT",
+              type=click.Choice(["human", "json"]), help="Log lines as text or JSON objects.")
 @click.version_option(__version__, prog_name="monitor")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, log_level: str) -> None:
+def cli(ctx: click.Context, config: Path | None, log_level: str, log_format: str) -> None:
     """Watch news feeds and alert once per new development on your topics."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     ctx.obj = Context(config)
 
 
@@ -119,8 +135,18 @@ def run(obj: Context) -> None:
 @cli.command()
 @click.pass_obj
 def status(obj: Context) -> None:
-    """Check the database and print feeds, developments and the outbox at a glance."""
-    db = obj.database()
+    """Check the database and print feeds, developments and the outbox at a glance.
+
+    Exits non-zero when the database is unreachable or not migrated (a health check)."""
+    db = obj.database(upgrade=False)
+    try:
+        _status(db)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"database not usable: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0]}") from None
+
+
+def _status(db: Database) -> None:
     with db.session() as s:
         feeds = s.scalar(select(func.count()).select_from(Feed)) or 0
         failing = s.scalar(select(func.count()).select_from(Feed)

@@ -120,7 +120,7 @@ class WebhookChannel(_Section):
             return None
         raw = v.get_secret_value().removeprefix("whsec_")
         try:
-            ok = bool(base64.b64decode(raw + "==", validate=True))
+            ok = bool(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True))
         except (binascii.Error, ValueError):
             ok = False
         if not ok:
