@@ -279,6 +279,59 @@ def alerts_list(obj: Context, limit: int, failed: bool) -> None:
             click.echo("no alerts")
 
 
+# ------------------------------------------------------------------- explain --
+
+@cli.command()
+@click.argument("url")
+@click.pass_obj
+def explain(obj: Context, url: str) -> None:
+    """Show why the stored entry at URL did or did not match, and where it was grouped."""
+    from monitor.match import Matcher
+    from monitor.match import explain as explain_match
+    from monitor.normalize import canonical_url
+
+    db = obj.database()
+    canon = canonical_url(url)
+    with db.session() as s:
+        entry = s.scalar(select(Entry).where((Entry.canonical_url == canon) | (Entry.url == url))
+                         .order_by(Entry.id))
+        if entry is None:
+            raise click.ClickException(f"no stored entry has the URL {canon}")
+        feed = s.get(Feed, entry.feed_id)
+        profile = load_profile(obj.settings.matching.topics)
+        matcher = Matcher(profile, obj.settings.matching.threshold)
+        ex = explain_match(matcher, entry.title, entry.text)
+        verdict = "MATCHED" if ex.result.relevant else "did not match"
+        click.echo(f"{entry.title}\n  {entry.canonical_url or entry.url}\n  feed: "
+                   f"{feed.name if feed else '?'}; published {entry.published_at:%Y-%m-%d %H:%M}"
+                   f" UTC; revision {entry.revision}")
+        click.echo(f"\n{verdict}: best score {ex.result.best:.2f}, threshold "
+                   f"{matcher.threshold:.2f}")
+        for topic in profile.topics:
+            ts = ex.result.scores.get(topic.id)
+            if ts is None:
+                groups = " or ".join("+".join(g) for g in topic.require)
+                click.echo(f"  {topic.id:18} -     (needs {groups} in one sentence)")
+            else:
+                click.echo(f"  {topic.id:18} {ts.score:.2f}")
+        click.echo("\nconcepts found, sentence by sentence:")
+        for sentence, hits in ex.sentences:
+            found = ", ".join(f"{h.concept}:{h.surface}" for h in hits) or "-"
+            click.echo(f"  {sentence[:100]}\n      -> {found}")
+        if entry.development_id is None:
+            click.echo("\nnot in a development")
+            return
+        dev = s.get(Development, entry.development_id)
+        assert dev is not None
+        others = s.scalar(select(func.count()).select_from(Entry)
+                          .where(Entry.development_id == dev.id)) or 0
+        click.echo(f"\ndevelopment #{dev.id} ({dev.state}): {dev.title}\n  joined as: "
+                   f"{entry.join_reason or '-'}; {others} report(s) in it")
+        alert = s.scalar(select(Alert).where(Alert.development_id == dev.id))
+        if alert is not None:
+            click.echo(f"  alert {alert.public_id} at {alert.created_at:%Y-%m-%d %H:%M} UTC")
+
+
 # -------------------------------------------------------------------- topics --
 
 @cli.group()
@@ -302,6 +355,27 @@ def topics_show(obj: Context) -> None:
     click.echo("\nconcepts:")
     for concept, keys in sorted(by_concept.items()):
         click.echo(f"  {concept}: {', '.join(keys)}")
+
+
+@topics.command("derive")
+@click.argument("article", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the draft here instead of standard output.")
+def topics_derive(article: Path, output: Path | None) -> None:
+    """Draft a topic profile from ARTICLE (plain text, headline on the first line)."""
+    import tomllib
+    from importlib import resources
+
+    from monitor.derive import derive
+
+    base = tomllib.loads(resources.files("monitor").joinpath("data/topics.toml")
+                         .read_text("utf-8"))
+    draft = derive(article.read_text(encoding="utf-8"), base)
+    if output:
+        output.write_text(draft, encoding="utf-8")
+        click.echo(f"draft written to {output}; edit it, then set [matching] topics", err=True)
+    else:
+        click.echo(draft)
 
 
 def main() -> None:

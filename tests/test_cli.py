@@ -48,6 +48,12 @@ def test_poll_alerts_and_exits_zero_even_with_a_broken_feed(
     assert "ERROR x1" in r.stdout and "HTTP 404" in r.stdout
     r = run(["--config", str(cfg), "status"], tmp_path)
     assert r.returncode == 0 and "reachable" in r.stdout
+    r = run(["--config", str(cfg), "explain", "https://a.example/1?utm_source=x"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "MATCHED" in r.stdout and "russia:Putin" in r.stdout
+    assert "joined as: new" in r.stdout and "alert msg_" in r.stdout
+    r = run(["--config", str(cfg), "explain", "https://a.example/unknown"], tmp_path)
+    assert r.returncode != 0 and "no stored entry" in r.stderr
 
 
 def test_bad_config_fails_with_a_message_naming_key_and_file(tmp_path: Path) -> None:
