@@ -97,8 +97,10 @@ def render_html(a: AlertContent) -> str:
             parts.append(f"<blockquote>{e(ev)}</blockquote>")
     rows = []
     for r in a.articles:
-        rows.append(f'<li><a href="{e(r.url, quote=True)}">{e(r.title)}</a> — {e(r.source)}, '
-                    f"{r.published:%Y-%m-%d %H:%M} UTC</li>")
+        title = e(r.title)
+        if r.url.lower().startswith(("http://", "https://")):  # no javascript:, data:, …
+            title = f'<a href="{e(r.url, quote=True)}">{title}</a>'
+        rows.append(f"<li>{title} — {e(r.source)}, {r.published:%Y-%m-%d %H:%M} UTC</li>")
     parts.append(f"<ol>{''.join(rows)}</ol>")
     parts.append(f'<p style="color:#777">Alert {e(a.id)}</p>')
     return "<html><body>" + "".join(parts) + "</body></html>"

@@ -140,6 +140,8 @@ class EmailChannel(_Section):
     sender: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
     timeout: Duration = timedelta(seconds=30)
+    ca_file: Path | None = Field(None, description="PEM bundle to trust (a private CA)")
+    verify_tls: bool = True
 
 
 class ConsoleChannel(_Section):

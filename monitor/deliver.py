@@ -24,6 +24,8 @@ from monitor.config import ConsoleChannel, EmailChannel, WebhookChannel
 from monitor.fetch import USER_AGENT
 
 ChannelConfig = WebhookChannel | EmailChannel | ConsoleChannel
+# A server cannot push a retry further out than this (the retry_max setting caps it again).
+MAX_RETRY_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,18 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        return min(timedelta(seconds=int(value[:9])), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(timedelta(0), when - now)
+    try:
+        return min(max(timedelta(0), when - now), MAX_RETRY_AFTER)
+    except OverflowError:
+        return MAX_RETRY_AFTER
 
 
 def webhook_request(ch: WebhookChannel, content: AlertContent,
@@ -62,7 +67,7 @@ def webhook_request(ch: WebhookChannel, content: AlertContent,
     }
     if ch.secret is not None:
         signer = Webhook(ch.secret.get_secret_value())
-        headers["webhook-signature"] = signer.sign(content.id, now, body)
+        headers["webhook-signature"] = signer.sign(content.id, now.astimezone(UTC), body)
     return body.encode("utf-8"), headers
 
 
@@ -98,18 +103,29 @@ def email_message(ch: EmailChannel, content: AlertContent) -> EmailMessage:
 async def send_email(ch: EmailChannel, content: AlertContent) -> Outcome:
     port = ch.port or {"ssl": 465, "starttls": 587, "none": 25}[ch.security]
     try:
-        await aiosmtplib.send(
+        refused, _ = await aiosmtplib.send(
             email_message(ch, content), hostname=ch.host, port=port,
             username=ch.username,
             password=ch.password.get_secret_value() if ch.password else None,
             use_tls=ch.security == "ssl", start_tls=ch.security == "starttls",
+            validate_certs=ch.verify_tls,
+            cert_bundle=str(ch.ca_file) if ch.ca_file else None,
             timeout=ch.timeout.total_seconds(),
         )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        return Outcome(False, retry=not all(500 <= c < 600 for c in codes),
+                       error=f"all recipients refused: {detail}"[:500])
     except aiosmtplib.SMTPResponseException as exc:
-        permanent = 500 <= exc.code < 600 and exc.code not in (421, 450, 451, 452)
+        permanent = 500 <= exc.code < 600  # 4xx are temporary by definition
         return Outcome(False, retry=not permanent, error=f"SMTP {exc.code}: {exc.message}"[:500])
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}"[:500])
+    if refused:
+        # Delivered to the others; the refusal is kept as the delivery's note.
+        detail = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in refused.items())
+        return Outcome(True, error=f"some recipients refused: {detail}"[:500])
     return Outcome(True)
 
 

@@ -348,7 +348,7 @@ class Pipeline:
             d.attempts = attempt
             d.lease_owner = d.lease_until = None
             if outcome.delivered:
-                d.status, d.delivered_at, d.last_error = "delivered", now, None
+                d.status, d.delivered_at, d.last_error = "delivered", now, outcome.error
                 stats.delivered += 1
                 return
             d.last_error = outcome.error
