@@ -22,8 +22,13 @@ _TRACKING_PARAMS = frozenset({
     "ns_fee", "sr_share", "ref", "ref_src", "referrer", "smid", "share", "_ga", "_gl",
     "amp", "outputtype", "rss", "rssfeed", "from", "utm",
 })
-_BLOCK = re.compile(r"<(/?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article)\b)",
-                    re.IGNORECASE)
+_BLOCK = re.compile(
+    r"<(/?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|table|caption|thead|tbody|tfoot|tr|td|th"
+    r"|blockquote|pre|section|article|aside|header|footer|nav|main|address|figure|figcaption"
+    r"|details|summary|picture|video|audio)\b)", re.IGNORECASE)
+# Elements whose content is never article text; removed with everything inside them.
+_DROP_CONTENT = {"script", "style", "noscript", "iframe", "textarea", "title", "template",
+                 "object", "embed", "svg", "math", "select", "button", "canvas", "head"}
 _SPACE = re.compile(r"\s+")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -53,7 +58,8 @@ def canonical_url(url: str, base: str | None = None) -> str:
     """The URL with tracking parameters, fragments and AMP variants removed.
 
     Two links that reach the same article through a newsletter, a share button or an AMP
-    page map to one string, which is what dedupe compares.
+    page map to one string, which is what dedupe compares. Idempotent; never raises on a
+    malformed port or host (the URL is then kept as given, minus its fragment).
     """
     url = url.strip()
     if base:
@@ -61,23 +67,30 @@ def canonical_url(url: str, base: str | None = None) -> str:
     parts = urlsplit(url)
     scheme = (parts.scheme or "http").lower()
     host = (parts.hostname or "").lower().rstrip(".")
-    if host.startswith("amp."):
+    while host.startswith("amp."):
         host = host[4:]
-    port = parts.port if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)) \
-        else None
-    netloc = f"{host}:{port}" if port else host
+    try:
+        port = parts.port
+    except ValueError:  # "example.com:abc" or an out-of-range port
+        return urlunsplit((scheme, parts.netloc.lower(), parts.path, parts.query, ""))
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
     path = re.sub(r"/+", "/", parts.path or "/")
-    path = re.sub(r"/amp(?=/|$)", "", path) or "/"
-    if path.endswith(".amp"):
-        path = path[:-4]
-    if len(path) > 1:
-        path = path.rstrip("/")
+    while True:  # AMP variants may be stacked: /story.amp/, /amp/amp
+        before = path
+        path = path.rstrip("/") or "/"
+        path = re.sub(r"/amp(?=/|$)", "", path) or "/"
+        path = path.removesuffix(".amp") or "/"
+        if path == before:
+            break
     query = [
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if not k.lower().startswith(_TRACKING_PREFIXES) and k.lower() not in _TRACKING_PARAMS
     ]
     query.sort()
-    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+    return urlunsplit((scheme, host, path, urlencode(query), ""))
 
 
 def html_to_text(fragment: str) -> str:
@@ -87,7 +100,7 @@ def html_to_text(fragment: str) -> str:
     if "<" not in fragment and "&" not in fragment:
         return _SPACE.sub(" ", fragment).strip()
     spaced = _BLOCK.sub(r" <\1", fragment)
-    text = html.unescape(nh3.clean(spaced, tags=set()))
+    text = html.unescape(nh3.clean(spaced, tags=set(), clean_content_tags=_DROP_CONTENT))
     return _SPACE.sub(" ", text).strip()
 
 

@@ -8,12 +8,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import chardet
 import feedparser
+import feedparser.datetimes.rfc822
 
 # feedparser resolves relative links against the document's own URL and sanitizes HTML;
 # both are on by default but are stated here because the rest of the pipeline relies on them.
 feedparser.RESOLVE_RELATIVE_URIS = True
 feedparser.SANITIZE_HTML = True
+# RFC 822 dates name zones by abbreviation; feedparser knows the North American ones only
+# and reads any other as UTC. These are unambiguous and common in European and Russian feeds.
+_ZONES = {"bst": 1, "cet": 1, "cest": 2, "eet": 2, "eest": 3, "msk": 3, "wet": 0, "west": 1}
+feedparser.datetimes.rfc822.timezone_names.update(_ZONES)
 
 
 class ParseError(Exception):
@@ -85,9 +91,31 @@ def _entry(e: Any) -> ParsedEntry:
     )
 
 
+def _guess_charset(body: bytes) -> str | None:
+    """A charset for a document that declares none and is not UTF-8 (else None).
+
+    The server sent no charset and the XML declaration names none, so by the rules the
+    document would be read as UTF-8, which it is not: a Cyrillic feed in KOI8-R or
+    windows-1251 would turn into mojibake. chardet's guess is better than that.
+    """
+    head = body[:200].lower()
+    if b"encoding=" in head.split(b"?>", 1)[0] or body.startswith(b"\xef\xbb\xbf"):
+        return None
+    try:
+        body.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        pass
+    guess = chardet.detect(body[:65536]).get("encoding")
+    return str(guess) if guess else None
+
+
 def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse `body` fetched from `url`. Raises ParseError when it holds no feed."""
     headers = {"content-location": url}
+    content_type = content_type or ""
+    if "charset=" not in content_type.lower() and (guess := _guess_charset(body)):
+        content_type = f"{content_type.split(';')[0] or 'application/xml'}; charset={guess}"
     if content_type:
         headers["content-type"] = content_type
     d = feedparser.parse(body, response_headers=headers)

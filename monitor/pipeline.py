@@ -141,6 +141,7 @@ class Pipeline:
     def _process(self, s: Session, feed: Feed, result: FetchResult, now: datetime,
                  stats: PollStats) -> None:
         first_sight = feed.first_polled_at is None
+        due = feed.next_poll_at
         feed.last_polled_at = now
         feed.last_status = result.status
         store.release_feed(feed)
@@ -153,7 +154,7 @@ class Pipeline:
             log.info("feed %s moved permanently to %s", feed.url, result.permanent_url)
             feed.permanent_url = result.permanent_url
         feed.etag, feed.last_modified = result.etag, result.last_modified
-        self._record_success(feed, now)
+        self._record_success(feed, now, due)
         if result.not_modified:
             stats.not_modified += 1
             return
@@ -174,8 +175,9 @@ class Pipeline:
             if parsed.title and not feed.name:
                 feed.name = parsed.title[:300]
         feed.body_hash = result.body_hash
-        articles = dedupe([normalize_entry(e, feed.url, parsed.language, now)
-                           for e in parsed.entries])
+        normalized = (normalize_entry(e, feed.url, parsed.language, now) for e in parsed.entries)
+        # An entry with no title, no text and no link (a broken item) carries nothing.
+        articles = dedupe([a for a in normalized if a.title or a.text or a.url])
         articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
         self._store_articles(s, feed, articles, now, stats)
 
@@ -189,13 +191,17 @@ class Pipeline:
         store.release_feed(feed)
         log.warning("feed %s (%s): %s; retry in %s", feed.name or "", feed.url, error, backoff)
 
-    def _record_success(self, feed: Feed, now: datetime) -> None:
+    def _record_success(self, feed: Feed, now: datetime, due: datetime | None) -> None:
         if feed.error_count:
             log.info("feed %s recovered after %d errors", feed.url, feed.error_count)
         feed.error_count = 0
         feed.last_error = None
         feed.last_success_at = now
-        feed.next_poll_at = now + timedelta(seconds=feed.interval_seconds)
+        # Keep to the feed's own rhythm (due + interval) so tick latency and processing
+        # time do not stretch every period; after a long pause, restart from now.
+        interval = timedelta(seconds=feed.interval_seconds)
+        nxt = due + interval if due is not None else now + interval
+        feed.next_poll_at = nxt if nxt > now else now + interval
 
     # ---------------------------------------------------------- store + match --
 

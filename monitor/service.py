@@ -27,7 +27,7 @@ def tick_interval(pipeline: Pipeline) -> float:
     """How often to look for due feeds: fine enough for the shortest feed interval."""
     intervals = [f.interval.total_seconds() for f in pipeline.settings.feeds if f.enabled]
     shortest = min(intervals, default=600.0)
-    return max(0.5, min(10.0, shortest / 2))
+    return max(0.25, min(10.0, shortest / 4))
 
 
 async def serve(pipeline: Pipeline) -> None:
