@@ -11,34 +11,13 @@ vs. on another), are held apart unless the rest of the text agrees strongly.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.match import MatchResult, tokenize
+from monitor.match import MatchResult
 
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before
-being below between both but by can could did do does doing down during each few for from
-further had has have having he her here hers him his how i if in into is it its itself just
-me more most my no nor not now of off on once only or other our out over own same she should
-so some such than that the their them then there these they this those through to too under
-until up very was we were what when where which while who whom why will with would you your
-said says say told according report reports reported new after amid over week day year news
-update live analysis video photos watch via one two three first last и в во не что он на я с
-со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня еще
-нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять
-уж вам ведь там потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была
-сам чтобы без будто чего раз тоже себе под будет ж тогда кто этот того потому этого какой
-совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда зачем всех никогда можно
-при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
-разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более
-всегда конечно всю между заявил сообщил сообщает заявила также года году
-""".split())
-
-_DIGITS = re.compile(r"^\d+$")
 # Reports in two languages must share at least this many named things to be one event.
 MIN_SHARED = 3
 
@@ -55,19 +34,13 @@ class Features:
     language: str | None
 
 
-def features(title: str, text: str, match: MatchResult, language: str | None) -> Features:
-    words: Counter[str] = Counter()
-    numbers: set[str] = set()
-    for weight, part in ((2, title), (1, text)):
-        for tok in tokenize(part):
-            if _DIGITS.match(tok.stem):
-                if len(tok.stem) >= 2:
-                    numbers.add(tok.stem)
-                continue
-            if len(tok.stem) < 2 or tok.surface.lower() in STOPWORDS or tok.stem in STOPWORDS:
-                continue
-            words[tok.stem] += weight
-    return Features(words, match.entities, match.keywords, match.places, frozenset(numbers),
+def features(match: MatchResult, language: str | None) -> Features:
+    """What clustering needs from a match: words outside profile terms, the terms' keys
+    (so "Russia" and "Russian", or "meeting" and "met", count as one), places, numbers."""
+    words: Counter[str] = Counter(match.words)
+    for key, n in match.terms.items():
+        words["=" + key] += n
+    return Features(words, match.entities, match.keywords, match.places, match.numbers,
                     language)
 
 

@@ -15,8 +15,7 @@ from collections import Counter
 from itertools import combinations
 from typing import Any
 
-from monitor.cluster import STOPWORDS
-from monitor.match import Matcher, parse_profile, sentences, stem
+from monitor.match import STOPWORDS, Matcher, parse_profile, sentences, stem
 
 _NAME = re.compile(r"\b([A-ZА-ЯЁ][\w’'-]+(?:\s+[A-ZА-ЯЁ][\w’'-]+)*)")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +29,26 @@ _SENTENCE = re.compile(r"(?<=[.!?;])\s+|[\n\r]+|\s+[|•·—–]\s+")
 _CYR = re.compile(r"[\u0400-\u04ff]")
 _EN = snowballstemmer.stemmer("english")
 _RU = snowballstemmer.stemmer("russian")
+
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before
+being below between both but by can could did do does doing down during each few for from
+further had has have having he her here hers him his how i if in into is it its itself just
+me more most my no nor not now of off on once only or other our out over own same she should
+so some such than that the their them then there these they this those through to too under
+until up very was we were what when where which while who whom why will with would you your
+said says say told according report reports reported new after amid over week day year news
+update live analysis video photos watch via one two three first last и в во не что он на я с
+со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня еще
+нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять
+уж вам ведь там потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была
+сам чтобы без будто чего раз тоже себе под будет ж тогда кто этот того потому этого какой
+совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда зачем всех никогда можно
+при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
+разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более
+всегда конечно всю между заявил сообщил сообщает заявила также года году
+""".split())
+_DIGITS = re.compile(r"^\d+$")
 
 TITLE_WEIGHT = 1.5
 LEAD_WEIGHT = 1.0
@@ -157,6 +178,11 @@ class MatchResult:
     keywords: frozenset[str]
     places: frozenset[str]
     threshold: float
+    # For clustering: profile term keys and the other content-word stems, headline counted
+    # twice; and numbers (years, counts, "300" of S-300) which survive translation.
+    terms: Counter[str] = field(default_factory=Counter)
+    words: Counter[str] = field(default_factory=Counter)
+    numbers: frozenset[str] = frozenset()
 
     @property
     def best(self) -> float:
@@ -188,9 +214,13 @@ class Matcher:
         self._index = index
 
     def hits(self, sentence: str) -> list[Hit]:
+        return [x for x in self.scan(sentence) if isinstance(x, Hit)]
+
+    def scan(self, sentence: str) -> list[Hit | Token]:
+        """The sentence as profile-term hits and the leftover tokens, in order."""
         tokens = tokenize(sentence)
         title_case = _is_title_case(tokens)
-        out: list[Hit] = []
+        out: list[Hit | Token] = []
         i = 0
         while i < len(tokens):
             matched = 0
@@ -204,6 +234,8 @@ class Matcher:
                 out.append(Hit(term.key, term.concept, surface, term.place))
                 matched = n
                 break
+            if not matched:
+                out.append(tokens[i])
             i += matched or 1
         return out
 
@@ -218,7 +250,22 @@ class Matcher:
 
     def match(self, title: str, text: str) -> MatchResult:
         all_sentences = sentences(title, text)
-        found: list[list[Hit]] = [self.hits(s) for s, _ in all_sentences]
+        scans = [self.scan(s) for s, _ in all_sentences]
+        found: list[list[Hit]] = [[x for x in sc if isinstance(x, Hit)] for sc in scans]
+        terms: Counter[str] = Counter()
+        words: Counter[str] = Counter()
+        numbers: set[str] = set()
+        for (_, is_title), sc in zip(all_sentences, scans, strict=True):
+            weight = 2 if is_title else 1
+            for x in sc:
+                if isinstance(x, Hit):
+                    terms[x.term] += weight
+                elif _DIGITS.match(x.stem):
+                    if len(x.stem) >= 2:
+                        numbers.add(x.stem)
+                elif len(x.stem) > 1 and x.stem not in STOPWORDS \
+                        and x.surface.lower() not in STOPWORDS:
+                    words[x.stem] += weight
         n_title = sum(1 for _, is_title in all_sentences if is_title)
         concepts_anywhere = {h.concept for hs in found for h in hs}
         scores: dict[str, TopicScore] = {}
@@ -246,7 +293,8 @@ class Matcher:
         entities = frozenset(h.term for h in all_hits if h.concept not in generic)
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
-        return MatchResult(scores, entities, keywords, places, self.threshold)
+        return MatchResult(scores, entities, keywords, places, self.threshold, terms, words,
+                           frozenset(numbers))
 
     def match_article(self, article: Article) -> MatchResult:
         return self.match(article.title, article.text)

@@ -235,7 +235,7 @@ class Pipeline:
         for row, a, is_new in changed:
             result = self.matcher.match_article(a)
             self._save_matches(row, result)
-            f = features(a.title, a.text, result, a.language)
+            f = features(result, a.language)
             if is_new or row.development_id is None:
                 self._place_new(s, feed, row, a, result, f, now, cutoff, stats)
             else:
@@ -270,7 +270,7 @@ class Pipeline:
                 continue
             r = self.matcher.match(e.title, e.text)
             self.cluster.add(Member(e.id, e.development_id, e.canonical_url, e.content_hash,
-                                    e.published_at, features(e.title, e.text, r, e.language)))
+                                    e.published_at, features(r, e.language)))
 
     def _place_new(self, s: Session, feed: Feed, row: Entry, a: Article,
                    result: MatchResult, f: Features, now: datetime, cutoff: datetime,

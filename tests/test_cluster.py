@@ -28,7 +28,7 @@ class World:
         self.next_dev = 100
 
     def feats(self, title: str, text: str, lang: str) -> Features:
-        return features(title, text, self.matcher.match(title, text), lang)
+        return features(self.matcher.match(title, text), lang)
 
     def add(self, title: str, text: str, url: str, at: datetime = T0,
             lang: str = "en") -> int:
