@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Matching and clustering throughput, single core, on synthetic news entries.
+
+Usage: python bench/throughput.py [--entries 5000] [--seed 1]
+
+Builds entries from a vocabulary of ordinary news words plus, for one in five, sentences
+that name the profile's actors (English and Russian), then times the matcher alone and the
+matcher plus clustering (the same in-memory index the pipeline uses; no database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from monitor.cluster import ClusterIndex, Member, features
+from monitor.match import Matcher, load_profile
+
+WORDS = ("government minister said talks officials week report market city police court "
+         "election budget energy company school health weather team season project plan "
+         "president parliament agreement meeting region security statement visit economy "
+         "growth prices trade workers union strike airport port border").split()
+ACTORS_EN = ["Putin", "Lavrov", "Netanyahu", "Israeli officials", "Iran", "the IAEA",
+             "Hezbollah", "Syrian state media", "the Kremlin", "Russia's envoy"]
+ACTS_EN = ["met", "warned", "discussed enrichment with", "struck targets near Damascus with",
+           "spoke by phone with", "criticised"]
+RU = ["Путин обсудил с премьером Израиля ситуацию в Сирии.",
+      "Иран расширил обогащение урана, сообщило МАГАТЭ.",
+      "Хезболла выпустила ракеты по северу Израиля."]
+
+
+def entry(rng: random.Random, i: int) -> tuple[str, str, str]:
+    filler = " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 80))).capitalize() + "."
+    if i % 10 == 3:
+        return rng.choice(RU), filler, "ru"
+    if i % 5 == 0:
+        a, b = rng.sample(ACTORS_EN, 2)
+        title = f"{a} {rng.choice(ACTS_EN)} {b}"
+        return title, f"{title} on day {i % 97}. {filler}", "en"
+    title = " ".join(rng.choice(WORDS) for _ in range(8)).capitalize()
+    return title, filler, "en"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    docs = [entry(rng, i) for i in range(args.entries)]
+    matcher = Matcher(load_profile())
+
+    t = time.process_time()
+    results = [matcher.match(title, text) for title, text, _ in docs]
+    match_s = time.process_time() - t
+
+    index = ClusterIndex()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    dev = 0
+    t = time.process_time()
+    for i, ((_, _, lang), r) in enumerate(zip(docs, results, strict=True)):
+        f = features(r, lang)
+        at = t0 + timedelta(minutes=i)
+        a = index.assign(None, str(i), at, f)
+        if a.development_id is None:
+            dev += 1
+        index.add(Member(i, a.development_id or dev, None, str(i), at, f))
+    cluster_s = time.process_time() - t
+
+    n = args.entries
+    relevant = sum(r.relevant for r in results)
+    print(f"entries {n}, relevant {relevant}, developments {dev}")
+    print(f"match:   {n / match_s:9.0f} entries/s per core ({match_s:.2f} s CPU)")
+    print(f"cluster: {n / cluster_s:9.0f} entries/s per core ({cluster_s:.2f} s CPU, "
+          f"index of up to {len(index.members)} members)")
+    print(f"both:    {n / (match_s + cluster_s):9.0f} entries/s per core")
+
+
+if __name__ == "__main__":
+    main()
