@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from monitor.match import MatchResult
 
@@ -42,6 +43,17 @@ def features(match: MatchResult, language: str | None) -> Features:
         words["=" + key] += n
     return Features(words, match.entities, match.keywords, match.places, match.numbers,
                     language)
+
+
+def features_to_json(f: Features) -> dict[str, Any]:
+    return {"w": dict(f.words), "e": sorted(f.entities), "k": sorted(f.keywords),
+            "p": sorted(f.places), "n": sorted(f.numbers), "l": f.language}
+
+
+def features_from_json(d: dict[str, Any]) -> Features:
+    return Features(Counter(d.get("w") or {}), frozenset(d.get("e") or ()),
+                    frozenset(d.get("k") or ()), frozenset(d.get("p") or ()),
+                    frozenset(d.get("n") or ()), d.get("l"))
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,9 @@ class Entry(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     score: Mapped[float] = mapped_column(Float, default=0.0)
     relevant: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What clustering compares (cluster.Features as JSON), so a new process rebuilds its
+    # index without re-matching every recent entry.
+    cluster_features: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Why it is (not) in a development: "new", "same-url", "same-content", "similar", "update".
     join_reason: Mapped[str | None] = mapped_column(String(40))
     development_id: Mapped[int | None] = mapped_column(

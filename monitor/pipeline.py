@@ -24,7 +24,15 @@ from sqlalchemy.orm import Session
 
 from monitor import store
 from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
-from monitor.cluster import ClusterIndex, ClusterParams, Features, Member, features
+from monitor.cluster import (
+    ClusterIndex,
+    ClusterParams,
+    Features,
+    Member,
+    features,
+    features_from_json,
+    features_to_json,
+)
 from monitor.config import ConsoleChannel, Settings
 from monitor.db import Database, is_sqlite
 from monitor.deliver import ChannelConfig, Outcome, send
@@ -236,6 +244,7 @@ class Pipeline:
             result = self.matcher.match_article(a)
             self._save_matches(row, result)
             f = features(result, a.language)
+            row.cluster_features = features_to_json(f)
             if is_new or row.development_id is None:
                 self._place_new(s, feed, row, a, result, f, now, cutoff, stats)
             else:
@@ -268,9 +277,10 @@ class Pipeline:
         for e in store.recent_members(s, since, self.cluster.max_entry_id):
             if e.development_id is None:
                 continue
-            r = self.matcher.match(e.title, e.text)
+            f = features_from_json(e.cluster_features) if e.cluster_features \
+                else features(self.matcher.match(e.title, e.text), e.language)
             self.cluster.add(Member(e.id, e.development_id, e.canonical_url, e.content_hash,
-                                    e.published_at, features(r, e.language)))
+                                    e.published_at, f))
 
     def _place_new(self, s: Session, feed: Feed, row: Entry, a: Article,
                    result: MatchResult, f: Features, now: datetime, cutoff: datetime,

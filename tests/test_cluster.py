@@ -102,3 +102,12 @@ def test_unrelated_story_is_new(matcher: Matcher) -> None:
     d = w.add(*STRIKE, "https://one.example/a")
     assert w.add("IAEA board meets on Iran's enrichment", "Inspectors reported progress.",
                  "https://one.example/b") != d
+
+
+def test_features_survive_storage_as_json(matcher: Matcher) -> None:
+    import json
+
+    from monitor.cluster import features_from_json, features_to_json
+
+    f = World(matcher).feats(*STRIKE, "en")
+    assert features_from_json(json.loads(json.dumps(features_to_json(f)))) == f
