@@ -173,9 +173,19 @@ class ClusterIndex:
         self.members: dict[int, Member] = {}
         self.idf = Idf()
         self.max_entry_id = 0
+        # Articles that count for word weights only (off-topic ones are not clustered, but
+        # they are the background that tells a telling word from a common one).
+        self._background: dict[int, tuple[datetime, Features]] = {}
         self._postings: dict[str, set[int]] = {}
         self._by_url: dict[str, set[int]] = {}
         self._by_hash: dict[str, set[int]] = {}
+
+    def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
+        """Count an article that is not clustered towards the word weights."""
+        self._drop(entry_id)
+        self._background[entry_id] = (published_at, f)
+        self.idf.add(f)
+        self.max_entry_id = max(self.max_entry_id, entry_id)
 
     def add(self, m: Member) -> None:
         self._drop(m.entry_id)
@@ -189,6 +199,9 @@ class ClusterIndex:
         self.max_entry_id = max(self.max_entry_id, m.entry_id)
 
     def _drop(self, entry_id: int) -> None:
+        background = self._background.pop(entry_id, None)
+        if background is not None:
+            self.idf.remove(background[1])
         old = self.members.pop(entry_id, None)
         if old is None:
             return
@@ -202,13 +215,15 @@ class ClusterIndex:
         self._by_hash[old.content_hash].discard(entry_id)
 
     def prune(self, before: datetime) -> None:
-        for key in [k for k, m in self.members.items() if m.published_at < before]:
+        old = [k for k, m in self.members.items() if m.published_at < before]
+        old += [k for k, (at, _) in self._background.items() if at < before]
+        for key in old:
             self._drop(key)
 
     def candidates(self, url: str | None, content_hash: str, f: Features) -> list[Member]:
         exact = set(self._by_url.get(url, ())) if url else set()
         exact |= self._by_hash.get(content_hash, set())
-        limit = max(5, self.idf.n // 5)
+        limit = max(5, len(self.members) // 5)
         overlap: dict[int, float] = {}
         for key in Idf.keys(f):
             posting = self._postings.get(key)

@@ -237,24 +237,34 @@ class Pipeline:
         stats.new_entries += len(fresh)
         stats.updated_entries += len(revised)
         changed.sort(key=lambda c: c[1].published_at)
-        s.flush()
-        self._refresh_cluster_index(s, now)
-        cutoff = now - self.settings.alerts.backfill
+        # Match before the first flush, so each new row is written once, complete.
+        planned: list[tuple[Entry, Article, bool, MatchResult, Features]] = []
         for row, a, is_new in changed:
             result = self.matcher.match_article(a)
             self._save_matches(row, result)
             f = features(result, a.language)
             row.cluster_features = features_to_json(f)
-            if is_new or row.development_id is None:
-                self._place_new(s, feed, row, a, result, f, now, cutoff, stats)
-            else:
+            planned.append((row, a, is_new, result, f))
+        s.flush()
+        self._refresh_cluster_index(s, now)
+        cutoff = now - self.settings.alerts.backfill
+        for row, a, is_new, result, f in planned:
+            if row.development_id is not None and not is_new:
                 row.join_reason = "update"
                 dev = s.get(Development, row.development_id)
                 if dev is not None:
                     self._update_development(s, dev, row, result, now, cutoff, stats)
+            elif result.scores:
+                self._place_new(s, row, a, result, f, now, cutoff, stats)
+            else:
+                # No topic rule holds anywhere in it: stored and matched, not clustered
+                # (most of a general news feed; clustering it would only cost).
+                row.join_reason = "off-topic"
             if row.development_id is not None:
                 self.cluster.add(Member(row.id, row.development_id, a.canonical_url,
                                         a.content_hash, a.published_at, f))
+            else:
+                self.cluster.observe(row.id, a.published_at, f)
 
     def _save_matches(self, row: Entry, result: MatchResult) -> None:
         row.score = result.best
@@ -274,15 +284,16 @@ class Pipeline:
         window = self.cluster.params.window
         since = now - 2 * window
         self.cluster.prune(since)
-        for e in store.recent_members(s, since, self.cluster.max_entry_id):
-            if e.development_id is None:
-                continue
+        for e in store.recent_entries(s, since, self.cluster.max_entry_id):
             f = features_from_json(e.cluster_features) if e.cluster_features \
                 else features(self.matcher.match(e.title, e.text), e.language)
-            self.cluster.add(Member(e.id, e.development_id, e.canonical_url, e.content_hash,
-                                    e.published_at, f))
+            if e.development_id is None:
+                self.cluster.observe(e.id, e.published_at, f)
+            else:
+                self.cluster.add(Member(e.id, e.development_id, e.canonical_url,
+                                        e.content_hash, e.published_at, f))
 
-    def _place_new(self, s: Session, feed: Feed, row: Entry, a: Article,
+    def _place_new(self, s: Session, row: Entry, a: Article,
                    result: MatchResult, f: Features, now: datetime, cutoff: datetime,
                    stats: PollStats) -> None:
         assignment = self.cluster.assign(a.canonical_url, a.content_hash, a.published_at, f)

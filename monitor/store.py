@@ -77,7 +77,7 @@ def existing_entries(s: Session, feed_id: int, guids: Sequence[str]) -> dict[str
 
 
 def new_entry(feed_id: int, a: Article, now: datetime) -> Entry:
-    e = Entry(feed_id=feed_id, guid=a.guid, first_seen_at=now, revision=1)
+    e = Entry(feed_id=feed_id, guid=a.guid, first_seen_at=now, revision=1, matches=[])
     apply_article(e, a, now)
     return e
 
@@ -97,10 +97,10 @@ def apply_article(e: Entry, a: Article, now: datetime) -> None:
     e.last_seen_at = now
 
 
-def recent_members(s: Session, since: datetime, after_id: int = 0) -> list[Entry]:
-    """Entries in a development published since `since` (for clustering), by id."""
-    q = (select(Entry).where(Entry.development_id.is_not(None), Entry.published_at >= since,
-                             Entry.id > after_id).order_by(Entry.id))
+def recent_entries(s: Session, since: datetime, after_id: int = 0) -> list[Entry]:
+    """Entries published since `since` with id above `after_id` (for clustering), by id."""
+    q = (select(Entry).where(Entry.published_at >= since, Entry.id > after_id)
+         .order_by(Entry.id))
     return list(s.scalars(q))
 
 
