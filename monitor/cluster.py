@@ -11,6 +11,7 @@ vs. on another), are held apart unless the rest of the text agrees strongly.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,27 +34,40 @@ class Features:
     places: frozenset[str]
     numbers: frozenset[str]
     language: str | None
+    commentary: bool = False
 
 
-def features(match: MatchResult, language: str | None) -> Features:
+_COMMENTARY = re.compile(
+    r"^\s*(analysis|opinion|comment|commentary|editorial|explainer|explained|q&a|column|"
+    r"review|op-ed|perspective|анализ|мнение|комментарий|колонка|разбор|объясняем)\s*[:|—–-]",
+    re.IGNORECASE)
+
+
+def is_commentary(title: str) -> bool:
+    """A headline labelled as analysis, opinion or explainer: it discusses an event."""
+    return bool(_COMMENTARY.match(title))
+
+
+def features(match: MatchResult, language: str | None, title: str = "") -> Features:
     """What clustering needs from a match: words outside profile terms, the terms' keys
     (so "Russia" and "Russian", or "meeting" and "met", count as one), places, numbers."""
     words: Counter[str] = Counter(match.words)
     for key, n in match.terms.items():
         words["=" + key] += n
     return Features(words, match.entities, match.keywords, match.places, match.numbers,
-                    language)
+                    language, is_commentary(title))
 
 
 def features_to_json(f: Features) -> dict[str, Any]:
     return {"w": dict(f.words), "e": sorted(f.entities), "k": sorted(f.keywords),
-            "p": sorted(f.places), "n": sorted(f.numbers), "l": f.language}
+            "p": sorted(f.places), "n": sorted(f.numbers), "l": f.language,
+            "c": f.commentary}
 
 
 def features_from_json(d: dict[str, Any]) -> Features:
     return Features(Counter(d.get("w") or {}), frozenset(d.get("e") or ()),
                     frozenset(d.get("k") or ()), frozenset(d.get("p") or ()),
-                    frozenset(d.get("n") or ()), d.get("l"))
+                    frozenset(d.get("n") or ()), d.get("l"), bool(d.get("c")))
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,21 @@ class Assignment:
 
 @dataclass(frozen=True)
 class ClusterParams:
+    """Similarity an article needs to join a development.
+
+    Commentary (analysis, opinion, explainers) follows events rather than making them: it
+    joins at a lower bar and never opens an alert by itself.
+    """
+
     window: timedelta = timedelta(days=7)
     same_language: float = 0.30
     cross_language: float = 0.60
+    commentary_factor: float = 0.6
     place_conflict_factor: float = 0.3
+
+    def threshold(self, cross: bool, commentary: bool = False) -> float:
+        bar = self.cross_language if cross else self.same_language
+        return bar * self.commentary_factor if commentary else bar
 
 
 def _vector(f: Features, idf: Idf | dict[str, float], cross: bool) -> dict[str, float]:
@@ -123,15 +148,15 @@ def document_frequencies(pool: Sequence[Features]) -> Idf:
 
 
 def similarity(a: Features, b: Features, idf: Idf | dict[str, float],
-               params: ClusterParams = ClusterParams()) -> tuple[float, float]:
-    """(similarity, the threshold that applies to this pair)."""
+               params: ClusterParams = ClusterParams()) -> tuple[float, bool]:
+    """(similarity, whether the pair is compared across languages)."""
     cross = bool(a.language and b.language and a.language != b.language)
     if cross and len(a.entities & b.entities) + len(a.numbers & b.numbers) < MIN_SHARED:
-        return 0.0, params.cross_language
+        return 0.0, cross
     sim = _cosine(_vector(a, idf, cross), _vector(b, idf, cross))
     if a.places and b.places and not (a.places & b.places):
         sim *= params.place_conflict_factor
-    return sim, params.cross_language if cross else params.same_language
+    return sim, cross
 
 
 class Idf:
@@ -256,9 +281,11 @@ def assign(article_url: str | None, article_hash: str, published_at: datetime, f
     best: Assignment = Assignment(None, "new")
     best_margin = 0.0
     for m in members:
-        if abs(m.published_at - published_at) > params.window:
+        gap = abs(m.published_at - published_at)
+        if gap > params.window:
             continue
-        sim, threshold = similarity(f, m.features, idf, params)
+        sim, cross = similarity(f, m.features, idf, params)
+        threshold = params.threshold(cross, f.commentary)
         if sim >= threshold and sim - threshold >= best_margin:
             best_margin = sim - threshold
             best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id)

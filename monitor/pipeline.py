@@ -242,7 +242,7 @@ class Pipeline:
         for row, a, is_new in changed:
             result = self.matcher.match_article(a)
             self._save_matches(row, result)
-            f = features(result, a.language)
+            f = features(result, a.language, a.title)
             row.cluster_features = features_to_json(f)
             planned.append((row, a, is_new, result, f))
         s.flush()
@@ -286,7 +286,7 @@ class Pipeline:
         self.cluster.prune(since)
         for e in store.recent_entries(s, since, self.cluster.max_entry_id):
             f = features_from_json(e.cluster_features) if e.cluster_features \
-                else features(self.matcher.match(e.title, e.text), e.language)
+                else features(self.matcher.match(e.title, e.text), e.language, e.title)
             if e.development_id is None:
                 self.cluster.observe(e.id, e.published_at, f)
             else:
@@ -314,7 +314,8 @@ class Pipeline:
         row.development_id = dev.id
         row.join_reason = "new"
         stats.developments += 1
-        self._maybe_alert(s, dev, row, result, now, stats)
+        if not f.commentary:  # analysis of an event we did not see is not an event
+            self._maybe_alert(s, dev, row, result, now, stats)
 
     def _update_development(self, s: Session, dev: Development, row: Entry,
                             result: MatchResult, now: datetime, cutoff: datetime,

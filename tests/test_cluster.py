@@ -28,7 +28,7 @@ class World:
         self.next_dev = 100
 
     def feats(self, title: str, text: str, lang: str) -> Features:
-        return features(self.matcher.match(title, text), lang)
+        return features(self.matcher.match(title, text), lang, title)
 
     def add(self, title: str, text: str, url: str, at: datetime = T0,
             lang: str = "en") -> int:
@@ -111,3 +111,26 @@ def test_features_survive_storage_as_json(matcher: Matcher) -> None:
 
     f = World(matcher).feats(*STRIKE, "en")
     assert features_from_json(json.loads(json.dumps(features_to_json(f)))) == f
+
+
+def test_commentary_is_recognized_by_its_label() -> None:
+    from monitor.cluster import is_commentary
+
+    assert is_commentary("Analysis: what the Kremlin wants from Israel")
+    assert is_commentary("OPINION — Iran's next move")
+    assert is_commentary("Мнение: что дальше")
+    assert not is_commentary("Analysts warn of escalation")
+
+
+def test_commentary_joins_its_event_at_a_lower_bar(matcher: Matcher) -> None:
+    title = "Analysis: why Israel keeps hitting Syrian air defences"
+    text = ("Israel has hit such units dozens of times this year; officials point to concern "
+            "over Iranian supplies reaching Hezbollah.")
+    w = World(matcher)
+    d = w.add(*STRIKE, "https://one.example/strike")
+    assert w.add(title, text, "https://two.example/analysis", T0 + timedelta(days=2)) == d
+    # The same text without the label is too far from the report to join it.
+    w2 = World(matcher)
+    d2 = w2.add(*STRIKE, "https://one.example/strike")
+    assert w2.add(title.removeprefix("Analysis: "), text, "https://two.example/x",
+                  T0 + timedelta(days=2)) != d2

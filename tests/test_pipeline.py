@@ -205,3 +205,18 @@ def test_permanent_refusal_and_exhausted_retries_are_dead_lettered(
         d = s.scalars(select(Delivery)).one()
         assert d.status == "dead" and "410" in (d.last_error or "")
         assert count(database, Alert) == 1
+
+
+def test_commentary_alone_does_not_alert(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    url = feed_server.serve("/a.xml", rss([item(
+        {"title": "Analysis: what Putin wants from Israel's new government",
+         "description": "Russia and Israel have kept a channel open on Syria for years."},
+        "https://a.example/analysis", clock.now)]))
+    p = make(database, clock, [url], webhook_sink.url)
+    cycle(p)
+    assert webhook_sink.received == []
+    with database.session() as s:
+        e = s.scalars(select(Entry)).one()
+        assert e.relevant and e.development_id is not None
