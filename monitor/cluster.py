@@ -95,18 +95,26 @@ class ClusterParams:
     """Similarity an article needs to join a development.
 
     Commentary (analysis, opinion, explainers) follows events rather than making them: it
-    joins at a lower bar and never opens an alert by itself.
+    joins at a lower bar and never opens an alert by itself. A development first seen in
+    the same poll (within one polling interval) is also joined at a lower bar: outlets
+    report a new event within minutes of each other, while a distinct event with the same
+    actors rarely breaks in the same interval.
     """
 
     window: timedelta = timedelta(days=7)
     same_language: float = 0.30
     cross_language: float = 0.60
     commentary_factor: float = 0.6
+    fresh_factor: float = 0.7
     place_conflict_factor: float = 0.3
 
-    def threshold(self, cross: bool, commentary: bool = False) -> float:
+    def threshold(self, cross: bool, commentary: bool = False, fresh: bool = False) -> float:
         bar = self.cross_language if cross else self.same_language
-        return bar * self.commentary_factor if commentary else bar
+        if commentary:
+            bar *= self.commentary_factor
+        if fresh:
+            bar *= self.fresh_factor
+        return bar
 
 
 def _vector(f: Features, idf: Idf | dict[str, float], cross: bool) -> dict[str, float]:
@@ -261,15 +269,17 @@ class ClusterIndex:
         return [self.members[i] for i in exact | set(best)]
 
     def assign(self, url: str | None, content_hash: str, published_at: datetime,
-               f: Features) -> Assignment:
+               f: Features, fresh: frozenset[int] = frozenset()) -> Assignment:
         return assign(url, content_hash, published_at, f,
-                      self.candidates(url, content_hash, f), self.params, self.idf)
+                      self.candidates(url, content_hash, f), self.params, self.idf, fresh)
 
 
 def assign(article_url: str | None, article_hash: str, published_at: datetime, f: Features,
            members: Sequence[Member], params: ClusterParams = ClusterParams(),
-           idf: Idf | dict[str, float] | None = None) -> Assignment:
-    """Decide which development an article belongs to, given recent members."""
+           idf: Idf | dict[str, float] | None = None,
+           fresh: frozenset[int] = frozenset()) -> Assignment:
+    """Decide which development an article belongs to, given recent members; `fresh` are
+    the developments first seen in the current poll."""
     for m in members:
         if article_url and m.canonical_url == article_url:
             return Assignment(m.development_id, "same-url", 1.0, m.entry_id)
@@ -285,7 +295,7 @@ def assign(article_url: str | None, article_hash: str, published_at: datetime, f
         if gap > params.window:
             continue
         sim, cross = similarity(f, m.features, idf, params)
-        threshold = params.threshold(cross, f.commentary)
+        threshold = params.threshold(cross, f.commentary, m.development_id in fresh)
         if sim >= threshold and sim - threshold >= best_margin:
             best_margin = sim - threshold
             best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id)

@@ -96,6 +96,8 @@ class Pipeline:
         self.matcher = Matcher(load_profile(settings.matching.topics),
                                settings.matching.threshold)
         self.cluster = ClusterIndex(ClusterParams(window=settings.matching.cluster_window))
+        # Developments first seen at or after this instant count as "this poll's".
+        self.fresh_since: datetime | None = None
         http = settings.http
         self.fetch_options = FetchOptions(
             connect_timeout=http.connect_timeout, timeout=http.timeout, max_body=http.max_body,
@@ -113,9 +115,14 @@ class Pipeline:
         with self.db.session() as s:
             store.sync_feeds(s, self.settings.feeds, self.clock())
 
-    async def poll(self, only_due: bool = False) -> PollStats:
-        """Fetch every claimed feed and process each result as it arrives."""
+    async def poll(self, only_due: bool = False,
+                   fresh_for: timedelta = timedelta(0)) -> PollStats:
+        """Fetch every claimed feed and process each result as it arrives.
+
+        Developments opened during this poll, or within `fresh_for` before it (the service
+        passes its polling interval), are joined at the lower same-poll bar."""
         now = self.clock()
+        self.fresh_since = now - fresh_for
         with self.db.session() as s:
             feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
             requests = [FetchRequest(f.id, f.url, f.etag, f.last_modified) for f in feeds]
@@ -296,7 +303,9 @@ class Pipeline:
     def _place_new(self, s: Session, row: Entry, a: Article,
                    result: MatchResult, f: Features, now: datetime, cutoff: datetime,
                    stats: PollStats) -> None:
-        assignment = self.cluster.assign(a.canonical_url, a.content_hash, a.published_at, f)
+        fresh = store.developments_since(s, self.fresh_since) if self.fresh_since else set()
+        assignment = self.cluster.assign(a.canonical_url, a.content_hash, a.published_at, f,
+                                         frozenset(fresh))
         if assignment.development_id is not None:
             dev = s.get(Development, assignment.development_id)
             if dev is not None:

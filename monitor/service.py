@@ -42,7 +42,7 @@ async def serve(pipeline: Pipeline) -> None:
             return
         async with busy:
             try:
-                stats = await pipeline.poll(only_due=True)
+                stats = await pipeline.poll(only_due=True, fresh_for=fresh_for)
                 if stats.feeds:
                     log.info("polled %d feeds: %d changed, %d not modified, %d errors, "
                              "%d new entries, %d alerts", stats.feeds, stats.fetched,
@@ -54,6 +54,10 @@ async def serve(pipeline: Pipeline) -> None:
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = tick_interval(pipeline)
+    # Feeds are polled at different moments within their interval: a development opened
+    # by another feed's poll within the shortest interval still counts as this poll's.
+    fresh_for = timedelta(seconds=min((f.interval.total_seconds() for f in
+                                       pipeline.settings.feeds if f.enabled), default=600))
     scheduler.add_job(tick, "interval", seconds=every, id="tick", max_instances=1,
                       coalesce=True)
     scheduler.start()

@@ -104,6 +104,11 @@ def recent_entries(s: Session, since: datetime, after_id: int = 0) -> list[Entry
     return list(s.scalars(q))
 
 
+def developments_since(s: Session, since: datetime) -> set[int]:
+    q = select(Development.id).where(Development.first_seen_at >= since)
+    return set(s.scalars(q))
+
+
 def add_alert(s: Session, dev: Development, public_id: str, channels: Sequence[str],
               now: datetime) -> Alert:
     """The outbox rows, written in the caller's transaction with the development."""

@@ -134,3 +134,19 @@ def test_commentary_joins_its_event_at_a_lower_bar(matcher: Matcher) -> None:
     d2 = w2.add(*STRIKE, "https://one.example/strike")
     assert w2.add(title.removeprefix("Analysis: "), text, "https://two.example/x",
                   T0 + timedelta(days=2)) != d2
+
+
+def test_a_development_opened_in_the_same_poll_is_joined_at_a_lower_bar(
+        matcher: Matcher) -> None:
+    first = ("Israeli prime minister makes surprise trip to Moscow to meet Putin over Ukraine",
+             "He later spoke with Zelensky, his office said.")
+    second = ("Netanyahu meets Putin in Moscow, then flies to Berlin",
+              "The Israeli leader held a three-hour meeting with the Russian president and "
+              "briefed the German chancellor.")
+    w = World(matcher)
+    d = w.add(*first, "https://one.example/a")
+    f = w.feats(*second, "en")
+    plain = w.index.assign("https://two.example/b", "h2", T0, f)
+    fresh = w.index.assign("https://two.example/b", "h2", T0, f, frozenset({d}))
+    assert plain.development_id is None, plain
+    assert fresh.development_id == d, fresh
