@@ -10,6 +10,7 @@ Russia in one item and Israel in the next. The score weighs where the evidence s
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections import Counter
@@ -49,6 +50,13 @@ update live analysis video photos watch via one two three first last и в во 
 всегда конечно всю между заявил сообщил сообщает заявила также года году
 """.split())
 _DIGITS = re.compile(r"^\d+$")
+
+# Cosine likeness of an article to a topic's description and vocabulary. Measured on the
+# dev scenario it separates on- from off-topic articles worse than the same-sentence rules
+# (on-topic from 0.10, off-topic up to 0.14), so it only adds a bounded bonus to a topic
+# whose rule already holds: it lifts a buried mention that reads like the topic.
+DESCRIPTION_WEIGHT = 1.0
+DESCRIPTION_BONUS = 0.3
 
 TITLE_WEIGHT = 1.5
 LEAD_WEIGHT = 1.0
@@ -212,6 +220,18 @@ class Matcher:
         for options in index.values():
             options.sort(key=lambda o: -len(o[0]))
         self._index = index
+        self._key_stems = {t.key: t.phrases[0] for t in profile.terms if t.phrases}
+        # Each topic as a bag of stems: its description plus every alias of its concepts.
+        self._topic_bags: dict[str, dict[str, float]] = {}
+        for t in profile.topics:
+            concepts = {c for g in t.require for c in g} | set(t.support)
+            bag: Counter[str] = Counter(
+                x.stem for x in tokenize(t.description)
+                if x.stem not in STOPWORDS and len(x.stem) > 2)
+            for term in profile.terms:
+                if term.concept in concepts:
+                    bag.update(s for phrase in term.phrases for s in phrase)
+            self._topic_bags[t.id] = _unit(bag)
 
     def hits(self, sentence: str) -> list[Hit]:
         return [x for x in self.scan(sentence) if isinstance(x, Hit)]
@@ -267,6 +287,9 @@ class Matcher:
                         and x.surface.lower() not in STOPWORDS:
                     words[x.stem] += weight
         n_title = sum(1 for _, is_title in all_sentences if is_title)
+        article_bag = _unit(Counter({k: float(v) for k, v in words.items()})
+                            + Counter({s: float(v) for key, v in terms.items()
+                                       for s in self._key_stems.get(key, ())}))
         concepts_anywhere = {h.concept for hs in found for h in hs}
         scores: dict[str, TopicScore] = {}
         for topic in self.profile.topics:
@@ -286,7 +309,9 @@ class Matcher:
                 continue
             weights.sort(reverse=True)
             support = sum(1 for c in topic.support if c in concepts_anywhere)
-            score = weights[0] + 0.2 * min(3, len(weights) - 1) + 0.1 * min(3, support)
+            likeness = _dot(self._topic_bags[topic.id], article_bag)
+            score = (weights[0] + 0.2 * min(3, len(weights) - 1) + 0.1 * min(3, support)
+                     + min(DESCRIPTION_BONUS, DESCRIPTION_WEIGHT * likeness))
             scores[topic.id] = TopicScore(topic.id, round(score, 3), evidence[:3])
         generic = self.profile.generic_concepts
         all_hits = [h for hs in found for h in hs]
@@ -298,6 +323,17 @@ class Matcher:
 
     def match_article(self, article: Article) -> MatchResult:
         return self.match(article.title, article.text)
+
+
+def _unit(bag: Counter[str]) -> dict[str, float]:
+    norm = math.sqrt(sum(v * v for v in bag.values()))
+    return {k: v / norm for k, v in bag.items()} if norm else {}
+
+
+def _dot(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b.get(k, 0.0) for k, v in a.items())
 
 
 def _is_title_case(tokens: Iterable[Token]) -> bool:

@@ -109,3 +109,15 @@ def test_custom_profile_is_used() -> None:
     m = Matcher(p)
     assert m.match("Red apples are cheap", "").topics == ["red-fruit"]
     assert not m.match("Green apples are cheap", "").relevant
+
+
+def test_likeness_to_the_topic_lifts_a_buried_mention_within_bounds(matcher: Matcher) -> None:
+    filler = "Markets were calm. Officials met. Trade was discussed. "
+    topical = matcher.match("Weekly review", filler + "Later, Iran said uranium enrichment "
+                            "at Fordow would expand despite the IAEA and the nuclear deal.")
+    bare = matcher.match("Weekly review", filler + "Later, Iran mentioned nuclear.")
+    assert topical.scores["iran-nuclear"].score > bare.scores["iran-nuclear"].score
+    # the bonus is bounded: a buried rule hit can gain at most 0.3 from likeness alone
+    assert topical.scores["iran-nuclear"].score <= 0.8 + 0.1 * 3 + 0.3 + 1e-9
+    assert "iran-nuclear" not in matcher.match("Weekly review", filler + "Uranium prices "
+                                               "rose; enrichment firms gained.").scores
