@@ -98,6 +98,7 @@ class Term:
     concept: str
     phrases: tuple[tuple[str, ...], ...]
     place: bool = False  # a concrete location
+    weight: float = 1.0  # how strongly a hit stands for its concept
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +133,13 @@ def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
             generic.add(concept)
         for line in spec.get("terms", []):
             place = line.startswith("@")
-            aliases = [a.strip() for a in line.removeprefix("@").split("|") if a.strip()]
+            line, _, w = line.removeprefix("@").partition("~")
+            weight = float(w) if w.strip() else 1.0
+            aliases = [a.strip() for a in line.split("|") if a.strip()]
             phrases = tuple(dict.fromkeys(
                 tuple(t.stem for t in tokenize(a)) for a in aliases if tokenize(a)))
             terms.append(Term(key=aliases[0].lower(), concept=concept, phrases=phrases,
-                              place=place))
+                              place=place, weight=weight))
     known = {t.concept for t in terms}
     topics = []
     for spec in data.get("topics", []):
@@ -168,6 +171,7 @@ class Hit:
     concept: str
     surface: str
     place: bool = False
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,7 @@ class Matcher:
                 if n == 1 and not title_case and self._false_friend(tokens, i):
                     break
                 surface = " ".join(t.surface for t in tokens[i:i + n])
-                out.append(Hit(term.key, term.concept, surface, term.place))
+                out.append(Hit(term.key, term.concept, surface, term.place, term.weight))
                 matched = n
                 break
             if not matched:
@@ -296,14 +300,20 @@ class Matcher:
             weights: list[float] = []
             evidence: list[str] = []
             for idx, hs in enumerate(found):
-                present = {h.concept for h in hs}
-                if not any(set(group) <= present for group in topic.require):
+                strength: dict[str, float] = {}
+                for h in hs:
+                    strength[h.concept] = max(strength.get(h.concept, 0.0), h.weight)
+                groups = [g for g in topic.require if set(g) <= strength.keys()]
+                if not groups:
                     continue
+                # The weakest concept of the best-supported group decides the hit's weight.
+                term_weight = max(min(strength[c] for c in g) for g in groups)
                 if idx < n_title:
-                    weights.append(TITLE_WEIGHT)
+                    position = TITLE_WEIGHT
                 else:
                     lead = idx - n_title < LEAD_SENTENCES
-                    weights.append(LEAD_WEIGHT if lead else BODY_WEIGHT)
+                    position = LEAD_WEIGHT if lead else BODY_WEIGHT
+                weights.append(position * term_weight)
                 evidence.append(_snippet(all_sentences[idx][0], hs))
             if not weights:
                 continue

@@ -121,3 +121,14 @@ def test_likeness_to_the_topic_lifts_a_buried_mention_within_bounds(matcher: Mat
     assert topical.scores["iran-nuclear"].score <= 0.8 + 0.1 * 3 + 0.3 + 1e-9
     assert "iran-nuclear" not in matcher.match("Weekly review", filler + "Uranium prices "
                                                "rose; enrichment firms gained.").scores
+
+
+def test_term_weights_scale_the_evidence() -> None:
+    p = parse_profile({
+        "concepts": {"fruit": {"terms": ["apple", "fruit ~0.5"]}, "colour": {"terms": ["red"]}},
+        "topics": [{"id": "t", "require": [["fruit", "colour"]]}],
+    })
+    m = Matcher(p)
+    strong = m.match("Red apple", "").scores["t"].score
+    weak = m.match("Red fruit", "").scores["t"].score
+    assert strong - weak == pytest.approx(1.5 * 0.5)  # headline weight times (1 - 0.5)
