@@ -106,9 +106,21 @@ class FeedConfig(_Section):
         return v.strip()
 
 
-class WebhookChannel(_Section):
-    type: Literal["webhook"]
+class _ChannelBase(_Section):
+    """What every channel has: a name and the filter deciding which alerts it gets."""
+
     name: str | None = None
+    topics: list[str] | None = Field(None, description="only alerts on these topics")
+    min_score: float = Field(0.0, ge=0, description="only alerts scoring at least this")
+
+    def wants(self, topics: list[str], score: float) -> bool:
+        if score < self.min_score:
+            return False
+        return self.topics is None or bool(set(self.topics) & set(topics))
+
+
+class WebhookChannel(_ChannelBase):
+    type: Literal["webhook"]
     url: str
     secret: SecretStr | None = None
     timeout: Duration = timedelta(seconds=15)
@@ -129,9 +141,8 @@ class WebhookChannel(_Section):
         return v
 
 
-class EmailChannel(_Section):
+class EmailChannel(_ChannelBase):
     type: Literal["email"]
-    name: str | None = None
     host: str
     port: int | None = None
     security: Literal["ssl", "starttls", "none"] = "starttls"
@@ -144,12 +155,19 @@ class EmailChannel(_Section):
     verify_tls: bool = True
 
 
-class ConsoleChannel(_Section):
+class ConsoleChannel(_ChannelBase):
     type: Literal["console"]
-    name: str | None = None
 
 
-Channel = Annotated[WebhookChannel | EmailChannel | ConsoleChannel, Field(discriminator="type")]
+class AppriseChannel(_ChannelBase):
+    """Chat and push services through Apprise URLs (slack://, tgram://, discord://, …)."""
+
+    type: Literal["apprise"]
+    urls: list[SecretStr] = Field(min_length=1)  # they carry tokens: never printed
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | ConsoleChannel | AppriseChannel,
+                    Field(discriminator="type")]
 
 
 class Settings(BaseSettings):

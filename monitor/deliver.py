@@ -16,14 +16,15 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
+import apprise
 import httpx
 from standardwebhooks import Webhook
 
 from monitor.alerts import AlertContent, payload, render_html, render_text, subject
-from monitor.config import ConsoleChannel, EmailChannel, WebhookChannel
+from monitor.config import AppriseChannel, ConsoleChannel, EmailChannel, WebhookChannel
 from monitor.fetch import USER_AGENT
 
-ChannelConfig = WebhookChannel | EmailChannel | ConsoleChannel
+ChannelConfig = WebhookChannel | EmailChannel | ConsoleChannel | AppriseChannel
 # A server cannot push a retry further out than this (the retry_max setting caps it again).
 MAX_RETRY_AFTER = timedelta(days=1)
 
@@ -136,10 +137,26 @@ def send_console(content: AlertContent, stream: Any = None) -> Outcome:
     return Outcome(True)
 
 
+async def send_apprise(ch: AppriseChannel, content: AlertContent) -> Outcome:
+    """One notification to every URL of the channel; any failure retries the whole send."""
+    notifier = apprise.Apprise()
+    for i, url in enumerate(ch.urls, 1):
+        if not notifier.add(url.get_secret_value()):
+            return Outcome(False, retry=False, error=f"apprise URL #{i} is not a valid URL")
+    result = await notifier.async_notify(title=subject(content), body=render_text(content))
+    if result:
+        return Outcome(True)
+    logs = " | ".join(entry.message for entry in list(result.logs())[-3:])
+    return Outcome(False, retry=True,
+                   error=f"apprise: {result.failed_count} of {len(ch.urls)} failed {logs}"[:500])
+
+
 async def send(ch: ChannelConfig, content: AlertContent, now: datetime,
                client: httpx.AsyncClient) -> Outcome:
     if isinstance(ch, WebhookChannel):
         return await send_webhook(ch, content, now, client)
     if isinstance(ch, EmailChannel):
         return await send_email(ch, content)
+    if isinstance(ch, AppriseChannel):
+        return await send_apprise(ch, content)
     return send_console(content)

@@ -346,7 +346,8 @@ class Pipeline:
         dev.title = row.title or dev.title
         dev.topics = result.topics
         dev.score = result.best
-        store.add_alert(s, dev, new_alert_id(), list(self.channels), now)
+        wanted = [name for name, ch in self.channels.items() if ch.wants(dev.topics, dev.score)]
+        store.add_alert(s, dev, new_alert_id(), wanted, now)
         stats.alerts += 1
         log.info("alert: %s [%s] %.2f", dev.title, ", ".join(dev.topics), dev.score)
 

@@ -102,3 +102,85 @@ def test_run_polls_until_sigterm_then_exits_zero(
     assert proc.returncode == 0, err
     assert "unreachable.xml" in err and "cannot connect" in err
     assert len(webhook_sink.accepted) == 1
+
+
+def test_channels_test_reports_success_and_failure(
+        tmp_path: Path, webhook_sink: WebhookSink) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(f'''[database]
+url = "sqlite:///{(tmp_path / "m.db").as_posix()}"
+[[channels]]
+type = "webhook"
+name = "good"
+url = "{webhook_sink.url}"
+[[channels]]
+type = "webhook"
+name = "down"
+url = "http://127.0.0.1:9/hook"
+''', encoding="utf-8")
+    r = run(["--config", str(cfg), "channels", "test", "good"], tmp_path)
+    assert r.returncode == 0 and "good: delivered" in r.stdout
+    assert webhook_sink.accepted[0]["body"]["type"] == "test.new"
+    r = run(["--config", str(cfg), "channels", "test", "down"], tmp_path)
+    assert r.returncode != 0 and "temporary" in r.stderr
+    r = run(["--config", str(cfg), "channels", "list"], tmp_path)
+    assert "good" in r.stdout and "down" in r.stdout
+
+
+def test_dead_letter_is_listed_and_retried_by_hand(
+        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    url = feed_server.serve("/a.xml", rss(STORY))
+    cfg = config(tmp_path, [url], webhook_sink.url)
+    webhook_sink.responses = [(400, {})]  # refused for good on the first attempt
+    assert run(["--config", str(cfg), "poll"], tmp_path).returncode == 0
+    r = run(["--config", str(cfg), "alerts", "list", "--failed"], tmp_path)
+    assert "dead after 1 attempt" in r.stdout and "HTTP 400" in r.stdout
+    alert_id = r.stdout.split()[2]
+    r = run(["--config", str(cfg), "alerts", "retry", alert_id], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "delivered 1" in r.stdout
+    assert [x["headers"]["webhook-id"] for x in webhook_sink.received] == [alert_id] * 2
+    assert "no alerts" in run(["--config", str(cfg), "alerts", "list", "--failed"],
+                              tmp_path).stdout
+
+
+def test_a_delivering_process_killed_mid_send_loses_nothing(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """SIGKILL while the receiver holds its reply; the next run re-sends with the same id."""
+    import http.server
+    import threading
+
+    received: list[str] = []
+    first_arrived = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(self.headers["webhook-id"])
+            if len(received) == 1:
+                first_arrived.set()
+                time.sleep(30)  # the sender is killed while waiting for this reply
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+    url = feed_server.serve("/a.xml", rss(STORY))
+    cfg = config(tmp_path, [url], hook)
+    proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "poll"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert first_arrived.wait(60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    r = run(["--config", str(cfg), "deliver"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(received) == 2 and received[0] == received[1]
+    r = run(["--config", str(cfg), "alerts", "list"], tmp_path)
+    assert "delivered after 1 attempt" in r.stdout
+    httpd.shutdown()

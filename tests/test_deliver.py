@@ -347,3 +347,26 @@ def test_console_writes_title_and_primary_url(capsys: pytest.CaptureFixture[str]
     assert out.index(c.articles[0].url) < out.index(c.articles[1].url)
     assert deliver(ConsoleChannel(type="console"), c).delivered
     assert c.articles[0].url in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ apprise --
+
+def test_apprise_channel_posts_through_a_real_server(webhook_sink: Any) -> None:
+    from monitor.config import AppriseChannel
+
+    url = webhook_sink.url.replace("http://", "json://")
+    ch = AppriseChannel(type="apprise", urls=[url])
+    assert deliver(ch, content("Apprise check")) == Outcome(True)
+    body = webhook_sink.accepted[0]["body"]
+    assert "Apprise check" in body["title"] and "news.example.org/a/1" in body["message"]
+
+
+def test_apprise_failures_retry_or_fail_for_good(webhook_sink: Any) -> None:
+    from monitor.config import AppriseChannel
+
+    webhook_sink.responses.append((503, {}))
+    url = webhook_sink.url.replace("http://", "json://")
+    out = deliver(AppriseChannel(type="apprise", urls=[url]), content())
+    assert not out.delivered and out.retry
+    out = deliver(AppriseChannel(type="apprise", urls=["no-such-scheme://x"]), content())
+    assert not out.delivered and not out.retry and "not a valid URL" in (out.error or "")

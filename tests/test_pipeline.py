@@ -220,3 +220,30 @@ def test_commentary_alone_does_not_alert(
     with database.session() as s:
         e = s.scalars(select(Entry)).one()
         assert e.relevant and e.development_id is not None
+
+
+def test_channel_filters_choose_who_gets_an_alert(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
+    settings = Settings(
+        database={"url": database.url}, feeds=[{"url": url}],
+        channels=[
+            {"type": "webhook", "name": "all", "url": webhook_sink.url},
+            {"type": "webhook", "name": "nuclear-desk", "url": webhook_sink.url,
+             "topics": ["iran-nuclear"]},
+            {"type": "webhook", "name": "relations-desk", "url": webhook_sink.url,
+             "topics": ["russia-israel"]},
+            {"type": "webhook", "name": "hezbollah-desk", "url": webhook_sink.url,
+             "topics": ["hezbollah"]},
+            {"type": "webhook", "name": "only-strong", "url": webhook_sink.url,
+             "min_score": 5.0},
+        ])
+    p = Pipeline(settings, database, clock=clock)
+    p.sync_feeds()
+    cycle(p)
+    with database.session() as s:
+        assert sorted(d.channel for d in s.scalars(select(Delivery))) == [
+            "all", "nuclear-desk", "relations-desk"]  # the story also touches Iran's programme
+    assert len(webhook_sink.accepted) == 3
+    assert len({r["headers"]["webhook-id"] for r in webhook_sink.accepted}) == 1
