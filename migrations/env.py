@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from monitor.models import Base
+from monitor.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,6 +25,14 @@ def run() -> None:
     engine.dispose()
 
 
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Write the UTC column type as the plain DateTime it stores, so migrations never
+    import the application's models."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _migrate(connection: object) -> None:
     context.configure(
         connection=connection,
@@ -32,6 +40,7 @@ def _migrate(connection: object) -> None:
         # SQLite cannot ALTER most things: batch mode recreates tables instead.
         render_as_batch=True,
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

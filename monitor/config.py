@@ -15,6 +15,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -112,6 +113,50 @@ class _ChannelBase(_Section):
     name: str | None = None
     topics: list[str] | None = Field(None, description="only alerts on these topics")
     min_score: float = Field(0.0, ge=0, description="only alerts scoring at least this")
+
+    mode: Literal["instant", "digest"] = "instant"
+    digest_cron: str = Field("0 8 * * *", description="when digests go out (crontab)")
+    timezone: str = "UTC"
+    rate_limit: str | None = Field(None, description="e.g. 10/1h; the excess joins the digest")
+    quiet_hours: str | None = Field(None, description="e.g. 22:00-07:00, in `timezone`")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use e.g. Europe/Moscow)") from None
+        return v
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as exc:
+            raise ValueError(f"invalid crontab {v!r}: {exc}") from None
+        return v
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, v: str | None) -> str | None:
+        from monitor.routing import parse_rate
+
+        if v is not None:
+            parse_rate(v)
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        from monitor.routing import parse_quiet_hours
+
+        if v is not None:
+            parse_quiet_hours(v)
+        return v
 
     def wants(self, topics: list[str], score: float) -> bool:
         if score < self.min_score:

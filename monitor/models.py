@@ -176,9 +176,13 @@ class Alert(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Digests: one alert per channel and schedule firing; the unique key makes a second
+    # worker's attempt to build the same digest fail instead of sending it twice.
+    digest_key: Mapped[str | None] = mapped_column(String(300), unique=True)
 
     deliveries: Mapped[list[Delivery]] = relationship(
-        back_populates="alert", cascade="all, delete-orphan"
+        back_populates="alert", cascade="all, delete-orphan",
+        foreign_keys="Delivery.alert_id",
     )
 
 
@@ -194,8 +198,12 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(200))
-    # pending → delivered | dead (after the last attempt, or a permanent refusal).
+    # pending → delivered | dead (after the last attempt, or a permanent refusal);
+    # waiting (for the channel's next digest) → digested (sent inside digest_alert_id).
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    digest_alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -203,4 +211,4 @@ class Delivery(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
 
-    alert: Mapped[Alert] = relationship(back_populates="deliveries")
+    alert: Mapped[Alert] = relationship(back_populates="deliveries", foreign_keys=[alert_id])

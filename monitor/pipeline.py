@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor import store
@@ -41,6 +42,7 @@ from monitor.match import Matcher, MatchResult, load_profile
 from monitor.models import Alert, Delivery, Development, Entry, Feed, TopicMatch
 from monitor.normalize import Article, dedupe, normalize_entry
 from monitor.parse import ParseError, parse_feed
+from monitor.routing import last_fire, parse_quiet_hours, parse_rate, quiet_until
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -346,16 +348,71 @@ class Pipeline:
         dev.title = row.title or dev.title
         dev.topics = result.topics
         dev.score = result.best
-        wanted = [name for name, ch in self.channels.items() if ch.wants(dev.topics, dev.score)]
-        store.add_alert(s, dev, new_alert_id(), wanted, now)
+        routes = [self._route(s, name, ch, now) for name, ch in self.channels.items()
+                  if ch.wants(dev.topics, dev.score)]
+        store.add_alert(s, dev, new_alert_id(), routes, now)
         stats.alerts += 1
         log.info("alert: %s [%s] %.2f", dev.title, ", ".join(dev.topics), dev.score)
+
+    def _route(self, s: Session, name: str, ch: ChannelConfig,
+               now: datetime) -> tuple[str, str, datetime]:
+        """(channel, status, first attempt): instant, held past quiet hours, or waiting
+        for the digest (digest channels, and instant ones over their rate limit)."""
+        if ch.mode == "digest":
+            return name, "waiting", now
+        if ch.rate_limit:
+            limit, per = parse_rate(ch.rate_limit)
+            if store.instant_sent_since(s, name, now - per) >= limit:
+                log.info("channel %s is over its rate limit; the alert joins its digest", name)
+                return name, "waiting", now
+        quiet = parse_quiet_hours(ch.quiet_hours) if ch.quiet_hours else None
+        held = quiet_until(now, quiet, ch.timezone)
+        return name, "pending", held or now
+
+    def build_digests(self) -> int:
+        """Gather each channel's waiting alerts into one digest per schedule firing.
+
+        The digest's key (channel and firing time) is unique in the database, so when two
+        workers get here together one builds it and the other's insert fails harmlessly."""
+        built = 0
+        now = self.clock()
+        for name, ch in self.channels.items():
+            if ch.mode != "digest" and not ch.rate_limit:
+                continue
+            try:
+                with self.db.session() as s:
+                    pending = store.waiting(s, name)
+                    if not pending:
+                        continue
+                    # The first digest is the first firing after the oldest waiting alert.
+                    after = store.last_digest_fire(s, name) or \
+                        min(d.created_at or now for d in pending)
+                    fire = last_fire(ch.digest_cron, ch.timezone, after, now)
+                    if fire is None:
+                        continue
+                    rows = [d for d in pending if (d.created_at or now) <= fire]
+                    if not rows:
+                        continue
+                    digest = Alert(public_id=new_alert_id(), kind="digest", created_at=now,
+                                   digest_key=f"{name}@{fire.isoformat()}")
+                    digest.deliveries.append(Delivery(channel=name, status="pending",
+                                                      next_attempt_at=now, created_at=now))
+                    s.add(digest)
+                    s.flush()
+                    for d in rows:
+                        d.status, d.digest_alert_id = "digested", digest.id
+                    built += 1
+                    log.info("digest for %s: %d alerts", name, len(rows))
+            except IntegrityError:
+                log.info("digest for %s was built by another worker", name)
+        return built
 
     # --------------------------------------------------------------- delivery --
 
     async def deliver_due(self) -> DeliveryStats:
         """Send every due delivery once; failures are rescheduled with backoff and jitter."""
         stats = DeliveryStats()
+        self.build_digests()
         reclaim = is_sqlite(self.db.engine)
         async with httpx.AsyncClient() as client:
             while True:
@@ -407,6 +464,28 @@ class Pipeline:
                         delay.total_seconds())
 
     def _content(self, s: Session, alert: Alert) -> AlertContent:
+        if alert.kind == "digest":
+            return self._digest_content(s, alert)
+        return self._development_content(s, alert)
+
+    def _digest_content(self, s: Session, alert: Alert) -> AlertContent:
+        """A digest: each development's primary report, in the order they were alerted."""
+        parts = s.scalars(select(Delivery).where(Delivery.digest_alert_id == alert.id)
+                          .order_by(Delivery.created_at, Delivery.id))
+        articles: list[ArticleRef] = []
+        topics: dict[str, TopicRef] = {}
+        for d in parts:
+            one = self._development_content(s, d.alert)
+            articles += one.articles[:1]
+            for t in one.topics:
+                topics.setdefault(t.id, t)
+        n = len(articles)
+        return AlertContent(id=alert.public_id, kind="digest", created_at=alert.created_at,
+                            title=f"Digest: {n} new development{'s' if n != 1 else ''}",
+                            score=max((t.score for t in topics.values()), default=0.0),
+                            topics=list(topics.values()), articles=articles)
+
+    def _development_content(self, s: Session, alert: Alert) -> AlertContent:
         """The alert as sent now: the development with every report known so far."""
         dev = s.get(Development, alert.development_id) if alert.development_id else None
         entries = store.development_entries(s, dev.id) if dev else []

@@ -109,14 +109,39 @@ def developments_since(s: Session, since: datetime) -> set[int]:
     return set(s.scalars(q))
 
 
-def add_alert(s: Session, dev: Development, public_id: str, channels: Sequence[str],
-              now: datetime) -> Alert:
-    """The outbox rows, written in the caller's transaction with the development."""
+def add_alert(s: Session, dev: Development, public_id: str,
+              routes: Sequence[tuple[str, str, datetime]], now: datetime) -> Alert:
+    """The outbox rows (channel, status, first attempt), written in the caller's
+    transaction with the development."""
     alert = Alert(public_id=public_id, development_id=dev.id, created_at=now, kind="development")
-    for name in channels:
-        alert.deliveries.append(Delivery(channel=name, status="pending", next_attempt_at=now))
+    for name, status, at in routes:
+        alert.deliveries.append(Delivery(channel=name, status=status, next_attempt_at=at,
+                                         created_at=now))
     s.add(alert)
     return alert
+
+
+def instant_sent_since(s: Session, channel: str, since: datetime) -> int:
+    """Deliveries a channel got outside digests since `since` (for its rate limit)."""
+    q = select(func.count()).select_from(Delivery).where(
+        Delivery.channel == channel, Delivery.created_at >= since,
+        Delivery.status.in_(("pending", "delivered", "dead")), Delivery.digest_alert_id.is_(None),
+        Delivery.alert.has(Alert.kind == "development"))
+    return int(s.scalar(q) or 0)
+
+
+def last_digest_fire(s: Session, channel: str) -> datetime | None:
+    keys = s.scalars(select(Alert.digest_key).where(Alert.digest_key.like(f"{channel}@%"))
+                     .order_by(Alert.id.desc()).limit(1))
+    key = next(iter(keys), None)
+    return datetime.fromisoformat(key.split("@", 1)[1]) if key else None
+
+
+def waiting(s: Session, channel: str, until: datetime | None = None) -> list[Delivery]:
+    q = select(Delivery).where(Delivery.channel == channel, Delivery.status == "waiting")
+    if until is not None:
+        q = q.where(Delivery.created_at <= until)
+    return list(s.scalars(q.order_by(Delivery.created_at, Delivery.id)))
 
 
 def claim_deliveries(s: Session, now: datetime, owner: str, lease: timedelta,

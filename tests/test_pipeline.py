@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -247,3 +247,75 @@ def test_channel_filters_choose_who_gets_an_alert(
             "all", "nuclear-desk", "relations-desk"]  # the story also touches Iran's programme
     assert len(webhook_sink.accepted) == 3
     assert len({r["headers"]["webhook-id"] for r in webhook_sink.accepted}) == 1
+
+
+def routed(database: Database, clock: Clock, feed: str, channel: dict[str, Any]) -> Pipeline:
+    settings = Settings(database={"url": database.url}, feeds=[{"url": feed}],
+                        channels=[{"type": "webhook", "name": "desk", **channel}])
+    p = Pipeline(settings, database, clock=clock)
+    p.sync_feeds()
+    return p
+
+
+def test_digest_goes_out_once_on_its_schedule_even_with_two_workers(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    t0 = clock.now  # 12:00 UTC = 15:00 in Moscow
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0)]))
+    channel = {"url": webhook_sink.url, "mode": "digest", "digest_cron": "0 8 * * *",
+               "timezone": "Europe/Moscow"}
+    one, two = routed(database, clock, url, channel), routed(database, clock, url, channel)
+    cycle(one)
+    feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0),
+                                     item(OTHER_RELEVANT, "https://a.example/2", t0)]))
+    clock.advance(timedelta(hours=3))
+    cycle(one)
+    assert webhook_sink.received == []  # nothing until 08:00 Moscow time
+    clock.now = datetime(2026, 1, 2, 4, 59, tzinfo=UTC)  # 07:59 in Moscow
+    asyncio.run(one.deliver_due())
+    assert webhook_sink.received == []
+    clock.advance(timedelta(minutes=2))
+    assert one.build_digests() + two.build_digests() == 1
+    asyncio.run(two.deliver_due())
+    asyncio.run(one.deliver_due())
+    assert len(webhook_sink.accepted) == 1
+    body = webhook_sink.accepted[0]["body"]
+    assert body["type"] == "digest.new"
+    assert [a["url"] for a in body["articles"]] == ["https://a.example/1", "https://a.example/2"]
+    clock.advance(timedelta(hours=1))
+    asyncio.run(one.deliver_due())
+    assert len(webhook_sink.received) == 1  # the next digest waits for tomorrow
+
+
+def test_rate_limit_folds_the_excess_into_the_digest(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    t0 = clock.now
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0),
+                                           item(OTHER_RELEVANT, "https://a.example/2", t0)]))
+    p = routed(database, clock, url, {"url": webhook_sink.url, "rate_limit": "1/1h",
+                                      "digest_cron": "0 * * * *"})
+    cycle(p)
+    assert [r["body"]["type"] for r in webhook_sink.accepted] == ["development.new"]
+    clock.advance(timedelta(hours=1))
+    asyncio.run(p.deliver_due())
+    kinds = [r["body"]["type"] for r in webhook_sink.accepted]
+    assert kinds == ["development.new", "digest.new"]
+    first, digest = (r["body"] for r in webhook_sink.accepted)
+    assert len(digest["articles"]) == 1
+    assert digest["articles"][0]["url"] != first["articles"][0]["url"]
+
+
+def test_quiet_hours_hold_alerts_until_they_end(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    clock.now = datetime(2026, 1, 1, 23, 0, tzinfo=UTC)
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
+    p = routed(database, clock, url, {"url": webhook_sink.url, "quiet_hours": "22:00-07:00"})
+    cycle(p)
+    clock.now = datetime(2026, 1, 2, 6, 59, tzinfo=UTC)
+    asyncio.run(p.deliver_due())
+    assert webhook_sink.received == []
+    clock.now = datetime(2026, 1, 2, 7, 0, 1, tzinfo=UTC)
+    asyncio.run(p.deliver_due())
+    assert len(webhook_sink.accepted) == 1
