@@ -127,9 +127,15 @@ def deliver(obj: Context) -> None:
 @click.pass_obj
 def run(obj: Context) -> None:
     """Run the service: poll feeds on their schedule until SIGTERM or Ctrl-C."""
+    from monitor.db import AlreadyRunning, single_worker
     from monitor.service import serve
 
-    asyncio.run(serve(obj.pipeline()))
+    db = obj.database()
+    try:
+        with single_worker(db.engine):
+            asyncio.run(serve(obj.pipeline()))
+    except AlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()
@@ -210,9 +216,9 @@ def feeds_list(obj: Context) -> None:
 @feeds.command("add")
 @click.argument("url")
 @click.option("--name")
-@click.option("--interval", default="10m", show_default=True)
+@click.option("--interval", help="e.g. 10m; omitted: follow the feed's publishing rate")
 @click.pass_obj
-def feeds_add(obj: Context, url: str, name: str | None, interval: str) -> None:
+def feeds_add(obj: Context, url: str, name: str | None, interval: str | None) -> None:
     """Add a feed by URL."""
     try:
         cfg = FeedConfig(url=url, name=name, interval=interval)
@@ -223,7 +229,8 @@ def feeds_add(obj: Context, url: str, name: str | None, interval: str) -> None:
         if s.scalar(select(Feed).where(Feed.url == cfg.url)) is not None:
             raise click.ClickException(f"feed already present: {cfg.url}")
         s.add(Feed(url=cfg.url, name=cfg.name, origin="cli", enabled=True,
-                   interval_seconds=int(cfg.interval.total_seconds()),
+                   interval_seconds=int(cfg.poll_interval.total_seconds()),
+                   adaptive=cfg.interval is None,
                    next_poll_at=p.clock()))
     click.echo(f"added {cfg.url}")
 

@@ -76,6 +76,8 @@ class AlertsConfig(_Section):
     retry_initial: Duration = timedelta(seconds=30)
     retry_max: Duration = timedelta(hours=1)
     max_attempts: int = Field(10, ge=1)
+    # A feed failing this long raises one feed-health alert ("0s" turns it off).
+    feed_failure_alert: Duration = timedelta(hours=6)
 
 
 class HttpConfig(_Section):
@@ -87,17 +89,32 @@ class HttpConfig(_Section):
     user_agent: str | None = None
 
 
+class ServiceConfig(_Section):
+    # host:port of /healthz and /metrics while `monitor run` runs; "" turns it off.
+    listen: str = "127.0.0.1:9464"
+    # Entries and developments not seen for this long are deleted daily (alerts stay).
+    retention: Duration = timedelta(days=90)
+
+
 class MatchingConfig(_Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
     cluster_window: Duration = timedelta(days=7)
 
 
+DEFAULT_INTERVAL = timedelta(minutes=10)
+
+
 class FeedConfig(_Section):
     url: str
     name: str | None = None
-    interval: Duration = timedelta(minutes=10)
+    # None: start at DEFAULT_INTERVAL and follow the feed's publishing rate.
+    interval: Duration | None = None
     enabled: bool = True
+
+    @property
+    def poll_interval(self) -> timedelta:
+        return self.interval or DEFAULT_INTERVAL
 
     @field_validator("url")
     @classmethod
@@ -226,6 +243,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     http: HttpConfig = HttpConfig()
     matching: MatchingConfig = MatchingConfig()
+    service: ServiceConfig = ServiceConfig()
     feeds: list[FeedConfig] = []
     channels: list[Channel] = []
 

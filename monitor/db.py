@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -86,6 +87,39 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+@contextmanager
+def single_worker(engine: Engine) -> Iterator[None]:
+    """On SQLite, hold an exclusive lock for the life of `monitor run`: SQLite has one
+    writer, so a second service on the same file is refused with a clear message.
+    PostgreSQL needs no such lock: workers share it through row leases."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.run.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise AlreadyRunning(
+                f"another monitor ({holder}) is already running on the SQLite database "
+                f"{path}; SQLite supports one service at a time. Stop it, or use PostgreSQL "
+                "to run several workers.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -9,10 +9,11 @@ has a connect timeout and a total deadline, so a slow-drip server cannot stall a
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,6 +45,7 @@ class FetchResult:
     last_modified: str | None = None
     permanent_url: str | None = None  # the new address after 301/308 redirects only
     retry_after: str | None = None
+    max_age: float | None = None  # seconds the server says the document stays fresh
     error: str | None = None
 
     @property
@@ -88,6 +90,7 @@ async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
                     etag=resp.headers.get("etag") or req.etag,
                     last_modified=resp.headers.get("last-modified") or req.last_modified,
                     permanent_url=permanent, retry_after=resp.headers.get("retry-after"),
+                    max_age=freshness(resp.headers),
                 )
                 if resp.status_code == 304:
                     return base
@@ -115,6 +118,27 @@ async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
         return FetchResult(req.feed_id, req.url, error="too many redirects")
     except httpx.HTTPError as exc:
         return FetchResult(req.feed_id, req.url, error=_describe(exc))
+
+
+def freshness(headers: httpx.Headers) -> float | None:
+    """Seconds until the response goes stale: Cache-Control max-age, else Expires."""
+    for part in headers.get("cache-control", "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "max-age" and value.strip().isdigit():
+            return float(value)
+    if expires := headers.get("expires"):
+        try:
+            when = email.utils.parsedate_to_datetime(expires)
+            date = email.utils.parsedate_to_datetime(headers["date"]) \
+                if headers.get("date") else datetime.now(UTC)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        if date.tzinfo is None:
+            date = date.replace(tzinfo=UTC)
+        return max(0.0, (when - date).total_seconds())
+    return None
 
 
 def _describe(exc: httpx.HTTPError) -> str:

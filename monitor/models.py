@@ -71,6 +71,10 @@ class Feed(Base):
     name: Mapped[str | None] = mapped_column(String(300))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     interval_seconds: Mapped[int] = mapped_column(Integer, default=600)
+    # No interval configured: the interval follows the feed's publishing rate.
+    adaptive: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # When the feed-health alert for the current run of failures went out.
+    health_alerted_at: Mapped[datetime | None]
     origin: Mapped[str] = mapped_column(String(20), default="config")
     # HTTP validators and the last body's hash: unchanged feeds are neither re-sent nor re-parsed.
     etag: Mapped[str | None] = mapped_column(String(500))

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor import store
+from monitor import metrics, store
 from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
 from monitor.cluster import (
     ClusterIndex,
@@ -34,21 +35,21 @@ from monitor.cluster import (
     features_from_json,
     features_to_json,
 )
-from monitor.config import ConsoleChannel, Settings
+from monitor.config import DEFAULT_INTERVAL, ConsoleChannel, Settings
 from monitor.db import Database, is_sqlite
-from monitor.deliver import ChannelConfig, Outcome, send
+from monitor.deliver import ChannelConfig, Outcome, parse_retry_after, send
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.match import Matcher, MatchResult, load_profile
 from monitor.models import Alert, Delivery, Development, Entry, Feed, TopicMatch
 from monitor.normalize import Article, dedupe, normalize_entry
 from monitor.parse import ParseError, parse_feed
 from monitor.routing import last_fire, parse_quiet_hours, parse_rate, quiet_until
+from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_success
 
 log = logging.getLogger("monitor.pipeline")
 
 FEED_LEASE = timedelta(minutes=5)
 DELIVERY_LEASE = timedelta(minutes=2)
-MAX_FEED_BACKOFF = timedelta(hours=6)
 
 
 def utcnow() -> datetime:
@@ -127,7 +128,8 @@ class Pipeline:
         self.fresh_since = now - fresh_for
         with self.db.session() as s:
             feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
-            requests = [FetchRequest(f.id, f.url, f.etag, f.last_modified) for f in feeds]
+            requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
+                        for f in feeds]
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
@@ -152,7 +154,7 @@ class Pipeline:
             with self.db.session() as s:
                 feed = s.get(Feed, result.feed_id)
                 if feed is not None:
-                    self._record_error(feed, f"processing failed: {exc}", now)
+                    self._record_error(s, feed, f"processing failed: {exc}", now)
         return stats
 
     def _process(self, s: Session, feed: Feed, result: FetchResult, now: datetime,
@@ -162,16 +164,29 @@ class Pipeline:
         feed.last_polled_at = now
         feed.last_status = result.status
         store.release_feed(feed)
-        if result.error is not None:
-            self._record_error(feed, result.error, now)
+        metrics.POLLS.labels("error" if result.error else
+                             "not_modified" if result.not_modified else "ok").inc()
+        if result.status == 410:
+            feed.enabled = False
+            self._record_error(s, feed, "gone (HTTP 410): the feed is disabled", now)
             stats.errors += 1
             stats.failed_feeds.append(feed.url)
             return
-        if result.permanent_url and result.permanent_url != feed.url:
+        if result.error is not None:
+            retry_after = parse_retry_after(result.retry_after, now) \
+                if result.status in (429, 503) else None
+            self._record_error(s, feed, result.error, now, retry_after)
+            stats.errors += 1
+            stats.failed_feeds.append(feed.url)
+            return
+        if result.permanent_url and result.permanent_url != (feed.permanent_url or feed.url):
+            # Polled at the new address from now on; `url` stays as configured, so the
+            # config file and the database keep agreeing on which feed this is.
             log.info("feed %s moved permanently to %s", feed.url, result.permanent_url)
             feed.permanent_url = result.permanent_url
         feed.etag, feed.last_modified = result.etag, result.last_modified
-        self._record_success(feed, now, due)
+        hint = timedelta(seconds=result.max_age) if result.max_age is not None else None
+        self._record_success(feed, now, due, hint)
         if result.not_modified:
             stats.not_modified += 1
             return
@@ -182,7 +197,7 @@ class Pipeline:
             parsed = parse_feed(result.body or b"", result.permanent_url or feed.url,
                                 result.content_type)
         except ParseError as exc:
-            self._record_error(feed, str(exc), now)
+            self._record_error(s, feed, str(exc), now)
             stats.errors += 1
             stats.failed_feeds.append(feed.url)
             return
@@ -192,33 +207,59 @@ class Pipeline:
             if parsed.title and not feed.name:
                 feed.name = parsed.title[:300]
         feed.body_hash = result.body_hash
+        if parsed.ttl_minutes:
+            ttl = timedelta(minutes=parsed.ttl_minutes)
+            feed.next_poll_at = max(feed.next_poll_at or now, now + min(ttl, MAX_HINT))
         normalized = (normalize_entry(e, feed.url, parsed.language, now) for e in parsed.entries)
         # An entry with no title, no text and no link (a broken item) carries nothing.
         articles = dedupe([a for a in normalized if a.title or a.text or a.url])
         articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
+        if feed.adaptive:
+            dated = [a.published_at for a in articles if not a.date_estimated]
+            feed.interval_seconds = int(adaptive_interval(DEFAULT_INTERVAL, dated)
+                                        .total_seconds())
         self._store_articles(s, feed, articles, now, stats)
 
-    def _record_error(self, feed: Feed, error: str, now: datetime) -> None:
+    def _record_error(self, s: Session, feed: Feed, error: str, now: datetime,
+                      retry_after: timedelta | None = None) -> None:
         feed.error_count += 1
         feed.last_error = error[:2000]
         feed.last_polled_at = now
-        backoff = min(MAX_FEED_BACKOFF,
-                      timedelta(seconds=feed.interval_seconds) * 2 ** min(feed.error_count - 1, 8))
-        feed.next_poll_at = now + backoff
+        feed.next_poll_at = next_error(now, timedelta(seconds=feed.interval_seconds),
+                                       feed.error_count, retry_after)
         store.release_feed(feed)
-        log.warning("feed %s (%s): %s; retry in %s", feed.name or "", feed.url, error, backoff)
+        log.warning("feed %s (%s): %s; next try %s", feed.name or "", feed.url, error,
+                    feed.next_poll_at.isoformat(timespec="seconds"))
+        self._maybe_feed_health_alert(s, feed, now)
 
-    def _record_success(self, feed: Feed, now: datetime, due: datetime | None) -> None:
+    def _maybe_feed_health_alert(self, s: Session, feed: Feed, now: datetime) -> None:
+        """A feed failing for `alerts.feed_failure_alert` is reported once to every channel;
+        it is never silently dead."""
+        limit = self.settings.alerts.feed_failure_alert
+        since = feed.last_success_at or feed.created_at
+        if not limit or feed.health_alerted_at is not None or now - since < limit:
+            return
+        feed.health_alerted_at = now
+        alert = Alert(public_id=new_alert_id(), kind="feed-health", created_at=now, payload={
+            "feed_url": feed.url, "feed_name": feed.name, "error": feed.last_error,
+            "failing_since": since.isoformat(), "errors": feed.error_count})
+        for name in self.channels:
+            alert.deliveries.append(Delivery(channel=name, status="pending",
+                                             next_attempt_at=now, created_at=now))
+        s.add(alert)
+        metrics.ALERTS.labels("feed-health").inc()
+        log.error("feed %s has failed since %s: %s", feed.url, since.isoformat(), feed.last_error)
+
+    def _record_success(self, feed: Feed, now: datetime, due: datetime | None,
+                        hint: timedelta | None = None) -> None:
         if feed.error_count:
             log.info("feed %s recovered after %d errors", feed.url, feed.error_count)
         feed.error_count = 0
         feed.last_error = None
         feed.last_success_at = now
-        # Keep to the feed's own rhythm (due + interval) so tick latency and processing
-        # time do not stretch every period; after a long pause, restart from now.
-        interval = timedelta(seconds=feed.interval_seconds)
-        nxt = due + interval if due is not None else now + interval
-        feed.next_poll_at = nxt if nxt > now else now + interval
+        feed.health_alerted_at = None
+        feed.next_poll_at = next_success(now, due, timedelta(seconds=feed.interval_seconds),
+                                         hint)
 
     # ---------------------------------------------------------- store + match --
 
@@ -245,12 +286,16 @@ class Pipeline:
             changed.append((row, a, True))
         stats.new_entries += len(fresh)
         stats.updated_entries += len(revised)
+        metrics.ENTRIES.labels("new").inc(len(fresh))
+        metrics.ENTRIES.labels("revised").inc(len(revised))
         changed.sort(key=lambda c: c[1].published_at)
         # Match before the first flush, so each new row is written once, complete.
         planned: list[tuple[Entry, Article, bool, MatchResult, Features]] = []
         for row, a, is_new in changed:
             result = self.matcher.match_article(a)
             self._save_matches(row, result)
+            if result.relevant:
+                metrics.MATCHES.inc()
             f = features(result, a.language, a.title)
             row.cluster_features = features_to_json(f)
             planned.append((row, a, is_new, result, f))
@@ -325,6 +370,7 @@ class Pipeline:
         row.development_id = dev.id
         row.join_reason = "new"
         stats.developments += 1
+        metrics.DEVELOPMENTS.inc()
         if not f.commentary:  # analysis of an event we did not see is not an event
             self._maybe_alert(s, dev, row, result, now, stats)
 
@@ -352,6 +398,7 @@ class Pipeline:
                   if ch.wants(dev.topics, dev.score)]
         store.add_alert(s, dev, new_alert_id(), routes, now)
         stats.alerts += 1
+        metrics.ALERTS.labels("development").inc()
         log.info("alert: %s [%s] %.2f", dev.title, ", ".join(dev.topics), dev.score)
 
     def _route(self, s: Session, name: str, ch: ChannelConfig,
@@ -402,6 +449,7 @@ class Pipeline:
                     for d in rows:
                         d.status, d.digest_alert_id = "digested", digest.id
                     built += 1
+                    metrics.ALERTS.labels("digest").inc()
                     log.info("digest for %s: %d alerts", name, len(rows))
             except IntegrityError:
                 log.info("digest for %s was built by another worker", name)
@@ -429,7 +477,12 @@ class Pipeline:
                         outcome = Outcome(False, retry=False,
                                           error=f"channel {channel!r} is no longer configured")
                     else:
+                        started = time.perf_counter()
                         outcome = await send(ch, content, self.clock(), client)
+                        metrics.DELIVERY_SECONDS.labels(channel).observe(
+                            time.perf_counter() - started)
+                    metrics.DELIVERIES.labels(channel, "delivered" if outcome.delivered
+                                              else "retry" if outcome.retry else "failed").inc()
                     self._record_outcome(delivery_id, attempts + 1, outcome, stats)
 
     def _record_outcome(self, delivery_id: int, attempt: int, outcome: Outcome,
@@ -466,6 +519,16 @@ class Pipeline:
     def _content(self, s: Session, alert: Alert) -> AlertContent:
         if alert.kind == "digest":
             return self._digest_content(s, alert)
+        if alert.kind == "feed-health":
+            p = alert.payload
+            name = p.get("feed_name") or p["feed_url"]
+            return AlertContent(
+                id=alert.public_id, kind="feed-health", created_at=alert.created_at,
+                title=f"Feed failing: {name}", score=0.0, topics=[],
+                articles=[ArticleRef(url=p["feed_url"], title=f"Last error: {p.get('error')}",
+                                     source=name, published=alert.created_at,
+                                     summary=f"Failing since {p.get('failing_since')}, "
+                                             f"{p.get('errors')} errors in a row.")])
         return self._development_content(s, alert)
 
     def _digest_content(self, s: Session, alert: Alert) -> AlertContent:

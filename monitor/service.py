@@ -14,8 +14,9 @@ import signal
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
 
-from monitor import store
+from monitor import metrics, store
 from monitor.pipeline import Pipeline
 
 log = logging.getLogger("monitor.service")
@@ -25,7 +26,7 @@ GRACE = timedelta(seconds=15)
 
 def tick_interval(pipeline: Pipeline) -> float:
     """How often to look for due feeds: fine enough for the shortest feed interval."""
-    intervals = [f.interval.total_seconds() for f in pipeline.settings.feeds if f.enabled]
+    intervals = [f.poll_interval.total_seconds() for f in pipeline.settings.feeds if f.enabled]
     shortest = min(intervals, default=600.0)
     return max(0.25, min(10.0, shortest / 4))
 
@@ -41,6 +42,7 @@ async def serve(pipeline: Pipeline) -> None:
         if stop.is_set():
             return
         async with busy:
+            metrics.mark_tick()
             try:
                 stats = await pipeline.poll(only_due=True, fresh_for=fresh_for)
                 if stats.feeds:
@@ -49,18 +51,33 @@ async def serve(pipeline: Pipeline) -> None:
                              stats.not_modified + stats.unchanged, stats.errors,
                              stats.new_entries, stats.alerts)
                 await pipeline.deliver_due()
+                with pipeline.db.session() as s:
+                    metrics.QUEUE.set(store.count_due(s, pipeline.clock()))
             except Exception:
                 log.exception("tick failed; the next one will retry")
+
+    async def cleanup() -> None:
+        async with busy:
+            try:
+                before = pipeline.clock() - pipeline.settings.service.retention
+                with pipeline.db.session() as s:
+                    n = store.cleanup(s, before)
+                log.info("retention: removed %d entries last seen before %s", n,
+                         before.date().isoformat())
+            except Exception:
+                log.exception("retention clean-up failed; it runs again tomorrow")
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = tick_interval(pipeline)
     # Feeds are polled at different moments within their interval: a development opened
     # by another feed's poll within the shortest interval still counts as this poll's.
-    fresh_for = timedelta(seconds=min((f.interval.total_seconds() for f in
+    fresh_for = timedelta(seconds=min((f.poll_interval.total_seconds() for f in
                                        pipeline.settings.feeds if f.enabled), default=600))
     scheduler.add_job(tick, "interval", seconds=every, id="tick", max_instances=1,
                       coalesce=True)
+    scheduler.add_job(cleanup, "cron", hour=3, minute=17, id="retention", coalesce=True)
     scheduler.start()
+    endpoint = start_endpoint(pipeline, every)
     log.info("monitor running: %d feeds, tick every %.1fs; SIGTERM or Ctrl-C to stop",
              len(pipeline.settings.feeds), every)
     first = asyncio.create_task(tick())
@@ -76,4 +93,35 @@ async def serve(pipeline: Pipeline) -> None:
         log.warning("in-flight work did not finish within %s; its leases will expire", GRACE)
     with pipeline.db.session() as s:
         store.clear_feed_leases(s, pipeline.owner)
+    if endpoint is not None:
+        endpoint.close()
     log.info("stopped")
+
+
+def start_endpoint(pipeline: Pipeline, every: float) -> metrics.Endpoint | None:
+    """/healthz and /metrics on [service] listen; a busy port is logged, not fatal."""
+    listen = pipeline.settings.service.listen
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+
+    def health() -> dict[str, object]:
+        report: dict[str, object] = {"scheduler_tick_age_s": round(metrics.tick_age(), 1)}
+        try:
+            with pipeline.db.session() as s:
+                s.execute(text("SELECT 1"))
+            report["database"] = "ok"
+        except Exception as exc:
+            report["database"] = f"error: {type(exc).__name__}"
+        alive = metrics.tick_age() < 3 * every + 30
+        report["scheduler"] = "ok" if alive else "stalled"
+        report["ok"] = alive and report["database"] == "ok"
+        return report
+
+    try:
+        endpoint = metrics.Endpoint(host or "127.0.0.1", int(port), health)
+    except OSError as exc:
+        log.warning("cannot serve /healthz and /metrics on %s: %s", listen, exc)
+        return None
+    log.info("health and metrics on http://%s:%d/healthz and /metrics", host, endpoint.port)
+    return endpoint

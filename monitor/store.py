@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from monitor.config import FeedConfig
+from monitor.config import DEFAULT_INTERVAL, FeedConfig
 from monitor.models import Alert, Delivery, Development, Entry, Feed
 from monitor.normalize import Article
 
@@ -28,14 +28,17 @@ def sync_feeds(s: Session, feeds: Sequence[FeedConfig], now: datetime) -> None:
     wanted = {f.url for f in feeds}
     for cfg in feeds:
         row = by_url.get(cfg.url)
-        interval = max(1, int(cfg.interval.total_seconds()))
+        adaptive = cfg.interval is None
+        interval = max(1, int((cfg.interval or DEFAULT_INTERVAL).total_seconds()))
         if row is None:
             s.add(Feed(url=cfg.url, name=cfg.name, enabled=cfg.enabled, interval_seconds=interval,
-                       origin="config", next_poll_at=now, created_at=now))
+                       adaptive=adaptive, origin="config", next_poll_at=now, created_at=now))
             continue
         row.name = cfg.name or row.name
-        row.enabled = cfg.enabled
-        if row.interval_seconds != interval:
+        # A feed the server declared gone (HTTP 410) stays off until its URL changes.
+        row.enabled = cfg.enabled and row.last_status != 410
+        row.adaptive = adaptive
+        if not adaptive and row.interval_seconds != interval:
             row.interval_seconds = interval
             row.next_poll_at = min(row.next_poll_at or now, now + timedelta(seconds=interval))
     for url, row in by_url.items():
@@ -169,6 +172,17 @@ def count_due(s: Session, now: datetime) -> int:
 def development_entries(s: Session, dev_id: int) -> list[Entry]:
     return list(s.scalars(select(Entry).where(Entry.development_id == dev_id)
                           .order_by(Entry.first_seen_at, Entry.id)))
+
+
+def cleanup(s: Session, before: datetime) -> int:
+    """Delete entries last seen before `before`, then developments left without entries.
+    Alerts and their deliveries stay as the record of what was sent."""
+    old = Entry.last_seen_at < before
+    gone = s.scalar(select(func.count()).select_from(Entry).where(old)) or 0
+    s.execute(delete(Entry).where(old))
+    has_entries = select(Entry.id).where(Entry.development_id == Development.id).exists()
+    s.execute(delete(Development).where(Development.last_seen_at < before, ~has_entries))
+    return int(gone)
 
 
 def clear_feed_leases(s: Session, owner: str) -> None:

@@ -85,10 +85,17 @@ def test_topics_show_prints_the_profile(tmp_path: Path) -> None:
 
 def test_run_polls_until_sigterm_then_exits_zero(
         tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    import json
+    import re
+    import urllib.request
+
     url = feed_server.serve("/a.xml", rss(STORY))
-    cfg = config(tmp_path, [url, "http://127.0.0.1:9/unreachable.xml"], webhook_sink.url)
-    proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "run"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg = config(tmp_path, [url, "http://127.0.0.1:9/unreachable.xml"], webhook_sink.url,
+                 extra='[service]\nlisten = "127.0.0.1:0"')
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "run"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (
@@ -96,9 +103,20 @@ def test_run_polls_until_sigterm_then_exits_zero(
             time.sleep(0.2)
         assert len(webhook_sink.accepted) == 1
         assert len(feed_server.requests) >= 3  # polled again on its 1s interval
+        port = re.search(r"127\.0\.0\.1:(\d+)/healthz", log_path.read_text())
+        assert port, log_path.read_text()
+        base = f"http://127.0.0.1:{port.group(1)}"
+        health = json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=5).read())
+        assert health["ok"] and health["database"] == "ok" and health["scheduler"] == "ok"
+        text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+        assert 'monitor_alerts_total{kind="development"} 1.0' in text
+        assert 'monitor_feed_polls_total{outcome="error"}' in text
+        second = run(["--config", str(cfg), "run"], tmp_path)  # SQLite: one service only
+        assert second.returncode != 0 and "SQLite supports one service" in second.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+    err = log_path.read_text()
     assert proc.returncode == 0, err
     assert "unreachable.xml" in err and "cannot connect" in err
     assert len(webhook_sink.accepted) == 1

@@ -319,3 +319,91 @@ def test_quiet_hours_hold_alerts_until_they_end(
     clock.now = datetime(2026, 1, 2, 7, 0, 1, tzinfo=UTC)
     asyncio.run(p.deliver_due())
     assert len(webhook_sink.accepted) == 1
+
+
+def test_gone_feed_is_disabled_and_stays_off(
+        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/gone.xml", "", status=410, content_type="text/plain")
+    p = make(database, clock, [url], None)
+    cycle(p)
+    p.sync_feeds()  # a restart with the same config does not revive it
+    with database.session() as s:
+        f = s.scalars(select(Feed)).one()
+        assert not f.enabled and "410" in (f.last_error or "")
+
+
+def test_429_with_retry_after_pushes_the_next_poll(
+        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/busy.xml", "", status=429, content_type="text/plain",
+                            headers={"Retry-After": "3600"})
+    p = make(database, clock, [url], None)
+    cycle(p)
+    with database.session() as s:
+        f = s.scalars(select(Feed)).one()
+        assert f.next_poll_at == clock.now + timedelta(hours=1)
+
+
+def test_permanent_redirect_moves_the_feed(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    new = feed_server.serve("/new.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
+    old = feed_server.serve("/old.xml", "", status=301, content_type="text/plain",
+                            headers={"Location": new})
+    p = make(database, clock, [old], webhook_sink.url)
+    cycle(p)
+    assert len(webhook_sink.accepted) == 1
+    clock.advance(timedelta(minutes=15))
+    before = len(feed_server.requests)
+    cycle(p)
+    assert [r["path"] for r in feed_server.requests[before:]] == ["/new.xml"]
+    with database.session() as s:
+        f = s.scalars(select(Feed)).one()
+        assert f.url == old and f.permanent_url == new and f.last_status == 304
+
+
+def test_a_feed_failing_for_long_raises_one_health_alert(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    url = feed_server.url("/broken.xml")
+    p = make(database, clock, [url], webhook_sink.url, feed_failure_alert="1h")
+    for _ in range(4):
+        cycle(p)
+        clock.advance(timedelta(minutes=40))
+    bodies = [r["body"] for r in webhook_sink.accepted]
+    assert [b["type"] for b in bodies] == ["feed-health.new"]
+    assert bodies[0]["articles"][0]["url"] == url and "404" in bodies[0]["articles"][0]["title"]
+    with database.session() as s:
+        assert s.scalars(select(Feed)).one().health_alerted_at is not None
+
+
+def test_a_crashed_workers_feed_leases_expire_and_another_takes_over(
+        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    from monitor import store
+    from monitor.pipeline import FEED_LEASE
+
+    url = feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/x", clock.now)]))
+    crashed = make(database, clock, [url], None)
+    with database.session() as s:  # claims the feed, then "dies" without processing it
+        assert len(store.claim_feeds(s, clock.now, crashed.owner, FEED_LEASE, False)) == 1
+    other = make(database, clock, [url], None)
+    assert asyncio.run(other.poll()).feeds == 0  # still leased
+    clock.advance(FEED_LEASE + timedelta(seconds=1))
+    stats = asyncio.run(other.poll())
+    assert stats.feeds == 1 and stats.new_entries == 1
+
+
+def test_retention_removes_old_entries_and_keeps_alerts(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    from monitor import store
+
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
+    p = make(database, clock, [url], webhook_sink.url)
+    cycle(p)
+    with database.session() as s:
+        assert store.cleanup(s, clock.now - timedelta(days=1)) == 0
+    with database.session() as s:
+        assert store.cleanup(s, clock.now + timedelta(days=1)) == 1
+    assert count(database, Entry) == 0 and count(database, Development) == 0
+    assert count(database, Alert) == 1
+

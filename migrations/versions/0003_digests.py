@@ -26,9 +26,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("digest_alert_id", sa.Integer(), nullable=True))
-        batch_op.add_column(
-            sa.Column("created_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("created_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_foreign_key(
             batch_op.f("fk_deliveries_digest_alert_id_alerts"),
             "alerts",
