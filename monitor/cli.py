@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
-from monitor.config import ConfigError, FeedConfig, Settings, load_settings
+from monitor.config import DEFAULT_INTERVAL, ConfigError, FeedConfig, Settings, load_settings
 from monitor.db import Database
 from monitor.match import load_profile
 from monitor.models import Alert, Delivery, Development, Entry, Feed
@@ -252,6 +252,44 @@ def feeds_remove(obj: Context, url_or_id: str) -> None:
                 f"{f.url} comes from the config file: remove it there (it is then disabled)")
         s.delete(f)
     click.echo(f"removed {url_or_id}")
+
+
+@feeds.command("import")
+@click.argument("opml_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.pass_obj
+def feeds_import(obj: Context, opml_file: Path) -> None:
+    """Add every feed of an OPML file (feeds already present are skipped)."""
+    from monitor.opml import OpmlError, parse_opml
+
+    try:
+        found = parse_opml(opml_file.read_bytes())
+    except OpmlError as exc:
+        raise click.ClickException(f"{opml_file}: {exc}") from None
+    p = obj.pipeline()
+    added = 0
+    with p.db.session() as s:
+        known = set(s.scalars(select(Feed.url)))
+        for f in found:
+            if f.url in known or not f.url.startswith(("http://", "https://")):
+                continue
+            s.add(Feed(url=f.url, name=f.name, origin="cli", enabled=True, adaptive=True,
+                       interval_seconds=int(DEFAULT_INTERVAL.total_seconds()),
+                       next_poll_at=p.clock()))
+            known.add(f.url)
+            added += 1
+    click.echo(f"{opml_file}: {len(found)} feeds, {added} added, {len(found) - added} skipped")
+
+
+@feeds.command("export")
+@click.pass_obj
+def feeds_export(obj: Context) -> None:
+    """Print every enabled feed as OPML."""
+    from monitor.opml import OpmlFeed, render_opml
+
+    db = obj.database()
+    with db.session() as s:
+        rows = s.scalars(select(Feed).where(Feed.enabled.is_(True)).order_by(Feed.id))
+        click.echo(render_opml([OpmlFeed(f.url, f.name) for f in rows]))
 
 
 # -------------------------------------------------------------------- alerts --

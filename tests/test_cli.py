@@ -202,3 +202,20 @@ def test_a_delivering_process_killed_mid_send_loses_nothing(
     r = run(["--config", str(cfg), "alerts", "list"], tmp_path)
     assert "delivered after 1 attempt" in r.stdout
     httpd.shutdown()
+
+
+def test_feeds_import_and_export_opml(tmp_path: Path) -> None:
+    from tests.test_opml import SAMPLE
+
+    cfg = config(tmp_path, ["https://meduza.io/rss/all"])
+    opml = tmp_path / "desk.opml"
+    opml.write_text(SAMPLE, encoding="utf-8")
+    r = run(["--config", str(cfg), "feeds", "import", str(opml)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "3 feeds, 2 added, 1 skipped" in r.stdout  # Meduza is already in the config
+    out = run(["--config", str(cfg), "feeds", "export"], tmp_path).stdout
+    assert out.count("<outline") == 3 and 'xmlUrl="https://meduza.io/rss/all"' in out
+    bad = tmp_path / "bad.opml"
+    bad.write_text("<html/>", encoding="utf-8")
+    r = run(["--config", str(cfg), "feeds", "import", str(bad)], tmp_path)
+    assert r.returncode != 0 and "not OPML" in r.stderr
