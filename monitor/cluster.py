@@ -101,7 +101,7 @@ class ClusterParams:
     actors rarely breaks in the same interval.
     """
 
-    window: timedelta = timedelta(days=7)
+    window: timedelta = timedelta(days=3)
     same_language: float = 0.30
     cross_language: float = 0.60
     commentary_factor: float = 0.6

@@ -99,7 +99,7 @@ class ServiceConfig(_Section):
 class MatchingConfig(_Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
-    cluster_window: Duration = timedelta(days=7)
+    cluster_window: Duration = timedelta(days=3)
 
 
 DEFAULT_INTERVAL = timedelta(minutes=10)
