@@ -1,5 +1,6 @@
 """The pipeline: poll → fetch → parse → normalize/dedupe → store → match → cluster → outbox
-→ deliver. This module composes the pure steps with the I/O edges and owns transactions.
+→ deliver. This module composes the pure steps with the I/O edges and owns transactions;
+what happens to an alert after it is written lives in outbox.py.
 
 Each feed's result is processed in one transaction: its entries, their matches, their
 developments and any alert's outbox rows commit together or not at all, so a crash never
@@ -11,21 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import httpx
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor import metrics, store
-from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
 from monitor.cluster import (
     ClusterIndex,
     ClusterParams,
@@ -35,21 +30,20 @@ from monitor.cluster import (
     features_from_json,
     features_to_json,
 )
-from monitor.config import DEFAULT_INTERVAL, ConsoleChannel, Settings
-from monitor.db import Database, is_sqlite
-from monitor.deliver import ChannelConfig, Outcome, parse_retry_after, send
+from monitor.config import DEFAULT_INTERVAL, Settings
+from monitor.db import Database
+from monitor.deliver import parse_retry_after
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.match import Matcher, MatchResult, load_profile
-from monitor.models import Alert, Delivery, Development, Entry, Feed, TopicMatch
+from monitor.models import Development, Entry, Feed, TopicMatch
 from monitor.normalize import Article, dedupe, normalize_entry
+from monitor.outbox import DeliveryStats, Outbox
 from monitor.parse import ParseError, parse_feed
-from monitor.routing import last_fire, parse_quiet_hours, parse_rate, quiet_until
 from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_success
 
 log = logging.getLogger("monitor.pipeline")
 
 FEED_LEASE = timedelta(minutes=5)
-DELIVERY_LEASE = timedelta(minutes=2)
 
 
 def utcnow() -> datetime:
@@ -80,13 +74,6 @@ class PollStats:
         self.failed_feeds += other.failed_feeds
 
 
-@dataclass
-class DeliveryStats:
-    delivered: int = 0
-    retrying: int = 0
-    dead: int = 0
-
-
 class Pipeline:
     """One worker's view of the pipeline; `clock` is injectable for tests."""
 
@@ -107,10 +94,7 @@ class Pipeline:
             concurrency=http.concurrency, per_host=http.per_host,
             **({"user_agent": http.user_agent} if http.user_agent else {}),
         )
-        self.channels: dict[str, ChannelConfig] = dict(
-            zip(settings.channel_names(), settings.channels, strict=True))
-        if not self.channels:
-            self.channels = {"console": ConsoleChannel(type="console", name="console")}
+        self.outbox = Outbox(settings, db, self.matcher, clock, self.owner)
 
     # ------------------------------------------------------------------ polling --
 
@@ -230,25 +214,13 @@ class Pipeline:
         store.release_feed(feed)
         log.warning("feed %s (%s): %s; next try %s", feed.name or "", feed.url, error,
                     feed.next_poll_at.isoformat(timespec="seconds"))
-        self._maybe_feed_health_alert(s, feed, now)
-
-    def _maybe_feed_health_alert(self, s: Session, feed: Feed, now: datetime) -> None:
-        """A feed failing for `alerts.feed_failure_alert` is reported once to every channel;
-        it is never silently dead."""
         limit = self.settings.alerts.feed_failure_alert
         since = feed.last_success_at or feed.created_at
-        if not limit or feed.health_alerted_at is not None or now - since < limit:
-            return
-        feed.health_alerted_at = now
-        alert = Alert(public_id=new_alert_id(), kind="feed-health", created_at=now, payload={
-            "feed_url": feed.url, "feed_name": feed.name, "error": feed.last_error,
-            "failing_since": since.isoformat(), "errors": feed.error_count})
-        for name in self.channels:
-            alert.deliveries.append(Delivery(channel=name, status="pending",
-                                             next_attempt_at=now, created_at=now))
-        s.add(alert)
-        metrics.ALERTS.labels("feed-health").inc()
-        log.error("feed %s has failed since %s: %s", feed.url, since.isoformat(), feed.last_error)
+        if limit and feed.health_alerted_at is None and now - since >= limit:
+            # Never silently dead: a feed failing this long is reported once.
+            feed.health_alerted_at = now
+            self.outbox.feed_failing(s, feed, since, now)
+
 
     def _record_success(self, feed: Feed, now: datetime, due: datetime | None,
                         hint: timedelta | None = None) -> None:
@@ -394,189 +366,14 @@ class Pipeline:
         dev.title = row.title or dev.title
         dev.topics = result.topics
         dev.score = result.best
-        routes = [self._route(s, name, ch, now) for name, ch in self.channels.items()
-                  if ch.wants(dev.topics, dev.score)]
-        store.add_alert(s, dev, new_alert_id(), routes, now)
+        self.outbox.announce(s, dev, now)
         stats.alerts += 1
-        metrics.ALERTS.labels("development").inc()
         log.info("alert: %s [%s] %.2f", dev.title, ", ".join(dev.topics), dev.score)
-
-    def _route(self, s: Session, name: str, ch: ChannelConfig,
-               now: datetime) -> tuple[str, str, datetime]:
-        """(channel, status, first attempt): instant, held past quiet hours, or waiting
-        for the digest (digest channels, and instant ones over their rate limit)."""
-        if ch.mode == "digest":
-            return name, "waiting", now
-        if ch.rate_limit:
-            limit, per = parse_rate(ch.rate_limit)
-            if store.instant_sent_since(s, name, now - per) >= limit:
-                log.info("channel %s is over its rate limit; the alert joins its digest", name)
-                return name, "waiting", now
-        quiet = parse_quiet_hours(ch.quiet_hours) if ch.quiet_hours else None
-        held = quiet_until(now, quiet, ch.timezone)
-        return name, "pending", held or now
-
-    def build_digests(self) -> int:
-        """Gather each channel's waiting alerts into one digest per schedule firing.
-
-        The digest's key (channel and firing time) is unique in the database, so when two
-        workers get here together one builds it and the other's insert fails harmlessly."""
-        built = 0
-        now = self.clock()
-        for name, ch in self.channels.items():
-            if ch.mode != "digest" and not ch.rate_limit:
-                continue
-            try:
-                with self.db.session() as s:
-                    pending = store.waiting(s, name)
-                    if not pending:
-                        continue
-                    # The first digest is the first firing after the oldest waiting alert.
-                    after = store.last_digest_fire(s, name) or \
-                        min(d.created_at or now for d in pending)
-                    fire = last_fire(ch.digest_cron, ch.timezone, after, now)
-                    if fire is None:
-                        continue
-                    rows = [d for d in pending if (d.created_at or now) <= fire]
-                    if not rows:
-                        continue
-                    digest = Alert(public_id=new_alert_id(), kind="digest", created_at=now,
-                                   digest_key=f"{name}@{fire.isoformat()}")
-                    digest.deliveries.append(Delivery(channel=name, status="pending",
-                                                      next_attempt_at=now, created_at=now))
-                    s.add(digest)
-                    s.flush()
-                    for d in rows:
-                        d.status, d.digest_alert_id = "digested", digest.id
-                    built += 1
-                    metrics.ALERTS.labels("digest").inc()
-                    log.info("digest for %s: %d alerts", name, len(rows))
-            except IntegrityError:
-                log.info("digest for %s was built by another worker", name)
-        return built
 
     # --------------------------------------------------------------- delivery --
 
     async def deliver_due(self) -> DeliveryStats:
-        """Send every due delivery once; failures are rescheduled with backoff and jitter."""
-        stats = DeliveryStats()
-        self.build_digests()
-        reclaim = is_sqlite(self.db.engine)
-        async with httpx.AsyncClient() as client:
-            while True:
-                now = self.clock()
-                with self.db.session() as s:
-                    batch = store.claim_deliveries(s, now, self.owner, DELIVERY_LEASE, reclaim)
-                    work = [(d.id, d.channel, d.attempts, self._content(s, d.alert))
-                            for d in batch]
-                if not work:
-                    return stats
-                for delivery_id, channel, attempts, content in work:
-                    ch = self.channels.get(channel)
-                    if ch is None:
-                        outcome = Outcome(False, retry=False,
-                                          error=f"channel {channel!r} is no longer configured")
-                    else:
-                        started = time.perf_counter()
-                        outcome = await send(ch, content, self.clock(), client)
-                        metrics.DELIVERY_SECONDS.labels(channel).observe(
-                            time.perf_counter() - started)
-                    metrics.DELIVERIES.labels(channel, "delivered" if outcome.delivered
-                                              else "retry" if outcome.retry else "failed").inc()
-                    self._record_outcome(delivery_id, attempts + 1, outcome, stats)
+        return await self.outbox.deliver_due()
 
-    def _record_outcome(self, delivery_id: int, attempt: int, outcome: Outcome,
-                        stats: DeliveryStats) -> None:
-        now = self.clock()
-        alerts = self.settings.alerts
-        with self.db.session() as s:
-            d = s.get(Delivery, delivery_id)
-            if d is None:
-                return
-            d.attempts = attempt
-            d.lease_owner = d.lease_until = None
-            if outcome.delivered:
-                d.status, d.delivered_at, d.last_error = "delivered", now, outcome.error
-                stats.delivered += 1
-                return
-            d.last_error = outcome.error
-            if not outcome.retry or attempt >= alerts.max_attempts:
-                d.status = "dead"
-                stats.dead += 1
-                log.error("delivery %s to %s failed for good after %d attempts: %s",
-                          d.alert.public_id, d.channel, attempt, outcome.error)
-                return
-            delay = min(alerts.retry_max, alerts.retry_initial * 2 ** (attempt - 1))
-            delay = delay * (0.5 + random.random() / 2)  # "equal jitter"
-            if outcome.retry_after is not None:
-                delay = max(delay, min(outcome.retry_after, alerts.retry_max))
-            d.next_attempt_at = now + delay
-            stats.retrying += 1
-            log.warning("delivery %s to %s failed (attempt %d): %s; retry in %.0fs",
-                        d.alert.public_id, d.channel, attempt, outcome.error,
-                        delay.total_seconds())
-
-    def _content(self, s: Session, alert: Alert) -> AlertContent:
-        if alert.kind == "digest":
-            return self._digest_content(s, alert)
-        if alert.kind == "feed-health":
-            p = alert.payload
-            name = p.get("feed_name") or p["feed_url"]
-            return AlertContent(
-                id=alert.public_id, kind="feed-health", created_at=alert.created_at,
-                title=f"Feed failing: {name}", score=0.0, topics=[],
-                articles=[ArticleRef(url=p["feed_url"], title=f"Last error: {p.get('error')}",
-                                     source=name, published=alert.created_at,
-                                     summary=f"Failing since {p.get('failing_since')}, "
-                                             f"{p.get('errors')} errors in a row.")])
-        return self._development_content(s, alert)
-
-    def _digest_content(self, s: Session, alert: Alert) -> AlertContent:
-        """A digest: each development's primary report, in the order they were alerted."""
-        parts = s.scalars(select(Delivery).where(Delivery.digest_alert_id == alert.id)
-                          .order_by(Delivery.created_at, Delivery.id))
-        articles: list[ArticleRef] = []
-        topics: dict[str, TopicRef] = {}
-        for d in parts:
-            one = self._development_content(s, d.alert)
-            articles += one.articles[:1]
-            for t in one.topics:
-                topics.setdefault(t.id, t)
-        n = len(articles)
-        return AlertContent(id=alert.public_id, kind="digest", created_at=alert.created_at,
-                            title=f"Digest: {n} new development{'s' if n != 1 else ''}",
-                            score=max((t.score for t in topics.values()), default=0.0),
-                            topics=list(topics.values()), articles=articles)
-
-    def _development_content(self, s: Session, alert: Alert) -> AlertContent:
-        """The alert as sent now: the development with every report known so far."""
-        dev = s.get(Development, alert.development_id) if alert.development_id else None
-        entries = store.development_entries(s, dev.id) if dev else []
-        if dev is not None and dev.primary_entry_id is not None:
-            entries.sort(key=lambda e: (e.id != dev.primary_entry_id, e.first_seen_at, e.id))
-        feeds = {f.id: f for f in s.scalars(select(Feed).where(
-            Feed.id.in_({e.feed_id for e in entries})))} if entries else {}
-        articles = []
-        seen_urls: set[str] = set()
-        for e in entries:
-            url = e.canonical_url or e.url or ""
-            if url in seen_urls:
-                continue
-            seen_urls.add(url)
-            f = feeds.get(e.feed_id)
-            articles.append(ArticleRef(url=url, title=e.title,
-                                       source=(f.name or f.url) if f else "",
-                                       published=e.published_at, language=e.language,
-                                       summary=e.text[:500]))
-        primary = entries[0] if entries else None
-        topics = []
-        if primary is not None:
-            titles = {t.id: t.title for t in self.matcher.profile.topics}
-            for m in sorted(primary.matches, key=lambda m: -m.score):
-                if m.score >= self.matcher.threshold:
-                    topics.append(TopicRef(m.topic, titles.get(m.topic, m.topic), m.score,
-                                           list(m.evidence)))
-        return AlertContent(id=alert.public_id, kind=alert.kind, created_at=alert.created_at,
-                            title=dev.title if dev else "", score=dev.score if dev else 0.0,
-                            topics=topics, articles=articles,
-                            development_id=dev.id if dev else None)
+    def build_digests(self) -> int:
+        return self.outbox.build_digests()
