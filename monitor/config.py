@@ -87,6 +87,7 @@ class HttpConfig(_Section):
     concurrency: int = Field(32, ge=1)
     per_host: int = Field(2, ge=1)
     user_agent: str | None = None
+    allow_link_local: bool = False  # link-local / cloud metadata addresses (see README)
 
 
 class ServiceConfig(_Section):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor import __version__
+from monitor import __version__, netguard
 
 USER_AGENT = f"monitor/{__version__} (self-hosted news feed monitor; +https://pypi.org/project/feedparser/)"
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
@@ -65,6 +65,7 @@ class FetchOptions:
     concurrency: int = 32
     per_host: int = 2
     user_agent: str = USER_AGENT
+    allow_link_local: bool = False
 
 
 class BodyTooLarge(Exception):
@@ -78,6 +79,7 @@ async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
         headers["If-None-Match"] = req.etag
     if req.last_modified:
         headers["If-Modified-Since"] = req.last_modified
+    netguard.start_fetch()
     try:
         async with asyncio.timeout(opts.timeout.total_seconds()):
             async with client.stream("GET", req.url, headers=headers) as resp:
@@ -114,6 +116,8 @@ async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
     except TimeoutError:
         return FetchResult(req.feed_id, req.url,
                            error=f"timed out after {opts.timeout.total_seconds():g}s")
+    except netguard.BlockedAddress as exc:
+        return FetchResult(req.feed_id, req.url, error=str(exc))
     except httpx.TooManyRedirects:
         return FetchResult(req.feed_id, req.url, error="too many redirects")
     except httpx.HTTPError as exc:
@@ -158,6 +162,7 @@ def make_client(opts: FetchOptions) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=timeout, limits=limits, follow_redirects=True, max_redirects=10,
         headers={"User-Agent": opts.user_agent, "Accept": ACCEPT},
+        event_hooks={"request": [netguard.make_guard(opts.allow_link_local)]},
     )
 
 

@@ -92,6 +92,7 @@ class Pipeline:
         self.fetch_options = FetchOptions(
             connect_timeout=http.connect_timeout, timeout=http.timeout, max_body=http.max_body,
             concurrency=http.concurrency, per_host=http.per_host,
+            allow_link_local=http.allow_link_local,
             **({"user_agent": http.user_agent} if http.user_agent else {}),
         )
         self.outbox = Outbox(settings, db, self.matcher, clock, self.owner)

@@ -219,3 +219,48 @@ def test_feeds_import_and_export_opml(tmp_path: Path) -> None:
     bad.write_text("<html/>", encoding="utf-8")
     r = run(["--config", str(cfg), "feeds", "import", str(bad)], tmp_path)
     assert r.returncode != 0 and "not OPML" in r.stderr
+
+
+def test_secrets_never_reach_logs_or_status(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/a.xml", rss(STORY))
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(f'''[database]
+url = "sqlite:///{(tmp_path / "m.db").as_posix()}"
+[[feeds]]
+url = "{url}"
+[[channels]]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+secret = "whsec_c2VjcmV0LXdlYmhvb2sta2V5LXZhbHVlLTEyMzQ="
+[[channels]]
+type = "email"
+host = "127.0.0.1"
+port = 9
+security = "none"
+username = "desk"
+password = "hunter2-smtp-password"
+from = "m@example.org"
+to = ["d@example.org"]
+''', encoding="utf-8")
+    outputs = [run(["--config", str(cfg), "--log-level", "debug", "poll"], tmp_path),
+               run(["--config", str(cfg), "status"], tmp_path),
+               run(["--config", str(cfg), "channels", "list"], tmp_path),
+               run(["--config", str(cfg), "alerts", "list"], tmp_path)]
+    text = "".join(r.stdout + r.stderr for r in outputs)
+    assert "delivery" in text.lower()  # the failures were reported…
+    for secret in ("hunter2-smtp-password", "c2VjcmV0LXdlYmhvb2sta2V5LXZhbHVlLTEyMzQ"):
+        assert secret not in text  # …without the secrets
+    pg = run(["--config", str(cfg), "status"], tmp_path, timeout=60)
+    assert pg.returncode == 0
+
+
+def test_database_password_is_hidden_in_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('[database]\nurl = "postgresql+psycopg://u:s3cr3t-db-pw@127.0.0.1:9/x"\n',
+                   encoding="utf-8")
+    r = run(["--config", str(cfg), "status"], tmp_path)
+    assert r.returncode != 0 and "s3cr3t-db-pw" not in r.stdout + r.stderr
+    r = run(["--config", str(cfg), "poll"], tmp_path)
+    assert r.returncode != 0 and "s3cr3t-db-pw" not in r.stdout + r.stderr
+    assert "not usable" in r.stderr
