@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -180,11 +180,17 @@ class Idf:
                 | {"k:" + k for k in f.keywords} | {"n:" + n for n in f.numbers})
 
     def add(self, f: Features) -> None:
-        self.df.update(self.keys(f))
-        self.n += 1
+        self.add_keys(self.keys(f))
 
     def remove(self, f: Features) -> None:
-        self.df.subtract(self.keys(f))
+        self.remove_keys(self.keys(f))
+
+    def add_keys(self, keys: Iterable[str]) -> None:
+        self.df.update(keys)
+        self.n += 1
+
+    def remove_keys(self, keys: Iterable[str]) -> None:
+        self.df.subtract(keys)
         self.n -= 1
 
     def get(self, key: str, default: float = 1.0) -> float:
@@ -208,7 +214,7 @@ class ClusterIndex:
         self.max_entry_id = 0
         # Articles that count for word weights only (off-topic ones are not clustered, but
         # they are the background that tells a telling word from a common one).
-        self._background: dict[int, tuple[datetime, Features]] = {}
+        self._background: dict[int, tuple[datetime, frozenset[str]]] = {}
         self._postings: dict[str, set[int]] = {}
         self._by_url: dict[str, set[int]] = {}
         self._by_hash: dict[str, set[int]] = {}
@@ -216,8 +222,9 @@ class ClusterIndex:
     def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
         """Count an article that is not clustered towards the word weights."""
         self._drop(entry_id)
-        self._background[entry_id] = (published_at, f)
-        self.idf.add(f)
+        keys = frozenset(Idf.keys(f))  # only what the weights need, not the whole article
+        self._background[entry_id] = (published_at, keys)
+        self.idf.add_keys(keys)
         self.max_entry_id = max(self.max_entry_id, entry_id)
 
     def add(self, m: Member) -> None:
@@ -234,7 +241,7 @@ class ClusterIndex:
     def _drop(self, entry_id: int) -> None:
         background = self._background.pop(entry_id, None)
         if background is not None:
-            self.idf.remove(background[1])
+            self.idf.remove_keys(background[1])
         old = self.members.pop(entry_id, None)
         if old is None:
             return

@@ -312,8 +312,12 @@ class Pipeline:
         since = now - 2 * window
         self.cluster.prune(since)
         for e in store.recent_entries(s, since, self.cluster.max_entry_id):
-            f = features_from_json(e.cluster_features) if e.cluster_features \
-                else features(self.matcher.match(e.title, e.text), e.language, e.title)
+            if e.cluster_features:
+                f = features_from_json(e.cluster_features)
+            else:  # stored before features were kept
+                old = s.get(Entry, e.id)
+                assert old is not None
+                f = features(self.matcher.match(old.title, old.text), e.language, old.title)
             if e.development_id is None:
                 self.cluster.observe(e.id, e.published_at, f)
             else:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import Row, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.config import DEFAULT_INTERVAL, FeedConfig
@@ -100,11 +101,14 @@ def apply_article(e: Entry, a: Article, now: datetime) -> None:
     e.last_seen_at = now
 
 
-def recent_entries(s: Session, since: datetime, after_id: int = 0) -> list[Entry]:
-    """Entries published since `since` with id above `after_id` (for clustering), by id."""
-    q = (select(Entry).where(Entry.published_at >= since, Entry.id > after_id)
-         .order_by(Entry.id))
-    return list(s.scalars(q))
+def recent_entries(s: Session, since: datetime, after_id: int = 0) -> Iterator[Row[Any]]:
+    """What clustering needs of the entries published since `since` with id above
+    `after_id`, by id, streamed: no titles or texts are loaded."""
+    q = (select(Entry.id, Entry.development_id, Entry.canonical_url, Entry.content_hash,
+                Entry.published_at, Entry.cluster_features, Entry.language)
+         .where(Entry.published_at >= since, Entry.id > after_id).order_by(Entry.id)
+         .execution_options(yield_per=2000))
+    yield from s.execute(q)
 
 
 def developments_since(s: Session, since: datetime) -> set[int]:
