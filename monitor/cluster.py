@@ -10,8 +10,10 @@ vs. on another), are held apart unless the rest of the text agrees strongly.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -190,7 +192,13 @@ class Idf:
         self.n += 1
 
     def remove_keys(self, keys: Iterable[str]) -> None:
-        self.df.subtract(keys)
+        df = self.df
+        for key in keys:
+            left = df[key] - 1
+            if left > 0:
+                df[key] = left
+            else:  # a long-running service must not keep every word it ever saw
+                del df[key]
         self.n -= 1
 
     def get(self, key: str, default: float = 1.0) -> float:
@@ -214,7 +222,11 @@ class ClusterIndex:
         self.max_entry_id = 0
         # Articles that count for word weights only (off-topic ones are not clustered, but
         # they are the background that tells a telling word from a common one).
-        self._background: dict[int, tuple[datetime, frozenset[str]]] = {}
+        self._background: dict[int, tuple[datetime, tuple[str, ...]]] = {}
+        # (published_at, entry id) of everything held, oldest first, so pruning costs
+        # O(log n) per article dropped rather than a scan per poll; stale pairs (an entry
+        # re-added with another date) are skipped when they surface.
+        self._by_time: list[tuple[datetime, int]] = []
         self._postings: dict[str, set[int]] = {}
         self._by_url: dict[str, set[int]] = {}
         self._by_hash: dict[str, set[int]] = {}
@@ -222,9 +234,12 @@ class ClusterIndex:
     def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
         """Count an article that is not clustered towards the word weights."""
         self._drop(entry_id)
-        keys = frozenset(Idf.keys(f))  # only what the weights need, not the whole article
+        # Only what the weights need, not the whole article; interned, so the many
+        # articles that share a word share its string.
+        keys = tuple(sys.intern(k) for k in Idf.keys(f))
         self._background[entry_id] = (published_at, keys)
         self.idf.add_keys(keys)
+        heapq.heappush(self._by_time, (published_at, entry_id))
         self.max_entry_id = max(self.max_entry_id, entry_id)
 
     def add(self, m: Member) -> None:
@@ -236,6 +251,7 @@ class ClusterIndex:
         if m.canonical_url:
             self._by_url.setdefault(m.canonical_url, set()).add(m.entry_id)
         self._by_hash.setdefault(m.content_hash, set()).add(m.entry_id)
+        heapq.heappush(self._by_time, (m.published_at, m.entry_id))
         self.max_entry_id = max(self.max_entry_id, m.entry_id)
 
     def _drop(self, entry_id: int) -> None:
@@ -255,10 +271,15 @@ class ClusterIndex:
         self._by_hash[old.content_hash].discard(entry_id)
 
     def prune(self, before: datetime) -> None:
-        old = [k for k, m in self.members.items() if m.published_at < before]
-        old += [k for k, (at, _) in self._background.items() if at < before]
-        for key in old:
-            self._drop(key)
+        """Forget what was published before `before`."""
+        heap = self._by_time
+        while heap and heap[0][0] < before:
+            at, entry_id = heapq.heappop(heap)
+            member = self.members.get(entry_id)
+            background = self._background.get(entry_id)
+            if (member is not None and member.published_at == at) or \
+                    (background is not None and background[0] == at):
+                self._drop(entry_id)
 
     def candidates(self, url: str | None, content_hash: str, f: Features) -> list[Member]:
         exact = set(self._by_url.get(url, ())) if url else set()

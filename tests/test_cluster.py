@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.cluster import ClusterIndex, Features, Member, features
+from monitor.cluster import ClusterIndex, Features, Idf, Member, features
 from monitor.match import Matcher, load_profile
 from monitor.normalize import canonical_url, content_hash
 
@@ -150,3 +150,22 @@ def test_a_development_opened_in_the_same_poll_is_joined_at_a_lower_bar(
     fresh = w.index.assign("https://two.example/b", "h2", T0, f, frozenset({d}))
     assert plain.development_id is None, plain
     assert fresh.development_id == d, fresh
+
+
+def test_prune_forgets_old_articles_and_their_word_counts(matcher: Matcher) -> None:
+    w = World(matcher)
+    old = w.add(*STRIKE, "https://one.example/a", at=T0)
+    weather = w.feats("Weather in Haifa", "Rain is expected.", "en")
+    w.index.observe(50, T0, weather)
+    # Entry 1 comes back as an update dated later: the old date must not prune it.
+    w.index.add(Member(1, old, "https://one.example/a", "h", T0 + timedelta(days=2),
+                       w.feats(*STRIKE, "en")))
+    w.index.observe(51, T0 + timedelta(days=2), w.feats("Markets", "Prices rose.", "en"))
+    w.index.prune(T0 + timedelta(days=1))
+    assert set(w.index.members) == {1}
+    assert w.index.idf.n == 2
+    gone = Idf.keys(weather) - Idf.keys(w.feats(*STRIKE, "en"))
+    assert gone and not gone & set(w.index.idf.df)
+    assert all(v > 0 for v in w.index.idf.df.values())
+    w.index.prune(T0 + timedelta(days=3))
+    assert not w.index.members and w.index.idf.n == 0 and not w.index.idf.df
