@@ -95,6 +95,8 @@ class ServiceConfig(_Section):
     listen: str = "127.0.0.1:9464"
     # Entries and developments not seen for this long are deleted daily (alerts stay).
     retention: Duration = timedelta(days=90)
+    # Worker processes that parse and match in large polls; default: one per core; 0: none.
+    processes: int | None = Field(None, ge=0)
 
 
 class MatchingConfig(_Section):

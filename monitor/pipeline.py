@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,9 +37,9 @@ from monitor.deliver import parse_retry_after
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.match import Matcher, MatchResult, load_profile
 from monitor.models import Development, Entry, Feed, TopicMatch
-from monitor.normalize import Article, dedupe, normalize_entry
+from monitor.normalize import Article
 from monitor.outbox import DeliveryStats, Outbox
-from monitor.parse import ParseError, parse_feed
+from monitor.prepare import Prepared, Preparer, prepare
 from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_success
 
 log = logging.getLogger("monitor.pipeline")
@@ -85,6 +86,8 @@ class Pipeline:
         self.owner = worker_id()
         self.matcher = Matcher(load_profile(settings.matching.topics),
                                settings.matching.threshold)
+        self.preparer = Preparer(self.matcher, settings.matching.topics,
+                                 settings.matching.threshold, settings.service.processes)
         self.cluster = ClusterIndex(ClusterParams(window=settings.matching.cluster_window))
         # Developments first seen at or after this instant count as "this poll's".
         self.fresh_since: datetime | None = None
@@ -107,6 +110,8 @@ class Pipeline:
                    fresh_for: timedelta = timedelta(0)) -> PollStats:
         """Fetch every claimed feed and process each result as it arrives.
 
+        In a large poll each changed body is parsed and matched in a worker process as soon
+        as it arrives, a few ahead of the one being stored, so parsing and storing overlap.
         Developments opened during this poll, or within `fresh_for` before it (the service
         passes its polling interval), are joined at the lower same-poll bar."""
         now = self.clock()
@@ -115,15 +120,55 @@ class Pipeline:
             feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
             requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
                         for f in feeds]
+            known = {f.id: (f.url, f.body_hash) for f in feeds}
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
-        async for result in fetch_stream(requests, self.fetch_options):
-            stats.add(await asyncio.to_thread(self.process_result, result))
+        pooled = self.preparer.use_pool(len(requests))
+        ahead = 2 * self.preparer.processes + 2
+        pending: deque[tuple[FetchResult, asyncio.Future[Prepared] | None]] = deque()
+
+        def start(result: FetchResult) -> asyncio.Future[Prepared] | None:
+            feed_url, body_hash = known[result.feed_id]
+            if not pooled or not result.ok or result.body is None \
+                    or result.body_hash == body_hash:
+                return None  # nothing to parse, or parsed in process_result
+            return asyncio.ensure_future(self.preparer.prepare(
+                result.body, result.permanent_url or feed_url, result.content_type, feed_url,
+                self.clock(), True))
+
+        async def finish() -> None:
+            result, job = pending.popleft()
+            prepared = None
+            if job is not None:
+                try:
+                    prepared = await job
+                except Exception as exc:  # a bug or an unpicklable result: this feed only
+                    log.exception("feed %s: preparing failed", result.url)
+                    prepared = Prepared(error=f"processing failed: {exc}")
+            stats.add(await asyncio.to_thread(self.process_result, result, prepared))
+
+        try:
+            async for result in fetch_stream(requests, self.fetch_options):
+                pending.append((result, start(result)))
+                while pending and (len(pending) > ahead or pending[0][1] is None
+                                   or pending[0][1].done()):
+                    await finish()
+            while pending:
+                await finish()
+        finally:
+            for _, job in pending:
+                if job is not None:
+                    job.cancel()
         return stats
 
-    def process_result(self, result: FetchResult) -> PollStats:
-        """Everything that follows one fetch, in one transaction."""
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        self.preparer.close()
+
+    def process_result(self, result: FetchResult, prepared: Prepared | None = None) -> PollStats:
+        """Everything that follows one fetch, in one transaction; `prepared` is the body
+        already parsed and matched in a worker, else it is done here."""
         now = self.clock()
         stats = PollStats()
         try:
@@ -131,7 +176,7 @@ class Pipeline:
                 feed = s.get(Feed, result.feed_id)
                 if feed is None:
                     return stats
-                self._process(s, feed, result, now, stats)
+                self._process(s, feed, result, prepared, now, stats)
         except Exception as exc:  # one feed's failure must not end the poll
             log.exception("feed %s: processing failed", result.url)
             stats.errors += 1
@@ -142,8 +187,8 @@ class Pipeline:
                     self._record_error(s, feed, f"processing failed: {exc}", now)
         return stats
 
-    def _process(self, s: Session, feed: Feed, result: FetchResult, now: datetime,
-                 stats: PollStats) -> None:
+    def _process(self, s: Session, feed: Feed, result: FetchResult,
+                 prepared: Prepared | None, now: datetime, stats: PollStats) -> None:
         first_sight = feed.first_polled_at is None
         due = feed.next_poll_at
         feed.last_polled_at = now
@@ -178,32 +223,29 @@ class Pipeline:
         if result.body_hash and result.body_hash == feed.body_hash:
             stats.unchanged += 1
             return
-        try:
-            parsed = parse_feed(result.body or b"", result.permanent_url or feed.url,
-                                result.content_type)
-        except ParseError as exc:
-            self._record_error(s, feed, str(exc), now)
+        if prepared is None:
+            prepared = prepare(result.body or b"", result.permanent_url or feed.url,
+                               result.content_type, feed.url, now, self.matcher)
+        if prepared.error is not None:
+            self._record_error(s, feed, prepared.error, now)
             stats.errors += 1
             stats.failed_feeds.append(feed.url)
             return
         stats.fetched += 1
         if first_sight:
             feed.first_polled_at = now
-            if parsed.title and not feed.name:
-                feed.name = parsed.title[:300]
+            if prepared.title and not feed.name:
+                feed.name = prepared.title[:300]
         feed.body_hash = result.body_hash
-        if parsed.ttl_minutes:
-            ttl = timedelta(minutes=parsed.ttl_minutes)
+        if prepared.ttl_minutes:
+            ttl = timedelta(minutes=prepared.ttl_minutes)
             feed.next_poll_at = max(feed.next_poll_at or now, now + min(ttl, MAX_HINT))
-        normalized = (normalize_entry(e, feed.url, parsed.language, now) for e in parsed.entries)
-        # An entry with no title, no text and no link (a broken item) carries nothing.
-        articles = dedupe([a for a in normalized if a.title or a.text or a.url])
-        articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
+        articles = prepared.articles
         if feed.adaptive:
             dated = [a.published_at for a in articles if not a.date_estimated]
             feed.interval_seconds = int(adaptive_interval(DEFAULT_INTERVAL, dated)
                                         .total_seconds())
-        self._store_articles(s, feed, articles, now, stats)
+        self._store_articles(s, feed, articles, prepared.matches, now, stats)
 
     def _record_error(self, s: Session, feed: Feed, error: str, now: datetime,
                       retry_after: timedelta | None = None) -> None:
@@ -237,7 +279,8 @@ class Pipeline:
     # ---------------------------------------------------------- store + match --
 
     def _store_articles(self, s: Session, feed: Feed, articles: list[Article],
-                        now: datetime, stats: PollStats) -> None:
+                        matches: dict[str, MatchResult], now: datetime,
+                        stats: PollStats) -> None:
         existing = store.existing_entries(s, feed.id, [a.guid for a in articles])
         fresh = [a for a in articles if a.guid not in existing]
         revised = [a for a in articles
@@ -245,8 +288,19 @@ class Pipeline:
         if not fresh and not revised:
             return
         # Take the clustering lock before any insert, so entry ids grow in commit order and
-        # the in-memory index can catch up on other workers' entries by id.
+        # the in-memory index can catch up on other workers' entries by id; catch up now,
+        # before this feed's own entries get ids.
         store.lock_clustering(s)
+        self._refresh_cluster_index(s, now)
+        stats.new_entries += len(fresh)
+        stats.updated_entries += len(revised)
+        metrics.ENTRIES.labels("new").inc(len(fresh))
+        metrics.ENTRIES.labels("revised").inc(len(revised))
+        # New entries where no topic rule holds (most of a general news feed) are only
+        # stored and counted as background for the word weights: one bulk insert.
+        quiet = [a for a in fresh if not matches[a.guid].scores]
+        if quiet:
+            self._store_quiet(s, feed, quiet, matches, now)
         changed: list[tuple[Entry, Article, bool]] = []
         for a in revised:
             row = existing[a.guid]
@@ -254,18 +308,15 @@ class Pipeline:
             row.revision += 1
             changed.append((row, a, False))
         for a in fresh:
-            row = store.new_entry(feed.id, a, now)
-            s.add(row)
-            changed.append((row, a, True))
-        stats.new_entries += len(fresh)
-        stats.updated_entries += len(revised)
-        metrics.ENTRIES.labels("new").inc(len(fresh))
-        metrics.ENTRIES.labels("revised").inc(len(revised))
+            if matches[a.guid].scores:
+                row = store.new_entry(feed.id, a, now)
+                s.add(row)
+                changed.append((row, a, True))
         changed.sort(key=lambda c: c[1].published_at)
         # Match before the first flush, so each new row is written once, complete.
         planned: list[tuple[Entry, Article, bool, MatchResult, Features]] = []
         for row, a, is_new in changed:
-            result = self.matcher.match_article(a)
+            result = matches[a.guid]
             self._save_matches(row, result)
             if result.relevant:
                 metrics.MATCHES.inc()
@@ -273,7 +324,6 @@ class Pipeline:
             row.cluster_features = features_to_json(f)
             planned.append((row, a, is_new, result, f))
         s.flush()
-        self._refresh_cluster_index(s, now)
         cutoff = now - self.settings.alerts.backfill
         for row, a, is_new, result, f in planned:
             if row.development_id is not None and not is_new:
@@ -292,6 +342,20 @@ class Pipeline:
                                         a.content_hash, a.published_at, f))
             else:
                 self.cluster.observe(row.id, a.published_at, f)
+
+    def _store_quiet(self, s: Session, feed: Feed, articles: list[Article],
+                     matches: dict[str, MatchResult], now: datetime) -> None:
+        """Insert off-topic new entries in one statement; observe them for word weights."""
+        rows = []
+        for a in sorted(articles, key=lambda a: a.published_at):
+            result = matches[a.guid]
+            f = features(result, a.language, a.title)
+            rows.append((a, f, {"score": result.best, "relevant": result.relevant,
+                                "cluster_features": features_to_json(f),
+                                "join_reason": "off-topic"}))
+        ids = store.insert_entries(s, feed.id, [(a, extra) for a, _, extra in rows], now)
+        for entry_id, (a, f, _) in zip(ids, rows, strict=True):
+            self.cluster.observe(entry_id, a.published_at, f)
 
     def _save_matches(self, row: Entry, result: MatchResult) -> None:
         row.score = result.best

@@ -91,6 +91,7 @@ async def serve(pipeline: Pipeline) -> None:
                 pass
     except TimeoutError:
         log.warning("in-flight work did not finish within %s; its leases will expire", GRACE)
+    pipeline.close()
     with pipeline.db.session() as s:
         store.clear_feed_leases(s, pipeline.owner)
     if endpoint is not None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, or_, select, text, update
+from sqlalchemy import Row, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.config import DEFAULT_INTERVAL, FeedConfig
@@ -86,19 +86,28 @@ def new_entry(feed_id: int, a: Article, now: datetime) -> Entry:
     return e
 
 
+def insert_entries(s: Session, feed_id: int, rows: Sequence[tuple[Article, dict[str, Any]]],
+                   now: datetime) -> list[int]:
+    """Insert new entries in one batched statement, bypassing the unit of work (which costs
+    several times more per row); their ids, in the order given."""
+    values = [{"feed_id": feed_id, "guid": a.guid, "first_seen_at": now, "revision": 1,
+               **article_values(a, now), **extra} for a, extra in rows]
+    stmt = insert(Entry).returning(Entry.id, sort_by_parameter_order=True)
+    return list(s.scalars(stmt, values))
+
+
+def article_values(a: Article, now: datetime) -> dict[str, Any]:
+    """The columns of an entry that come from its article."""
+    return {"url": a.url, "canonical_url": a.canonical_url, "title": a.title,
+            "summary_html": a.summary_html, "text": a.text, "language": a.language,
+            "author": a.author, "content_hash": a.content_hash,
+            "published_at": a.published_at, "updated_at": a.updated_at,
+            "date_estimated": a.date_estimated, "last_seen_at": now}
+
+
 def apply_article(e: Entry, a: Article, now: datetime) -> None:
-    e.url = a.url
-    e.canonical_url = a.canonical_url
-    e.title = a.title
-    e.summary_html = a.summary_html
-    e.text = a.text
-    e.language = a.language
-    e.author = a.author
-    e.content_hash = a.content_hash
-    e.published_at = a.published_at
-    e.updated_at = a.updated_at
-    e.date_estimated = a.date_estimated
-    e.last_seen_at = now
+    for column, value in article_values(a, now).items():
+        setattr(e, column, value)
 
 
 def recent_entries(s: Session, since: datetime, after_id: int = 0) -> Iterator[Row[Any]]:

@@ -1,0 +1,118 @@
+"""The CPU-bound, pure half of processing a fetched feed: parse → normalize/dedupe → match.
+
+A poll's cost is mostly here (feedparser, HTML to text, the matcher), and none of it needs
+the database, so a large poll runs it in a pool of worker processes while the main process
+fetches and stores: on a machine with two cores both work. A small poll prepares in the
+calling process, since starting workers would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from monitor.match import Matcher, MatchResult, load_profile
+from monitor.normalize import Article, dedupe, normalize_entry
+from monitor.parse import ParseError, parse_feed
+
+log = logging.getLogger("monitor.prepare")
+
+# Below this many feeds in one poll, preparing in-process is cheaper than a pool.
+POOL_MIN_FEEDS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A feed document ready to store: its articles (one per guid, oldest first) and the
+    match of each, by guid; or the reason it could not be read."""
+
+    title: str | None = None
+    language: str | None = None
+    ttl_minutes: int | None = None
+    articles: list[Article] = field(default_factory=list)
+    matches: dict[str, MatchResult] = field(default_factory=dict)
+    error: str | None = None
+
+
+def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
+            matcher: Matcher) -> Prepared:
+    """Parse `body` (fetched from `url`, configured as `feed_url`) and match its entries."""
+    try:
+        parsed = parse_feed(body, url, content_type)
+    except ParseError as exc:
+        return Prepared(error=str(exc))
+    normalized = (normalize_entry(e, feed_url, parsed.language, now) for e in parsed.entries)
+    # An entry with no title, no text and no link (a broken item) carries nothing.
+    articles = dedupe([a for a in normalized if a.title or a.text or a.url])
+    articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
+    return Prepared(title=parsed.title, language=parsed.language,
+                    ttl_minutes=parsed.ttl_minutes, articles=articles,
+                    matches={a.guid: matcher.match_article(a) for a in articles})
+
+
+# ------------------------------------------------------------- worker processes --
+
+_worker_matcher: Matcher | None = None
+
+
+def _start_worker(topics: Path | None, threshold: float | None) -> None:
+    global _worker_matcher
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_matcher = Matcher(load_profile(topics), threshold)
+
+
+def _prepare_in_worker(body: bytes, url: str, content_type: str | None, feed_url: str,
+                       now: datetime) -> Prepared:
+    assert _worker_matcher is not None, "worker started without its matcher"
+    return prepare(body, url, content_type, feed_url, now, _worker_matcher)
+
+
+class Preparer:
+    """Runs `prepare` in-process or in a lazily started process pool (`processes` workers;
+    0 means always in-process). A worker that dies (say, killed for memory on a hostile
+    document) fails that one feed with a clear error and the pool is started afresh."""
+
+    def __init__(self, matcher: Matcher, topics: Path | None, threshold: float | None,
+                 processes: int | None = None) -> None:
+        self.matcher = matcher
+        self._initargs = (topics, threshold)
+        self.processes = (os.cpu_count() or 1) if processes is None else processes
+        self._pool: Executor | None = None
+
+    def use_pool(self, feeds: int) -> bool:
+        return self.processes > 0 and feeds >= POOL_MIN_FEEDS
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            # spawn, not fork: the service has scheduler and database threads running.
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=self._initargs)
+        return self._pool
+
+    async def prepare(self, body: bytes, url: str, content_type: str | None, feed_url: str,
+                      now: datetime, pooled: bool) -> Prepared:
+        if not pooled:
+            return prepare(body, url, content_type, feed_url, now, self.matcher)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), _prepare_in_worker, body, url,
+                                              content_type, feed_url, now)
+        except BrokenProcessPool:
+            log.error("feed %s: the parser process died; the pool is restarted", url)
+            self.close()
+            return Prepared(error="the parser process died while reading this document")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
