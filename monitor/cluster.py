@@ -109,6 +109,10 @@ class ClusterParams:
     commentary_factor: float = 0.6
     fresh_factor: float = 0.7
     place_conflict_factor: float = 0.3
+    # Off-topic articles kept as the background of the word weights: the most recent ones.
+    # Document frequencies settle long before this many, and a cap keeps memory and the
+    # start-up load flat however many feeds are watched.
+    background: int = 5000
 
     def threshold(self, cross: bool, commentary: bool = False, fresh: bool = False) -> float:
         bar = self.cross_language if cross else self.same_language
@@ -239,6 +243,8 @@ class ClusterIndex:
         keys = tuple(sys.intern(k) for k in Idf.keys(f))
         self._background[entry_id] = (published_at, keys)
         self.idf.add_keys(keys)
+        while len(self._background) > self.params.background:  # oldest observed first
+            self._drop(next(iter(self._background)))
         heapq.heappush(self._by_time, (published_at, entry_id))
         self.max_entry_id = max(self.max_entry_id, entry_id)
 

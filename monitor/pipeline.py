@@ -45,6 +45,7 @@ from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_succe
 log = logging.getLogger("monitor.pipeline")
 
 FEED_LEASE = timedelta(minutes=5)
+NOT_MODIFIED_BATCH = 200
 
 
 def utcnow() -> datetime:
@@ -131,14 +132,20 @@ class Pipeline:
         def start(result: FetchResult) -> asyncio.Future[Prepared] | None:
             feed_url, body_hash = known[result.feed_id]
             if not pooled or not result.ok or result.body is None \
-                    or result.body_hash == body_hash:
+                    or result.body_hash == body_hash or not self.preparer.ready():
                 return None  # nothing to parse, or parsed in process_result
-            return asyncio.ensure_future(self.preparer.prepare(
-                result.body, result.permanent_url or feed_url, result.content_type, feed_url,
-                self.clock(), True))
+            return asyncio.ensure_future(self._prepare_pooled(result, feed_url))
+
+        unchanged: list[FetchResult] = []  # 304s: a few column updates each, so batched
 
         async def finish() -> None:
             result, job = pending.popleft()
+            if job is None and result.not_modified:
+                unchanged.append(result)
+                if len(unchanged) >= NOT_MODIFIED_BATCH:
+                    stats.add(await asyncio.to_thread(self.process_not_modified, unchanged[:]))
+                    unchanged.clear()
+                return
             prepared = None
             if job is not None:
                 try:
@@ -156,15 +163,47 @@ class Pipeline:
                     await finish()
             while pending:
                 await finish()
+            if unchanged:
+                stats.add(await asyncio.to_thread(self.process_not_modified, unchanged))
         finally:
             for _, job in pending:
                 if job is not None:
                     job.cancel()
         return stats
 
+    async def _prepare_pooled(self, result: FetchResult, feed_url: str) -> Prepared:
+        """Parse and match in a worker, telling it which entries are stored unchanged."""
+        def known() -> dict[str, str]:
+            with self.db.session() as s:
+                return store.known_hashes(s, result.feed_id)
+
+        return await self.preparer.prepare(
+            result.body or b"", result.permanent_url or feed_url, result.content_type,
+            feed_url, self.clock(), await asyncio.to_thread(known), pooled=True)
+
     def close(self) -> None:
         """Stop the worker processes, if any were started."""
         self.preparer.close()
+
+    def process_not_modified(self, results: list[FetchResult]) -> PollStats:
+        """Record many 304 answers in one transaction (one commit instead of one each);
+        should that fail, each is recorded on its own."""
+        now = self.clock()
+        stats = PollStats()
+        try:
+            with self.db.session() as s:
+                feeds = store.feeds_by_id(s, [r.feed_id for r in results])
+                for r in results:
+                    if (feed := feeds.get(r.feed_id)) is not None:
+                        self._process(s, feed, r, None, now, stats)
+            return stats
+        except Exception:
+            log.exception("recording %d unchanged feeds at once failed; one by one",
+                          len(results))
+        stats = PollStats()
+        for r in results:
+            stats.add(self.process_result(r))
+        return stats
 
     def process_result(self, result: FetchResult, prepared: Prepared | None = None) -> PollStats:
         """Everything that follows one fetch, in one transaction; `prepared` is the body
@@ -225,7 +264,8 @@ class Pipeline:
             return
         if prepared is None:
             prepared = prepare(result.body or b"", result.permanent_url or feed.url,
-                               result.content_type, feed.url, now, self.matcher)
+                               result.content_type, feed.url, now, self.matcher,
+                               store.known_hashes(s, feed.id))
         if prepared.error is not None:
             self._record_error(s, feed, prepared.error, now)
             stats.errors += 1
@@ -281,12 +321,13 @@ class Pipeline:
     def _store_articles(self, s: Session, feed: Feed, articles: list[Article],
                         matches: dict[str, MatchResult], now: datetime,
                         stats: PollStats) -> None:
-        existing = store.existing_entries(s, feed.id, [a.guid for a in articles])
-        fresh = [a for a in articles if a.guid not in existing]
+        known = store.known_hashes(s, feed.id, [a.guid for a in articles])
+        fresh = [a for a in articles if a.guid not in known]
         revised = [a for a in articles
-                   if a.guid in existing and existing[a.guid].content_hash != a.content_hash]
+                   if a.guid in known and known[a.guid] != a.content_hash]
         if not fresh and not revised:
             return
+        existing = store.entries_by_guid(s, feed.id, [a.guid for a in revised])
         # Take the clustering lock before any insert, so entry ids grow in commit order and
         # the in-memory index can catch up on other workers' entries by id; catch up now,
         # before this feed's own entries get ids.
@@ -298,6 +339,9 @@ class Pipeline:
         metrics.ENTRIES.labels("revised").inc(len(revised))
         # New entries where no topic rule holds (most of a general news feed) are only
         # stored and counted as background for the word weights: one bulk insert.
+        # (A worker matched what its stored hashes said was new; anything else, here.)
+        matches = {a.guid: m if (m := matches.get(a.guid)) is not None
+                   else self.matcher.match_article(a) for a in fresh + revised}
         quiet = [a for a in fresh if not matches[a.guid].scores]
         if quiet:
             self._store_quiet(s, feed, quiet, matches, now)
@@ -375,7 +419,8 @@ class Pipeline:
         window = self.cluster.params.window
         since = now - 2 * window
         self.cluster.prune(since)
-        for e in store.recent_entries(s, since, self.cluster.max_entry_id):
+        for e in store.recent_entries(s, since, self.cluster.max_entry_id,
+                                      self.cluster.params.background):
             if e.cluster_features:
                 f = features_from_json(e.cluster_features)
             else:  # stored before features were kept

@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 import signal
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,8 +43,10 @@ class Prepared:
 
 
 def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
-            matcher: Matcher) -> Prepared:
-    """Parse `body` (fetched from `url`, configured as `feed_url`) and match its entries."""
+            matcher: Matcher, known: dict[str, str] | None = None) -> Prepared:
+    """Parse `body` (fetched from `url`, configured as `feed_url`) and match its entries,
+    except those `known` (guid → content hash) to be stored already as they are."""
+    known = known or {}
     try:
         parsed = parse_feed(body, url, content_type)
     except ParseError as exc:
@@ -55,7 +57,8 @@ def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now:
     articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
     return Prepared(title=parsed.title, language=parsed.language,
                     ttl_minutes=parsed.ttl_minutes, articles=articles,
-                    matches={a.guid: matcher.match_article(a) for a in articles})
+                    matches={a.guid: matcher.match_article(a) for a in articles
+                             if known.get(a.guid) != a.content_hash})
 
 
 # ------------------------------------------------------------- worker processes --
@@ -70,10 +73,14 @@ def _start_worker(topics: Path | None, threshold: float | None) -> None:
     _worker_matcher = Matcher(load_profile(topics), threshold)
 
 
+def _ping() -> None:
+    """A no-op whose completion says a worker is up."""
+
+
 def _prepare_in_worker(body: bytes, url: str, content_type: str | None, feed_url: str,
-                       now: datetime) -> Prepared:
+                       now: datetime, known: dict[str, str]) -> Prepared:
     assert _worker_matcher is not None, "worker started without its matcher"
-    return prepare(body, url, content_type, feed_url, now, _worker_matcher)
+    return prepare(body, url, content_type, feed_url, now, _worker_matcher, known)
 
 
 class Preparer:
@@ -87,9 +94,17 @@ class Preparer:
         self._initargs = (topics, threshold)
         self.processes = (os.cpu_count() or 1) if processes is None else processes
         self._pool: Executor | None = None
+        self._warm: list[Future[None]] = []
 
     def use_pool(self, feeds: int) -> bool:
         return self.processes > 0 and feeds >= POOL_MIN_FEEDS
+
+    def ready(self) -> bool:
+        """Start the workers if need be; True once they can take work. Until then the
+        caller prepares in-process, so a poll never waits on workers starting (a second
+        or so each, importing the parser and compiling the profile)."""
+        self._executor()
+        return all(f.done() for f in self._warm)
 
     def _executor(self) -> Executor:
         if self._pool is None:
@@ -97,16 +112,17 @@ class Preparer:
             self._pool = ProcessPoolExecutor(
                 self.processes, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker, initargs=self._initargs)
+            self._warm = [self._pool.submit(_ping) for _ in range(self.processes)]
         return self._pool
 
     async def prepare(self, body: bytes, url: str, content_type: str | None, feed_url: str,
-                      now: datetime, pooled: bool) -> Prepared:
+                      now: datetime, known: dict[str, str], pooled: bool) -> Prepared:
         if not pooled:
-            return prepare(body, url, content_type, feed_url, now, self.matcher)
+            return prepare(body, url, content_type, feed_url, now, self.matcher, known)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor(), _prepare_in_worker, body, url,
-                                              content_type, feed_url, now)
+                                              content_type, feed_url, now, known)
         except BrokenProcessPool:
             log.error("feed %s: the parser process died; the pool is restarted", url)
             self.close()
@@ -116,3 +132,4 @@ class Preparer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self._warm = []

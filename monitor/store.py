@@ -62,6 +62,10 @@ def claim_feeds(s: Session, now: datetime, owner: str, lease: timedelta,
     return feeds
 
 
+def feeds_by_id(s: Session, ids: Sequence[int]) -> dict[int, Feed]:
+    return {f.id: f for f in s.scalars(select(Feed).where(Feed.id.in_(ids)))}
+
+
 def release_feed(feed: Feed) -> None:
     feed.lease_owner = None
     feed.lease_until = None
@@ -73,7 +77,17 @@ def lock_clustering(s: Session) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLUSTER_LOCK_KEY})
 
 
-def existing_entries(s: Session, feed_id: int, guids: Sequence[str]) -> dict[str, Entry]:
+def known_hashes(s: Session, feed_id: int, guids: Sequence[str] | None = None,
+                 latest: int = 1000) -> dict[str, str]:
+    """guid → content hash of a feed's stored entries: those with the given guids, or else
+    its `latest` ones (what a new version of its document mostly repeats)."""
+    q = select(Entry.guid, Entry.content_hash).where(Entry.feed_id == feed_id)
+    q = q.where(Entry.guid.in_(guids)) if guids is not None \
+        else q.order_by(Entry.id.desc()).limit(latest)
+    return {guid: h for guid, h in s.execute(q)}
+
+
+def entries_by_guid(s: Session, feed_id: int, guids: Sequence[str]) -> dict[str, Entry]:
     if not guids:
         return {}
     rows = s.scalars(select(Entry).where(Entry.feed_id == feed_id, Entry.guid.in_(guids)))
@@ -110,14 +124,20 @@ def apply_article(e: Entry, a: Article, now: datetime) -> None:
         setattr(e, column, value)
 
 
-def recent_entries(s: Session, since: datetime, after_id: int = 0) -> Iterator[Row[Any]]:
+def recent_entries(s: Session, since: datetime, after_id: int,
+                   background: int) -> Iterator[Row[Any]]:
     """What clustering needs of the entries published since `since` with id above
-    `after_id`, by id, streamed: no titles or texts are loaded."""
-    q = (select(Entry.id, Entry.development_id, Entry.canonical_url, Entry.content_hash,
-                Entry.published_at, Entry.cluster_features, Entry.language)
-         .where(Entry.published_at >= since, Entry.id > after_id).order_by(Entry.id)
-         .execution_options(yield_per=2000))
-    yield from s.execute(q)
+    `after_id`, by id, streamed (no titles or texts): every development member, and of
+    the rest only the latest `background`."""
+    columns = (Entry.id, Entry.development_id, Entry.canonical_url, Entry.content_hash,
+               Entry.published_at, Entry.cluster_features, Entry.language)
+    recent = (Entry.published_at >= since, Entry.id > after_id)
+    latest = (select(Entry.id).where(*recent, Entry.development_id.is_(None))
+              .order_by(Entry.id.desc()).limit(background).subquery())
+    q = (select(*columns).where(*recent, or_(Entry.development_id.is_not(None),
+                                              Entry.id.in_(select(latest.c.id))))
+         .order_by(Entry.id))
+    yield from s.execute(q.execution_options(yield_per=2000))
 
 
 def developments_since(s: Session, since: datetime) -> set[int]:

@@ -169,3 +169,13 @@ def test_prune_forgets_old_articles_and_their_word_counts(matcher: Matcher) -> N
     assert all(v > 0 for v in w.index.idf.df.values())
     w.index.prune(T0 + timedelta(days=3))
     assert not w.index.members and w.index.idf.n == 0 and not w.index.idf.df
+
+
+def test_background_keeps_only_the_latest_articles(matcher: Matcher) -> None:
+    from monitor.cluster import ClusterParams
+
+    index = ClusterIndex(ClusterParams(background=3))
+    for i in range(1, 6):
+        index.observe(i, T0 + timedelta(minutes=i), World(matcher).feats(
+            f"Local story {i}", f"Council item number {i} was discussed.", "en"))
+    assert index.idf.n == 3 and set(index._background) == {3, 4, 5}

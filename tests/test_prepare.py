@@ -91,7 +91,7 @@ def test_a_dead_worker_fails_one_document_and_the_pool_starts_afresh(
 
     def run() -> monitor.prepare.Prepared:
         return asyncio.run(preparer.prepare(body, "https://a.example/feed", None,
-                                            "https://a.example/feed", clock.now, True))
+                                            "https://a.example/feed", clock.now, {}, True))
 
     try:
         assert run().articles  # starts the pool
@@ -109,3 +109,35 @@ def test_a_dead_worker_fails_one_document_and_the_pool_starts_afresh(
         assert again.error is None and again.articles and preparer._pool is not pool
     finally:
         preparer.close()
+
+
+def test_entries_stored_unchanged_are_not_matched_again(
+        sqlite_url: str, feed_server: FeedServer, clock: Clock) -> None:
+    first = [item(IRRELEVANT, f"https://a.example/{k}", clock.now - timedelta(hours=k),
+                  title=f"Council news {k}") for k in range(5)]
+    url = feed_server.serve("/a.xml", rss(first))
+    db = Database(sqlite_url)
+    db.upgrade()
+    p = Pipeline(Settings(database={"url": sqlite_url}, feeds=[{"url": url, "name": "a"}]),
+                 db, clock=clock)
+    p.sync_feeds()
+    matched: list[str] = []
+    real = p.matcher.match_article
+
+    def counting(a: Any) -> Any:
+        matched.append(a.title)
+        return real(a)
+
+    p.matcher.match_article = counting  # type: ignore[method-assign]
+    asyncio.run(p.poll())
+    assert len(matched) == 5
+    matched.clear()
+    clock.advance(timedelta(minutes=10))
+    revised = dict(first[0], description="A corrected account of the council meeting.")
+    feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/new", clock.now),
+                                     revised, *first[1:]]))
+    stats = asyncio.run(p.poll())
+    assert sorted(matched) == sorted([RELEVANT["title"], "Council news 0"])
+    assert (stats.new_entries, stats.updated_entries) == (1, 1)
+    p.close()
+    db.dispose()
