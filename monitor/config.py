@@ -25,6 +25,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -63,8 +64,33 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 
 
+# Keys whose value may instead be read from a file (`password_file = "/run/secrets/smtp"`,
+# `MONITOR_DATABASE__URL_FILE=...`), so secrets can stay out of the config file and the
+# environment: Docker secrets and systemd credentials are files. The file wins over the
+# plain key, so an environment `..._FILE` overrides a value in the config file.
+SECRET_KEYS = ("password", "secret", "url", "username")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for key in SECRET_KEYS:
+            file = data.get(f"{key}_file")
+            if key not in cls.model_fields or file is None:
+                continue
+            path = Path(str(file)).expanduser()
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ValueError(f"{key}_file: cannot read {path}: {reason}") from None
+            data = {k: v for k, v in data.items() if k != f"{key}_file"} | {key: value}
+        return data
 
 
 class DatabaseConfig(_Section):

@@ -114,3 +114,25 @@ def test_no_config_uses_built_in_feeds_and_the_data_folder(
     assert all(f.url.startswith("https://") for f in s.feeds)
     assert s.database.url == f"sqlite:///{(tmp_path / 'data' / 'monitor.db').as_posix()}"
     assert s.channels == []
+
+
+def test_secrets_can_be_read_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "smtp").write_text("s3cret-from-file\n")
+    (tmp_path / "db").write_text("postgresql+psycopg://monitor:pw@db/monitor\n")
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(CONTRACT.replace('password = "hunter2"',
+                                    f'password_file = "{tmp_path / "smtp"}"'))
+    monkeypatch.setenv("MONITOR_DATABASE__URL_FILE", str(tmp_path / "db"))
+    s = load_settings(cfg)
+    email = s.channels[1]
+    assert isinstance(email, EmailChannel) and email.password is not None
+    assert email.password.get_secret_value() == "s3cret-from-file"
+    assert s.database.url == "postgresql+psycopg://monitor:pw@db/monitor"
+
+
+def test_unreadable_secret_files_are_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(CONTRACT.replace('password = "hunter2"',
+                                    f'password_file = "{tmp_path / "missing"}"'))
+    with pytest.raises(ConfigError, match=r"channels\.1.*password_file: cannot read .*missing"):
+        load_settings(cfg)
