@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,6 +111,19 @@ def _guess_charset(body: bytes) -> str | None:
     return str(guess) if guess else None
 
 
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _valid_charref(m: re.Match[bytes]) -> bytes:
+    """A character reference to a code point XML forbids (a surrogate, NUL, beyond
+    U+10FFFF) becomes U+FFFD: feedparser's fallback parser raises on some of them."""
+    code = int(m.group(1), 16) if m.group(1) else int(m.group(2))
+    if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD \
+            or 0x10000 <= code <= 0x10FFFF:
+        return m.group(0)
+    return b"&#xFFFD;"
+
+
 def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse `body` fetched from `url`. Raises ParseError when it holds no feed."""
     headers = {"content-location": url}
@@ -118,7 +132,13 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
         content_type = f"{content_type.split(';')[0] or 'application/xml'}; charset={guess}"
     if content_type:
         headers["content-type"] = content_type
-    d = feedparser.parse(body, response_headers=headers)
+    if b"&#" in body:
+        body = _CHARREF.sub(_valid_charref, body)
+    try:
+        d = feedparser.parse(body, response_headers=headers)
+    except Exception as crash:  # feedparser's loose parser has crashed on odd input
+        raise ParseError(f"not a feed (the parser failed: {type(crash).__name__}: {crash})") \
+            from crash
     version = d.get("version") or ""
     warning = None
     if d.get("bozo"):

@@ -252,3 +252,25 @@ def test_damaged_feed_parses_or_raises_parse_error(cut: int, junk: bytes) -> Non
         return
     for e in feed.entries:
         normalize_entry(e, "https://example.com/feed", feed.language, NOW)
+
+
+def test_character_references_xml_forbids_do_not_crash_the_parser() -> None:
+    # feedparser's fallback parser raised UnicodeEncodeError on &#xD800; (found by
+    # bench/fuzz_parse.py); such references now read as U+FFFD.
+    body = (FEEDS / "node-feedparser_braingle-guid-dupes.xml").read_bytes()
+    broken = body.replace(b"<title>", b"<title>&#xD800;&#0;<", 1)
+    feed = parse_feed(broken, "https://example.com/feed", None)
+    assert feed.entries
+
+
+def test_fuzz_run_over_mutated_real_feeds() -> None:
+    """A CI-sized run of bench/fuzz_parse.py: mutated real feeds through parse, normalize
+    and match; exit 1 (with the document saved) on anything but articles or 'not a feed'."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "fuzz_parse.py"
+    run = subprocess.run([sys.executable, str(script), "--iterations", "300", "--seed", "7"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "300 mutated documents" in run.stdout
