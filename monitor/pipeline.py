@@ -368,6 +368,12 @@ class Pipeline:
             row.cluster_features = features_to_json(f)
             planned.append((row, a, is_new, result, f))
         s.flush()
+        # The word weights count every document of this batch before any is placed, as
+        # they count every earlier one: how common a word is does not depend on the order
+        # in which one feed's entries are compared.
+        for row, a, is_new, _, f in planned:
+            if is_new:
+                self.cluster.observe(row.id, a.published_at, f)
         cutoff = now - self.settings.alerts.backfill
         for row, a, is_new, result, f in planned:
             if row.development_id is not None and not is_new:

@@ -407,3 +407,21 @@ def test_retention_removes_old_entries_and_keeps_alerts(
     assert count(database, Entry) == 0 and count(database, Development) == 0
     assert count(database, Alert) == 1
 
+
+
+def test_word_weights_count_the_whole_document_before_placing_any_entry(
+        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    items = [item(RELEVANT, "https://a.example/1", clock.now),
+             item(OTHER_RELEVANT, "https://a.example/2", clock.now - timedelta(minutes=5)),
+             item(IRRELEVANT, "https://a.example/3", clock.now - timedelta(minutes=9))]
+    p = make(database, clock, [feed_server.serve("/a.xml", rss(items))], None)
+    seen: list[int] = []
+    real = p.cluster.assign
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        seen.append(p.cluster.idf.n)
+        return real(*args, **kw)
+
+    p.cluster.assign = spy  # type: ignore[method-assign]
+    asyncio.run(p.poll())
+    assert seen == [3, 3]  # both stories placed against a pool of all three documents
