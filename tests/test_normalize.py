@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -269,3 +269,38 @@ def test_dedupe_keeps_latest_revision_per_guid_in_first_seen_order() -> None:
             art("x", "x-v2", 3), art("y", "y-same-time", 2)]
     assert [a.title for a in dedupe(arts)] == ["x-v3", "y"]
     assert dedupe([]) == []
+
+
+_ANY_DATE = st.none() | st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=3)),
+                               timezone(timedelta(hours=-11, minutes=-30))]))
+
+
+@given(published=_ANY_DATE, updated=_ANY_DATE)
+def test_dates_are_utc_never_in_the_future_and_estimated_only_when_absent(
+        published: datetime | None, updated: datetime | None) -> None:
+    a = normalize_entry(entry(published=published, updated=updated), FEED, None, NOW)
+    limit = NOW + timedelta(minutes=10)
+    assert a.published_at.tzinfo is not None and a.published_at <= limit
+    assert a.updated_at is None or a.updated_at <= limit
+    assert a.date_estimated == (published is None and updated is None)
+    if published is not None and published <= limit:
+        assert a.published_at == published
+
+
+@given(stamp=st.text(max_size=60))
+def test_any_pubdate_text_parses_to_utc_or_nothing(stamp: str) -> None:
+    from xml.sax.saxutils import escape
+
+    from monitor.parse import parse_feed
+
+    clean = "".join(c for c in stamp if c.isprintable())
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t'
+            f"</title><item><title>x</title><pubDate>{escape(clean)}</pubDate></item>"
+            "</channel></rss>").encode()
+    feed = parse_feed(body, FEED, None)
+    for e in feed.entries:
+        assert e.published is None or e.published.utcoffset() == timedelta(0)
+        a = normalize_entry(e, FEED, feed.language, NOW)
+        assert a.published_at <= NOW + timedelta(minutes=10)
