@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import snowballstemmer
 
@@ -75,14 +75,15 @@ def stem(word: str) -> str:
     return str(_EN.stemWord(w))
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """A word as found and its stem (a tuple: every word of every entry makes one)."""
+
     stem: str
     surface: str
 
 
 def tokenize(text: str) -> list[Token]:
-    return [Token(stem(m.group()), m.group()) for m in _WORD.finditer(text)]
+    return [Token(stem(w), w) for w in _WORD.findall(text)]
 
 
 def sentences(title: str, text: str) -> list[tuple[str, bool]]:
@@ -249,8 +250,8 @@ class Matcher:
         while i < len(tokens):
             matched = 0
             for phrase, term in self._index.get(tokens[i].stem, ()):
-                n = len(phrase)
-                if tuple(t.stem for t in tokens[i:i + n]) != phrase:
+                n = len(phrase)  # (the first stem matched: that is the index's key)
+                if n > 1 and tuple(t.stem for t in tokens[i:i + n]) != phrase:
                     continue
                 if n == 1 and not title_case and self._false_friend(tokens, i):
                     break
@@ -295,14 +296,19 @@ class Matcher:
                             + Counter({s: float(v) for key, v in terms.items()
                                        for s in self._key_stems.get(key, ())}))
         concepts_anywhere = {h.concept for hs in found for h in hs}
+        # Per sentence with hits: each concept's strongest hit.
+        strengths: list[tuple[int, list[Hit], dict[str, float]]] = []
+        for idx, hs in enumerate(found):
+            if hs:
+                strength: dict[str, float] = {}
+                for h in hs:
+                    strength[h.concept] = max(strength.get(h.concept, 0.0), h.weight)
+                strengths.append((idx, hs, strength))
         scores: dict[str, TopicScore] = {}
         for topic in self.profile.topics:
             weights: list[float] = []
             evidence: list[str] = []
-            for idx, hs in enumerate(found):
-                strength: dict[str, float] = {}
-                for h in hs:
-                    strength[h.concept] = max(strength.get(h.concept, 0.0), h.weight)
+            for idx, hs, strength in strengths:
                 groups = [g for g in topic.require if set(g) <= strength.keys()]
                 if not groups:
                     continue
