@@ -68,8 +68,10 @@ _worker_matcher: Matcher | None = None
 
 def _start_worker(topics: Path | None, threshold: float | None) -> None:
     global _worker_matcher
-    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    # Ctrl-C reaches the whole process group, and systemd signals the whole unit: the
+    # parent decides when workers stop (and they exit when it is gone).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _worker_matcher = Matcher(load_profile(topics), threshold)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -264,3 +266,36 @@ def test_database_password_is_hidden_in_errors(tmp_path: Path) -> None:
     r = run(["--config", str(cfg), "poll"], tmp_path)
     assert r.returncode != 0 and "s3cr3t-db-pw" not in r.stdout + r.stderr
     assert "not usable" in r.stderr
+
+
+def test_service_with_parser_workers_stops_cleanly_when_the_whole_group_is_signalled(
+        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    """systemd sends SIGTERM to every process of the unit, parser workers included: the
+    service still finishes, stops its workers and exits 0 with everything stored.
+    (That a worker survives SIGTERM itself: tests/test_prepare.py.)"""
+    feeds = [feed_server.serve(f"/{n}.xml", rss([{
+        "title": f"Council approves budget item {n}", "link": f"https://n{n}.example/1",
+        "description": "The vote was close."}])) for n in range(19)]
+    feeds.append(feed_server.serve("/story.xml", rss(STORY)))
+    cfg = config(tmp_path, feeds, webhook_sink.url,
+                 extra='[service]\nlisten = ""\nprocesses = 2')
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "run"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+                len(webhook_sink.accepted) < 1 or len(feed_server.requests) < 45):
+            time.sleep(0.2)
+        assert len(webhook_sink.accepted) == 1, log_path.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    err = log_path.read_text()
+    assert proc.returncode == 0, err
+    assert "died" not in err and "processing failed" not in err and "Traceback" not in err
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        (stored,) = db.execute("SELECT count(*) FROM entries").fetchone()
+    assert stored == 20

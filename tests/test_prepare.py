@@ -141,3 +141,24 @@ def test_entries_stored_unchanged_are_not_matched_again(
     assert (stats.new_entries, stats.updated_entries) == (1, 1)
     p.close()
     db.dispose()
+
+
+def test_workers_leave_sigterm_and_sigint_to_the_parent(clock: Clock) -> None:
+    body = rss([item(RELEVANT, "https://a.example/1", clock.now)]).encode()
+    preparer = Preparer(Matcher(load_profile()), None, None, processes=1)
+
+    def run() -> monitor.prepare.Prepared:
+        return asyncio.run(preparer.prepare(body, "https://a.example/feed", None,
+                                            "https://a.example/feed", clock.now, {}, True))
+
+    try:
+        assert run().articles
+        pool = preparer._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGINT)
+        again = run()
+        assert again.error is None and again.articles and preparer._pool is pool
+    finally:
+        preparer.close()
