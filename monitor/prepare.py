@@ -122,12 +122,14 @@ class Preparer:
         if not pooled:
             return prepare(body, url, content_type, feed_url, now, self.matcher, known)
         loop = asyncio.get_running_loop()
+        pool = self._executor()
         try:
-            return await loop.run_in_executor(self._executor(), _prepare_in_worker, body, url,
+            return await loop.run_in_executor(pool, _prepare_in_worker, body, url,
                                               content_type, feed_url, now, known)
         except BrokenProcessPool:
             log.error("feed %s: the parser process died; the pool is restarted", url)
-            self.close()
+            if self._pool is pool:  # not a newer pool another document already started
+                self.close()
             return Prepared(error="the parser process died while reading this document")
 
     def close(self) -> None:
