@@ -121,7 +121,7 @@ class Pipeline:
             feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
             requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
                         for f in feeds]
-            known = {f.id: (f.url, f.body_hash) for f in feeds}
+            known = {f.id: (f.url, f.body_hash, f.first_polled_at is None) for f in feeds}
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
@@ -130,11 +130,11 @@ class Pipeline:
         pending: deque[tuple[FetchResult, asyncio.Future[Prepared] | None]] = deque()
 
         def start(result: FetchResult) -> asyncio.Future[Prepared] | None:
-            feed_url, body_hash = known[result.feed_id]
+            feed_url, body_hash, first_sight = known[result.feed_id]
             if not pooled or not result.ok or result.body is None \
                     or result.body_hash == body_hash or not self.preparer.ready():
                 return None  # nothing to parse, or parsed in process_result
-            return asyncio.ensure_future(self._prepare_pooled(result, feed_url))
+            return asyncio.ensure_future(self._prepare_pooled(result, feed_url, first_sight))
 
         unchanged: list[FetchResult] = []  # 304s: a few column updates each, so batched
 
@@ -171,15 +171,17 @@ class Pipeline:
                     job.cancel()
         return stats
 
-    async def _prepare_pooled(self, result: FetchResult, feed_url: str) -> Prepared:
+    async def _prepare_pooled(self, result: FetchResult, feed_url: str,
+                              first_sight: bool) -> Prepared:
         """Parse and match in a worker, telling it which entries are stored unchanged."""
         def known() -> dict[str, str]:
             with self.db.session() as s:
                 return store.known_hashes(s, result.feed_id)
 
+        stored = {} if first_sight else await asyncio.to_thread(known)
         return await self.preparer.prepare(
             result.body or b"", result.permanent_url or feed_url, result.content_type,
-            feed_url, self.clock(), await asyncio.to_thread(known), pooled=True)
+            feed_url, self.clock(), stored, pooled=True)
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""
@@ -265,7 +267,7 @@ class Pipeline:
         if prepared is None:
             prepared = prepare(result.body or b"", result.permanent_url or feed.url,
                                result.content_type, feed.url, now, self.matcher,
-                               store.known_hashes(s, feed.id))
+                               {} if first_sight else store.known_hashes(s, feed.id))
         if prepared.error is not None:
             self._record_error(s, feed, prepared.error, now)
             stats.errors += 1

@@ -106,6 +106,12 @@ class Preparer:
         caller prepares in-process, so a poll never waits on workers starting (a second
         or so each, importing the parser and compiling the profile)."""
         self._executor()
+        if any(f.done() and f.exception() is not None for f in self._warm):
+            # A worker died starting up (say, signalled with the whole process group):
+            # prepare in-process now; the next call starts a fresh pool.
+            log.warning("parser workers failed to start; parsing in-process for now")
+            self.close()
+            return False
         return all(f.done() for f in self._warm)
 
     def _executor(self) -> Executor:
@@ -134,6 +140,8 @@ class Preparer:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # Jobs still queued finish (or fail with the broken pool) rather than being
+            # cancelled: a cancelled future would end the caller's poll, not one feed.
+            self._pool.shutdown(wait=True)
             self._pool = None
             self._warm = []

@@ -295,7 +295,7 @@ def test_service_with_parser_workers_stops_cleanly_when_the_whole_group_is_signa
         proc.wait(timeout=30)
     err = log_path.read_text()
     assert proc.returncode == 0, err
-    assert "died" not in err and "processing failed" not in err and "Traceback" not in err
+    assert "died" not in err and "processing failed" not in err and "Traceback" not in err, err
     with sqlite3.connect(tmp_path / "m.db") as db:
         (stored,) = db.execute("SELECT count(*) FROM entries").fetchone()
     assert stored == 20

@@ -162,3 +162,29 @@ def test_workers_leave_sigterm_and_sigint_to_the_parent(clock: Clock) -> None:
         assert again.error is None and again.articles and preparer._pool is pool
     finally:
         preparer.close()
+
+
+def test_workers_killed_while_starting_mean_in_process_parsing_then_a_fresh_pool(
+        clock: Clock) -> None:
+    preparer = Preparer(Matcher(load_profile()), None, None, processes=1)
+    try:
+        assert preparer.ready() is False  # just started
+        pool = preparer._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(400):  # until the pool reports the dead worker on its warm-up job
+            if all(f.done() for f in preparer._warm):
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        assert preparer.ready() is False and preparer._pool is None  # given up, for now
+        for _ in range(400):
+            if preparer.ready():
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        body = rss([item(RELEVANT, "https://a.example/1", clock.now)]).encode()
+        done = asyncio.run(preparer.prepare(body, "https://a.example/feed", None,
+                                            "https://a.example/feed", clock.now, {}, True))
+        assert done.error is None and done.articles and preparer._pool is not pool
+    finally:
+        preparer.close()
