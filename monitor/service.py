@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
@@ -38,10 +40,26 @@ async def serve(pipeline: Pipeline) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    running: set[asyncio.Task[Any]] = set()
+
+    def tracked(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A scheduler job whose run the shutdown can wait for."""
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            running.add(task)
+            try:
+                await job()
+            finally:
+                running.discard(task)
+        return run
+
     async def tick() -> None:
         if stop.is_set():
             return
         async with busy:
+            if stop.is_set():  # waited for the lock while the service was stopping
+                return
             metrics.mark_tick()
             try:
                 stats = await pipeline.poll(only_due=True, fresh_for=fresh_for)
@@ -58,6 +76,8 @@ async def serve(pipeline: Pipeline) -> None:
 
     async def cleanup() -> None:
         async with busy:
+            if stop.is_set():
+                return
             try:
                 before = pipeline.clock() - pipeline.settings.service.retention
                 with pipeline.db.session() as s:
@@ -73,9 +93,10 @@ async def serve(pipeline: Pipeline) -> None:
     # by another feed's poll within the shortest interval still counts as this poll's.
     fresh_for = timedelta(seconds=min((f.poll_interval.total_seconds() for f in
                                        pipeline.settings.feeds if f.enabled), default=600))
-    scheduler.add_job(tick, "interval", seconds=every, id="tick", max_instances=1,
+    scheduler.add_job(tracked(tick), "interval", seconds=every, id="tick", max_instances=1,
                       coalesce=True)
-    scheduler.add_job(cleanup, "cron", hour=3, minute=17, id="retention", coalesce=True)
+    scheduler.add_job(tracked(cleanup), "cron", hour=3, minute=17, id="retention",
+                      coalesce=True)
     scheduler.start()
     endpoint = start_endpoint(pipeline, every)
     log.info("monitor running: %d feeds, tick every %.1fs; SIGTERM or Ctrl-C to stop",
@@ -83,14 +104,13 @@ async def serve(pipeline: Pipeline) -> None:
     first = asyncio.create_task(tick())
     await stop.wait()
     log.info("stopping: finishing in-flight work")
-    scheduler.shutdown(wait=False)
-    try:
-        await asyncio.wait_for(asyncio.shield(first), GRACE.total_seconds())
-        async with asyncio.timeout(GRACE.total_seconds()):
-            async with busy:
-                pass
-    except TimeoutError:
+    # Pause, not shut down, until the work in flight is done: APScheduler's asyncio
+    # executor cancels the jobs still running when it shuts down.
+    scheduler.pause()
+    _, late = await asyncio.wait({first, *running}, timeout=GRACE.total_seconds())
+    if late:
         log.warning("in-flight work did not finish within %s; its leases will expire", GRACE)
+    scheduler.shutdown(wait=False)
     pipeline.close()
     with pipeline.db.session() as s:
         store.clear_feed_leases(s, pipeline.owner)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ class Route:
     content_type: str = "application/rss+xml; charset=utf-8"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering (a slow server)
 
 
 class FeedServer:
@@ -122,6 +124,8 @@ class FeedServer:
                 if route is None:
                     self.send_error(404)
                     return
+                if route.delay:
+                    time.sleep(route.delay)
                 etag = f'"{abs(hash(route.body)):x}"'
                 if route.status == 200 and self.headers.get("If-None-Match") == etag:
                     self.send_response(304)

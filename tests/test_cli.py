@@ -268,11 +268,11 @@ def test_database_password_is_hidden_in_errors(tmp_path: Path) -> None:
     assert "not usable" in r.stderr
 
 
-def test_service_with_parser_workers_stops_cleanly_when_the_whole_group_is_signalled(
+def test_service_finishes_the_tick_in_flight_when_the_whole_group_is_signalled(
         tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
-    """systemd sends SIGTERM to every process of the unit, parser workers included: the
-    service still finishes, stops its workers and exits 0 with everything stored.
-    (That a worker survives SIGTERM itself: tests/test_prepare.py.)"""
+    """systemd sends SIGTERM to every process of the unit, parser workers included. A tick
+    in flight (slow feeds make sure there is one) must finish, not be cancelled, and the
+    service exit 0 with everything stored. (Workers ignoring SIGTERM: test_prepare.py.)"""
     feeds = [feed_server.serve(f"/{n}.xml", rss([{
         "title": f"Council approves budget item {n}", "link": f"https://n{n}.example/1",
         "description": "The vote was close."}])) for n in range(19)]
@@ -286,16 +286,22 @@ def test_service_with_parser_workers_stops_cleanly_when_the_whole_group_is_signa
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (
-                len(webhook_sink.accepted) < 1 or len(feed_server.requests) < 45):
-            time.sleep(0.2)
+        while time.monotonic() < deadline and len(webhook_sink.accepted) < 1:
+            time.sleep(0.1)
         assert len(webhook_sink.accepted) == 1, log_path.read_text()
+        for route in feed_server.routes.values():
+            route.delay = 0.3  # from now on every tick takes seconds
+        seen = len(feed_server.requests)
+        while time.monotonic() < deadline and len(feed_server.requests) < seen + 3:
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     err = log_path.read_text()
     assert proc.returncode == 0, err
-    assert "died" not in err and "processing failed" not in err and "Traceback" not in err, err
+    assert "Traceback" not in err and "processing failed" not in err, err
+    after_stop = err.split("stopping: finishing in-flight work", 1)[1]
+    assert "polled" in after_stop, err  # the tick in flight finished and reported
     with sqlite3.connect(tmp_path / "m.db") as db:
         (stored,) = db.execute("SELECT count(*) FROM entries").fetchone()
     assert stored == 20
