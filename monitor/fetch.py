@@ -95,6 +95,8 @@ async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
                     max_age=freshness(resp.headers),
                 )
                 if resp.status_code == 304:
+                    # Read the (empty) rest, or the connection is closed, not kept alive.
+                    await resp.aread()
                     return base
                 if resp.status_code >= 400:
                     return replace(base, error=f"HTTP {resp.status_code} {resp.reason_phrase}")
