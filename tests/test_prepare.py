@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -84,31 +85,38 @@ def test_pooled_poll_matches_the_in_process_poll(
     assert "not a feed" in inline["errors"][0][1]
 
 
-def test_a_dead_worker_fails_one_document_and_the_pool_starts_afresh(
-        clock: Clock) -> None:
-    body = rss([item(RELEVANT, "https://a.example/1", clock.now)]).encode()
+@pytest.fixture
+def pool_of_one() -> Iterator[Preparer]:
     preparer = Preparer(Matcher(load_profile()), None, None, processes=1)
+    yield preparer
+    preparer.close()
 
-    def run() -> monitor.prepare.Prepared:
-        return asyncio.run(preparer.prepare(body, "https://a.example/feed", None,
-                                            "https://a.example/feed", clock.now, {}, True))
 
-    try:
-        assert run().articles  # starts the pool
-        pool = preparer._pool
-        assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGKILL)
-        for _ in range(200):  # the pool notices its dead worker in the background
-            if pool._broken:  # type: ignore[attr-defined]
-                break
-            asyncio.run(asyncio.sleep(0.05))
-        died = run()
-        assert died.error is not None and "died" in died.error and not died.articles
-        again = run()
-        assert again.error is None and again.articles and preparer._pool is not pool
-    finally:
-        preparer.close()
+def prepare_in_pool(preparer: Preparer, clock: Clock) -> monitor.prepare.Prepared:
+    body = rss([item(RELEVANT, "https://a.example/1", clock.now)]).encode()
+    return asyncio.run(preparer.prepare(body, "https://a.example/feed", None,
+                                        "https://a.example/feed", clock.now, {}, True))
+
+
+def worker_pids(preparer: Preparer) -> list[int]:
+    assert preparer._pool is not None
+    return list(preparer._pool._processes)  # type: ignore[attr-defined]
+
+
+def test_a_dead_worker_fails_one_document_and_the_pool_starts_afresh(
+        pool_of_one: Preparer, clock: Clock) -> None:
+    assert prepare_in_pool(pool_of_one, clock).articles  # starts the pool
+    pool = pool_of_one._pool
+    for pid in worker_pids(pool_of_one):
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(200):  # the pool notices its dead worker in the background
+        if pool._broken:  # type: ignore[union-attr]
+            break
+        asyncio.run(asyncio.sleep(0.05))
+    died = prepare_in_pool(pool_of_one, clock)
+    assert died.error is not None and "died" in died.error and not died.articles
+    again = prepare_in_pool(pool_of_one, clock)
+    assert again.error is None and again.articles and pool_of_one._pool is not pool
 
 
 def test_entries_stored_unchanged_are_not_matched_again(
@@ -143,48 +151,31 @@ def test_entries_stored_unchanged_are_not_matched_again(
     db.dispose()
 
 
-def test_workers_leave_sigterm_and_sigint_to_the_parent(clock: Clock) -> None:
-    body = rss([item(RELEVANT, "https://a.example/1", clock.now)]).encode()
-    preparer = Preparer(Matcher(load_profile()), None, None, processes=1)
-
-    def run() -> monitor.prepare.Prepared:
-        return asyncio.run(preparer.prepare(body, "https://a.example/feed", None,
-                                            "https://a.example/feed", clock.now, {}, True))
-
-    try:
-        assert run().articles
-        pool = preparer._pool
-        assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGTERM)
-            os.kill(pid, signal.SIGINT)
-        again = run()
-        assert again.error is None and again.articles and preparer._pool is pool
-    finally:
-        preparer.close()
+def test_workers_leave_sigterm_and_sigint_to_the_parent(
+        pool_of_one: Preparer, clock: Clock) -> None:
+    assert prepare_in_pool(pool_of_one, clock).articles
+    pool = pool_of_one._pool
+    for pid in worker_pids(pool_of_one):
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+    again = prepare_in_pool(pool_of_one, clock)
+    assert again.error is None and again.articles and pool_of_one._pool is pool
 
 
 def test_workers_killed_while_starting_mean_in_process_parsing_then_a_fresh_pool(
-        clock: Clock) -> None:
-    preparer = Preparer(Matcher(load_profile()), None, None, processes=1)
-    try:
-        assert preparer.ready() is False  # just started
-        pool = preparer._pool
-        assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGKILL)
-        for _ in range(400):  # until the pool reports the dead worker on its warm-up job
-            if all(f.done() for f in preparer._warm):
-                break
-            asyncio.run(asyncio.sleep(0.05))
-        assert preparer.ready() is False and preparer._pool is None  # given up, for now
-        for _ in range(400):
-            if preparer.ready():
-                break
-            asyncio.run(asyncio.sleep(0.05))
-        body = rss([item(RELEVANT, "https://a.example/1", clock.now)]).encode()
-        done = asyncio.run(preparer.prepare(body, "https://a.example/feed", None,
-                                            "https://a.example/feed", clock.now, {}, True))
-        assert done.error is None and done.articles and preparer._pool is not pool
-    finally:
-        preparer.close()
+        pool_of_one: Preparer, clock: Clock) -> None:
+    assert pool_of_one.ready() is False  # just started
+    pool = pool_of_one._pool
+    for pid in worker_pids(pool_of_one):
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(400):  # until the pool reports the dead worker on its warm-up job
+        if all(f.done() for f in pool_of_one._warm):
+            break
+        asyncio.run(asyncio.sleep(0.05))
+    assert pool_of_one.ready() is False and pool_of_one._pool is None  # given up, for now
+    for _ in range(400):
+        if pool_of_one.ready():
+            break
+        asyncio.run(asyncio.sleep(0.05))
+    done = prepare_in_pool(pool_of_one, clock)
+    assert done.error is None and done.articles and pool_of_one._pool is not pool
