@@ -8,15 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 MIGRATION_LOCK_KEY = 0x6D6F6E6D  # any constant private to this application
+# The newest migration (tests/test_migrations.py checks it is Alembic's head). Every start
+# checks the database against it, and only a database behind it loads Alembic at all.
+SCHEMA_HEAD = "0004"
 
 
 def make_engine(url: str) -> Engine:
@@ -67,6 +72,8 @@ class Database:
 
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     """Alembic configured to the migrations shipped with the package."""
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("monitor.migrations")))
     if engine is not None:
@@ -81,12 +88,26 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Processes starting together take turns: an advisory lock on PostgreSQL, a file lock
     beside the database file on SQLite (whose DDL Alembic cannot run in one transaction).
     """
+    if revision == "head" and schema_revision(engine) == SCHEMA_HEAD:
+        return  # the usual start: nothing to do
+    from alembic import command
+
     with _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database is at; None for a new database."""
+    try:
+        with engine.connect() as conn:
+            revision = conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except SQLAlchemyError:
+        return None
+    return str(revision) if revision is not None else None
 
 
 class AlreadyRunning(RuntimeError):

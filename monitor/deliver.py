@@ -16,9 +16,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
-import apprise
 import httpx
-from standardwebhooks import Webhook
 
 from monitor.alerts import AlertContent, payload, render_html, render_text, subject
 from monitor.config import AppriseChannel, ConsoleChannel, EmailChannel, WebhookChannel
@@ -67,6 +65,8 @@ def webhook_request(ch: WebhookChannel, content: AlertContent,
         "webhook-timestamp": str(int(now.timestamp())),
     }
     if ch.secret is not None:
+        from standardwebhooks import Webhook  # only for signed channels: slow to import
+
         signer = Webhook(ch.secret.get_secret_value())
         headers["webhook-signature"] = signer.sign(content.id, now.astimezone(UTC), body)
     return body.encode("utf-8"), headers
@@ -139,6 +139,8 @@ def send_console(content: AlertContent, stream: Any = None) -> Outcome:
 
 async def send_apprise(ch: AppriseChannel, content: AlertContent) -> Outcome:
     """One notification to every URL of the channel; any failure retries the whole send."""
+    import apprise  # only for apprise channels: it loads every plugin
+
     notifier = apprise.Apprise()
     for i, url in enumerate(ch.urls, 1):
         if not notifier.add(url.get_secret_value()):

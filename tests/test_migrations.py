@@ -20,6 +20,15 @@ def test_migrations_match_models(database: Database) -> None:
     assert diff == []
 
 
+def test_schema_head_constant_is_the_newest_migration(database: Database) -> None:
+    from alembic.script import ScriptDirectory
+
+    from monitor.db import SCHEMA_HEAD, alembic_config, schema_revision
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+    assert schema_revision(database.engine) == SCHEMA_HEAD
+
+
 def test_upgrade_is_idempotent_and_creates_every_table(database: Database) -> None:
     database.upgrade()  # a second run must be a no-op, as on every start
     tables = set(inspect(database.engine).get_table_names())
