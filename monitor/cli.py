@@ -7,11 +7,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from monitor import __version__
 from monitor.config import DEFAULT_INTERVAL, ConfigError, FeedConfig, Settings, load_settings
@@ -20,6 +21,7 @@ from monitor.match import load_profile
 from monitor.models import Alert, Delivery, Development, Entry, Feed
 
 log = logging.getLogger("monitor")
+M = TypeVar("M", Feed, Alert)
 
 
 class Context:
@@ -72,6 +74,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
+
+
+def _by_number_or(s: Session, model: type[M], key: InstrumentedAttribute[str],
+                  ref: str) -> M | None:
+    """The row whose id is `ref` when it is a number, else whose `key` is `ref`."""
+    column = model.id if ref.isdigit() else key
+    return s.scalar(select(model).where(column == (int(ref) if ref.isdigit() else ref)))
 
 
 def _setup_logging(level: str, fmt: str) -> None:
@@ -245,9 +254,7 @@ def feeds_remove(obj: Context, url_or_id: str) -> None:
     """Remove a feed (and its entries) by URL or id."""
     p = obj.pipeline()
     with p.db.session() as s:
-        q = select(Feed).where(Feed.id == int(url_or_id)) if url_or_id.isdigit() \
-            else select(Feed).where(Feed.url == url_or_id)
-        f = s.scalar(q)
+        f = _by_number_or(s, Feed, Feed.url, url_or_id)
         if f is None:
             raise click.ClickException(f"no such feed: {url_or_id}")
         if f.origin == "config":
@@ -389,9 +396,7 @@ def alerts_retry(obj: Context, alert_id: str) -> None:
     ALERT_ID is the alert's public id (msg_…) or its number in `alerts list`."""
     p = obj.pipeline()
     with p.db.session() as s:
-        q = select(Alert).where(Alert.id == int(alert_id)) if alert_id.isdigit() \
-            else select(Alert).where(Alert.public_id == alert_id)
-        alert = s.scalar(q)
+        alert = _by_number_or(s, Alert, Alert.public_id, alert_id)
         if alert is None:
             raise click.ClickException(f"no such alert: {alert_id}")
         again = [d for d in alert.deliveries if d.status != "delivered"]

@@ -74,8 +74,13 @@ def test_feeds_add_and_remove(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "https://x.example/rss" in run(["--config", str(cfg), "feeds", "list"],
                                           tmp_path).stdout
+    assert run(["--config", str(cfg), "feeds", "add", "https://y.example/rss"],
+               tmp_path).returncode == 0
     assert run(["--config", str(cfg), "feeds", "remove", "https://x.example/rss"],
                tmp_path).returncode == 0
+    missing = run(["--config", str(cfg), "feeds", "remove", "99"], tmp_path)
+    assert missing.returncode != 0 and "no such feed: 99" in missing.stderr
+    assert run(["--config", str(cfg), "feeds", "remove", "2"], tmp_path).returncode == 0  # by id
     assert "no feeds" in run(["--config", str(cfg), "feeds", "list"], tmp_path).stdout
 
 
