@@ -399,7 +399,7 @@ class Pipeline:
                      matches: dict[str, MatchResult], now: datetime) -> None:
         """Insert off-topic new entries in one statement; observe them for word weights."""
         rows = []
-        for a in sorted(articles, key=lambda a: a.published_at):
+        for a in articles:  # oldest first, as prepare() ordered them
             result = matches[a.guid]
             f = features(result, a.language, a.title)
             rows.append((a, f, {"score": result.best, "relevant": result.relevant,
