@@ -31,6 +31,7 @@ _CYR = re.compile(r"[\u0400-\u04ff]")
 _EN = snowballstemmer.stemmer("english")
 _RU = snowballstemmer.stemmer("russian")
 
+_DIGITS = re.compile(r"^\d+$")
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each few for from
@@ -49,7 +50,6 @@ update live analysis video photos watch via one two three first last и в во 
 разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более
 всегда конечно всю между заявил сообщил сообщает заявила также года году
 """.split())
-_DIGITS = re.compile(r"^\d+$")
 
 # Cosine likeness of an article to a topic's description and vocabulary. Measured on the
 # dev scenario it separates on- from off-topic articles worse than the same-sentence rules
@@ -62,6 +62,8 @@ TITLE_WEIGHT = 1.5
 LEAD_WEIGHT = 1.0
 BODY_WEIGHT = 0.8
 LEAD_SENTENCES = 3
+# Distinct word forms a matcher keeps tokenized (a few hundred bytes each).
+TOKEN_CACHE = 200_000
 
 
 @lru_cache(maxsize=200_000)
@@ -75,15 +77,31 @@ def stem(word: str) -> str:
     return str(_EN.stemWord(w))
 
 
+# What a token counts as in an article's word bag.
+SKIP, WORD, NUMBER = 0, 1, 2
+
+
 class Token(NamedTuple):
-    """A word as found and its stem (a tuple: every word of every entry makes one)."""
+    """A word as found, its stem and what it counts as (a tuple: every word of every entry
+    makes one, and a matcher shares one per distinct surface form)."""
 
     stem: str
     surface: str
+    kind: int = SKIP
+    lead: bool = False  # some profile phrase starts with this stem
+
+
+def _kind(token_stem: str, surface: str) -> int:
+    if _DIGITS.match(token_stem):
+        return NUMBER if len(token_stem) >= 2 else SKIP
+    if len(token_stem) > 1 and token_stem not in STOPWORDS \
+            and surface.lower() not in STOPWORDS:
+        return WORD
+    return SKIP
 
 
 def tokenize(text: str) -> list[Token]:
-    return [Token(stem(w), w) for w in _WORD.findall(text)]
+    return [Token(st, w, _kind(st, w)) for w in _WORD.findall(text) for st in (stem(w),)]
 
 
 def sentences(title: str, text: str) -> list[tuple[str, bool]]:
@@ -225,6 +243,8 @@ class Matcher:
         for options in index.values():
             options.sort(key=lambda o: -len(o[0]))
         self._index = index
+        self._tokens: dict[str, Token] = {}  # by surface form; see _tokenize
+        self._require = {t.id: [frozenset(g) for g in t.require] for t in profile.topics}
         self._key_stems = {t.key: t.phrases[0] for t in profile.terms if t.phrases}
         # Each topic as a bag of stems: its description plus every alias of its concepts.
         self._topic_bags: dict[str, dict[str, float]] = {}
@@ -241,10 +261,27 @@ class Matcher:
     def hits(self, sentence: str) -> list[Hit]:
         return [x for x in self.scan(sentence) if isinstance(x, Hit)]
 
+    def _tokenize(self, sentence: str) -> list[Token]:
+        """tokenize(), with one shared Token per distinct word: stemming and classifying
+        a word is done once, not once per occurrence (the cache is emptied when large)."""
+        cache = self._tokens
+        out = []
+        for w in _WORD.findall(sentence):
+            token = cache.get(w)
+            if token is None:
+                if len(cache) >= TOKEN_CACHE:
+                    cache.clear()
+                st = stem(w)
+                token = cache[w] = Token(st, w, _kind(st, w), st in self._index)
+            out.append(token)
+        return out
+
     def scan(self, sentence: str) -> list[Hit | Token]:
         """The sentence as profile-term hits and the leftover tokens, in order."""
-        tokens = tokenize(sentence)
-        title_case = _is_title_case(tokens)
+        return self._scan(self._tokenize(sentence))
+
+    def _scan(self, tokens: list[Token]) -> list[Hit | Token]:
+        title_case: bool | None = None  # worked out only if a false friend turns up
         out: list[Hit | Token] = []
         i = 0
         while i < len(tokens):
@@ -253,8 +290,11 @@ class Matcher:
                 n = len(phrase)  # (the first stem matched: that is the index's key)
                 if n > 1 and tuple(t.stem for t in tokens[i:i + n]) != phrase:
                     continue
-                if n == 1 and not title_case and self._false_friend(tokens, i):
-                    break
+                if n == 1 and phrase[0] in self.profile.false_friends:
+                    if title_case is None:
+                        title_case = _is_title_case(tokens)
+                    if not title_case and self._false_friend(tokens, i):
+                        break
                 surface = " ".join(t.surface for t in tokens[i:i + n])
                 out.append(Hit(term.key, term.concept, surface, term.place, term.weight))
                 matched = n
@@ -275,27 +315,34 @@ class Matcher:
 
     def match(self, title: str, text: str) -> MatchResult:
         all_sentences = sentences(title, text)
-        scans = [self.scan(s) for s, _ in all_sentences]
-        found: list[list[Hit]] = [[x for x in sc if isinstance(x, Hit)] for sc in scans]
         terms: Counter[str] = Counter()
         words: Counter[str] = Counter()
         numbers: set[str] = set()
-        for (_, is_title), sc in zip(all_sentences, scans, strict=True):
-            weight = 2 if is_title else 1
-            for x in sc:
-                if isinstance(x, Hit):
-                    terms[x.term] += weight
-                elif _DIGITS.match(x.stem):
-                    if len(x.stem) >= 2:
-                        numbers.add(x.stem)
-                elif len(x.stem) > 1 and x.stem not in STOPWORDS \
-                        and x.surface.lower() not in STOPWORDS:
-                    words[x.stem] += weight
+        found: list[list[Hit]] = []
+        for s, is_title in all_sentences:
+            tokens = self._tokenize(s)
+            hits: list[Hit] = []
+            if any(t.lead for t in tokens):  # else no profile term can be in it
+                rest = []
+                for x in self._scan(tokens):
+                    if isinstance(x, Hit):
+                        hits.append(x)
+                    else:
+                        rest.append(x)
+                tokens = rest
+                for _ in range(2 if is_title else 1):  # the headline counts twice
+                    terms.update(h.term for h in hits)
+            found.append(hits)
+            counted = [t.stem for t in tokens if t.kind == WORD]
+            for _ in range(2 if is_title else 1):
+                words.update(counted)
+            numbers.update(t.stem for t in tokens if t.kind == NUMBER)
+        if not terms:  # no profile term anywhere: no topic can hold
+            return MatchResult({}, frozenset(), frozenset(), frozenset(), self.threshold,
+                               terms, words, frozenset(numbers))
         n_title = sum(1 for _, is_title in all_sentences if is_title)
-        article_bag = _unit(Counter({k: float(v) for k, v in words.items()})
-                            + Counter({s: float(v) for key, v in terms.items()
-                                       for s in self._key_stems.get(key, ())}))
         concepts_anywhere = {h.concept for hs in found for h in hs}
+        article_bag: dict[str, float] | None = None
         # Per sentence with hits: each concept's strongest hit.
         strengths: list[tuple[int, list[Hit], dict[str, float]]] = []
         for idx, hs in enumerate(found):
@@ -306,10 +353,13 @@ class Matcher:
                 strengths.append((idx, hs, strength))
         scores: dict[str, TopicScore] = {}
         for topic in self.profile.topics:
+            require = [g for g in self._require[topic.id] if g <= concepts_anywhere]
+            if not require:  # no sentence can hold all of a group's concepts
+                continue
             weights: list[float] = []
             evidence: list[str] = []
             for idx, hs, strength in strengths:
-                groups = [g for g in topic.require if set(g) <= strength.keys()]
+                groups = [g for g in require if g <= strength.keys()]
                 if not groups:
                     continue
                 # The weakest concept of the best-supported group decides the hit's weight.
@@ -325,6 +375,10 @@ class Matcher:
                 continue
             weights.sort(reverse=True)
             support = sum(1 for c in topic.support if c in concepts_anywhere)
+            if article_bag is None:
+                article_bag = _unit(Counter({k: float(v) for k, v in words.items()})
+                                    + Counter({s: float(v) for key, v in terms.items()
+                                               for s in self._key_stems.get(key, ())}))
             likeness = _dot(self._topic_bags[topic.id], article_bag)
             score = (weights[0] + 0.2 * min(3, len(weights) - 1) + 0.1 * min(3, support)
                      + min(DESCRIPTION_BONUS, DESCRIPTION_WEIGHT * likeness))
