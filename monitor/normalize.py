@@ -116,6 +116,8 @@ def guess_language(text: str, declared: str | None) -> str | None:
     """The declared language's primary tag, else a guess from the script (ru vs. en)."""
     if declared:
         return declared.split("-")[0].split("_")[0].lower()[:8] or None
+    if text.isascii():  # the common case, without counting letters
+        return "en" if _LATIN.search(text) else None
     cyr = len(_CYRILLIC.findall(text))
     lat = len(_LATIN.findall(text))
     if cyr + lat == 0:
