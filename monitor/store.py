@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, delete, func, insert, or_, select, text, update
+from sqlalchemy import Row, Table, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.config import DEFAULT_INTERVAL, FeedConfig
@@ -106,7 +106,9 @@ def insert_entries(s: Session, feed_id: int, rows: Sequence[tuple[Article, dict[
     several times more per row); their ids, in the order given."""
     values = [{"feed_id": feed_id, "guid": a.guid, "first_seen_at": now, "revision": 1,
                **article_values(a, now), **extra} for a, extra in rows]
-    stmt = insert(Entry).returning(Entry.id, sort_by_parameter_order=True)
+    # A Core statement on the table: the ORM's bulk path adds per-row bookkeeping.
+    table = cast(Table, Entry.__table__)
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return list(s.scalars(stmt, values))
 
 
