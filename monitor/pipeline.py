@@ -287,7 +287,7 @@ class Pipeline:
             dated = [a.published_at for a in articles if not a.date_estimated]
             feed.interval_seconds = int(adaptive_interval(DEFAULT_INTERVAL, dated)
                                         .total_seconds())
-        self._store_articles(s, feed, articles, prepared.matches, now, stats)
+        self._store_articles(s, feed, articles, prepared.matches, now, stats, first_sight)
 
     def _record_error(self, s: Session, feed: Feed, error: str, now: datetime,
                       retry_after: timedelta | None = None) -> None:
@@ -322,8 +322,10 @@ class Pipeline:
 
     def _store_articles(self, s: Session, feed: Feed, articles: list[Article],
                         matches: dict[str, MatchResult], now: datetime,
-                        stats: PollStats) -> None:
-        known = store.known_hashes(s, feed.id, [a.guid for a in articles])
+                        stats: PollStats, first_sight: bool = False) -> None:
+        # A feed's entries are stored in the transaction that first marks it polled, so
+        # one never polled before has none to look up.
+        known = {} if first_sight else store.known_hashes(s, feed.id, [a.guid for a in articles])
         fresh = [a for a in articles if a.guid not in known]
         revised = [a for a in articles
                    if a.guid in known and known[a.guid] != a.content_hash]
