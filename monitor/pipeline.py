@@ -125,18 +125,15 @@ class Pipeline:
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
+        pooled = self.preparer.use_pool(len(requests))
         ahead = 2 * self.preparer.processes + 2
         pending: deque[tuple[FetchResult, asyncio.Future[Prepared] | None]] = deque()
-        changed = 0
 
         def start(result: FetchResult) -> asyncio.Future[Prepared] | None:
-            nonlocal changed
             feed_url, body_hash, first_sight = known[result.feed_id]
-            if not result.ok or result.body is None or result.body_hash == body_hash:
-                return None  # nothing to parse
-            changed += 1
-            if not self.preparer.use_pool(changed) or not self.preparer.ready():
-                return None  # parsed in process_result
+            if not pooled or not result.ok or result.body is None \
+                    or result.body_hash == body_hash or not self.preparer.ready():
+                return None  # nothing to parse, or parsed in process_result
             return asyncio.ensure_future(self._prepare_pooled(result, feed_url, first_sight))
 
         unchanged: list[FetchResult] = []  # 304s: a few column updates each, so batched

@@ -2,8 +2,8 @@
 
 A poll's cost is mostly here (feedparser, HTML to text, the matcher), and none of it needs
 the database, so a large poll runs it in a pool of worker processes while the main process
-fetches and stores: on a machine with two cores both work. A poll with few changed
-documents prepares in the calling process: starting workers would cost more than it saves.
+fetches and stores: on a machine with two cores both work. A small poll prepares in the
+calling process, since starting workers would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from monitor.parse import ParseError, parse_feed
 
 log = logging.getLogger("monitor.prepare")
 
-# Workers are started once a poll has seen this many changed documents: each costs about
-# a second of CPU to start, and a document takes ~10 ms in-process, so a pool pays only
-# for polls with more changed documents than this (a cold start, not a usual tick).
-POOL_MIN_DOCUMENTS = 100
+# Below this many feeds in one poll, preparing in-process is cheaper than a pool.
+POOL_MIN_FEEDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +98,8 @@ class Preparer:
         self._pool: Executor | None = None
         self._warm: list[Future[None]] = []
 
-    def use_pool(self, changed_documents: int) -> bool:
-        return self.processes > 0 and changed_documents >= POOL_MIN_DOCUMENTS
+    def use_pool(self, feeds: int) -> bool:
+        return self.processes > 0 and feeds >= POOL_MIN_FEEDS
 
     def ready(self) -> bool:
         """Start the workers if need be; True once they can take work. Until then the

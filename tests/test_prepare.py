@@ -75,7 +75,7 @@ def test_pooled_poll_matches_the_in_process_poll(
         tmp_path: Path, feed_server: FeedServer, clock: Clock,
         monkeypatch: pytest.MonkeyPatch) -> None:
     feeds = build_feeds(feed_server, clock)
-    monkeypatch.setattr(monitor.prepare, "POOL_MIN_DOCUMENTS", 2)
+    monkeypatch.setattr(monitor.prepare, "POOL_MIN_FEEDS", 2)
     inline = outcome(f"sqlite:///{tmp_path / 'inline.db'}", feeds, clock, processes=0)
     pooled = outcome(f"sqlite:///{tmp_path / 'pooled.db'}", feeds, clock, processes=2)
     assert pooled.pop("pooled") and not inline.pop("pooled")
