@@ -265,7 +265,7 @@ class _Reader:
         channel = root.find("channel")
         if channel is None or len(root) != 1:
             raise _Unsure("not a single channel")
-        language = _lang(root, None)
+        language = root_language = _lang(root, None)
         declared: str | None = None
         head: dict[str, str] = {}
         entries: list[ParsedEntry] = []
@@ -281,7 +281,7 @@ class _Reader:
                 # feedparser takes <language> as the language of what follows it.
                 declared = self.leaf(child)
                 language = declared.replace("_", "-") or language
-        return self.feed(head, declared or _lang(root, None), "rss20", entries)
+        return self.feed(head, declared or root_language, "rss20", entries)
 
     def atom(self, root: Any) -> ParsedFeed:
         language = _lang(root, None)

@@ -322,7 +322,7 @@ class Pipeline:
 
     def _store_articles(self, s: Session, feed: Feed, articles: list[Article],
                         matches: dict[str, MatchResult], now: datetime,
-                        stats: PollStats, first_sight: bool = False) -> None:
+                        stats: PollStats, first_sight: bool) -> None:
         # A feed's entries are stored in the transaction that first marks it polled, so
         # one never polled before has none to look up.
         known = {} if first_sight else store.known_hashes(s, feed.id, [a.guid for a in articles])
