@@ -26,6 +26,7 @@ from pathlib import Path
 
 from monitor.match import Matcher, load_profile
 from monitor.prepare import Prepared, prepare
+from monitor.rows import ENTRY_COLUMNS
 
 FEEDS = Path(__file__).resolve().parent.parent / "tests" / "data" / "feeds"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -70,13 +71,19 @@ def check(p: Prepared) -> str | None:
     """What is wrong with an outcome, or None."""
     if p.error is not None:
         return None if p.error.startswith("not a feed") else f"unexpected error: {p.error}"
+    html = ENTRY_COLUMNS.index("summary_html")
+    dates = [a.published_at for a in p.articles] + p.quiet.published
+    for published in dates:
+        if published.tzinfo is None or published.utcoffset() != UTC.utcoffset(None):
+            return f"date not in UTC: {published!r}"
+    for summary in [a.summary_html for a in p.articles] + [r[html] for r in p.quiet.rows]:
+        if ACTIVE.search(summary.encode()):
+            return f"active content survived sanitizing: {summary[:200]!r}"
     for a in p.articles:
-        if a.published_at.tzinfo is None or a.published_at.utcoffset() != UTC.utcoffset(None):
-            return f"date not in UTC: {a.published_at!r}"
-        if ACTIVE.search(a.summary_html.encode()):
-            return f"active content survived sanitizing: {a.summary_html[:200]!r}"
         if a.guid not in p.matches:
             return f"entry {a.guid!r} was not matched"
+    if len(p.articles) + len(p.quiet.rows) != len(p.hashes):
+        return "an entry new to an empty database was neither matched nor encoded"
     return None
 
 
@@ -92,7 +99,7 @@ def run(seconds: float | None, iterations: int | None, seed: int) -> int:
         doc = mutate(body, rng)
         try:
             problem = check(prepare(doc, "https://example.com/feed", None,
-                                    "https://example.com/feed", NOW, matcher))
+                                    "https://example.com/feed", NOW, matcher, {}, "sqlite"))
         except Exception:
             problem = traceback.format_exc()
         if problem:

@@ -237,10 +237,15 @@ class ClusterIndex:
 
     def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
         """Count an article that is not clustered towards the word weights."""
+        self.observe_keys(entry_id, published_at, Idf.keys(f))
+
+    def observe_keys(self, entry_id: int, published_at: datetime,
+                     keys: Iterable[str]) -> None:
+        """`observe`, given the article's `Idf.keys` (as a parser worker computes them)."""
         self._drop(entry_id)
         # Only what the weights need, not the whole article; interned, so the many
         # articles that share a word share its string.
-        keys = tuple(sys.intern(k) for k in Idf.keys(f))
+        keys = tuple(sys.intern(k) for k in keys)
         self._background[entry_id] = (published_at, keys)
         self.idf.add_keys(keys)
         while len(self._background) > self.params.background:  # oldest observed first

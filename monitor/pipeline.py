@@ -88,7 +88,8 @@ class Pipeline:
         self.matcher = Matcher(load_profile(settings.matching.topics),
                                settings.matching.threshold)
         self.preparer = Preparer(self.matcher, settings.matching.topics,
-                                 settings.matching.threshold, settings.service.processes)
+                                 settings.matching.threshold, db.engine.dialect.name,
+                                 settings.service.processes)
         self.cluster = ClusterIndex(ClusterParams(window=settings.matching.cluster_window))
         # Developments first seen at or after this instant count as "this poll's".
         self.fresh_since: datetime | None = None
@@ -265,9 +266,13 @@ class Pipeline:
             stats.unchanged += 1
             return
         if prepared is None:
-            prepared = prepare(result.body or b"", result.permanent_url or feed.url,
-                               result.content_type, feed.url, now, self.matcher,
-                               {} if first_sight else store.known_hashes(s, feed.id))
+            prepared = self._prepare_here(result, feed, now,
+                                          {} if first_sight else store.known_hashes(s, feed.id))
+        # What is stored of this document's entries, read in this transaction; the split
+        # into quiet rows and articles assumed `prepared.against`, and is redone if stale.
+        known = {} if first_sight else store.known_hashes(s, feed.id, list(prepared.hashes))
+        if prepared.error is None and prepared.against != known:
+            prepared = self._prepare_here(result, feed, now, known)
         if prepared.error is not None:
             self._record_error(s, feed, prepared.error, now)
             stats.errors += 1
@@ -282,12 +287,16 @@ class Pipeline:
         if prepared.ttl_minutes:
             ttl = timedelta(minutes=prepared.ttl_minutes)
             feed.next_poll_at = max(feed.next_poll_at or now, now + min(ttl, MAX_HINT))
-        articles = prepared.articles
         if feed.adaptive:
-            dated = [a.published_at for a in articles if not a.date_estimated]
-            feed.interval_seconds = int(adaptive_interval(DEFAULT_INTERVAL, dated)
+            feed.interval_seconds = int(adaptive_interval(DEFAULT_INTERVAL, prepared.dates)
                                         .total_seconds())
-        self._store_articles(s, feed, articles, prepared.matches, now, stats, first_sight)
+        self._store_articles(s, feed, prepared, known, now, stats)
+
+    def _prepare_here(self, result: FetchResult, feed: Feed, now: datetime,
+                      known: dict[str, str]) -> Prepared:
+        return prepare(result.body or b"", result.permanent_url or feed.url,
+                       result.content_type, feed.url, now, self.matcher, known,
+                       self.preparer.dialect)
 
     def _record_error(self, s: Session, feed: Feed, error: str, now: datetime,
                       retry_after: timedelta | None = None) -> None:
@@ -320,16 +329,12 @@ class Pipeline:
 
     # ---------------------------------------------------------- store + match --
 
-    def _store_articles(self, s: Session, feed: Feed, articles: list[Article],
-                        matches: dict[str, MatchResult], now: datetime,
-                        stats: PollStats, first_sight: bool) -> None:
-        # A feed's entries are stored in the transaction that first marks it polled, so
-        # one never polled before has none to look up.
-        known = {} if first_sight else store.known_hashes(s, feed.id, [a.guid for a in articles])
-        fresh = [a for a in articles if a.guid not in known]
-        revised = [a for a in articles
-                   if a.guid in known and known[a.guid] != a.content_hash]
-        if not fresh and not revised:
+    def _store_articles(self, s: Session, feed: Feed, prepared: Prepared,
+                        known: dict[str, str], now: datetime, stats: PollStats) -> None:
+        quiet = prepared.quiet
+        fresh = [a for a in prepared.articles if a.guid not in known]
+        revised = [a for a in prepared.articles if a.guid in known]
+        if not fresh and not revised and not quiet.rows:
             return
         existing = store.entries_by_guid(s, feed.id, [a.guid for a in revised])
         # Take the clustering lock before any insert, so entry ids grow in commit order and
@@ -337,18 +342,16 @@ class Pipeline:
         # before this feed's own entries get ids.
         store.lock_clustering(s)
         self._refresh_cluster_index(s, now)
-        stats.new_entries += len(fresh)
+        stats.new_entries += len(fresh) + len(quiet.rows)
         stats.updated_entries += len(revised)
-        metrics.ENTRIES.labels("new").inc(len(fresh))
+        metrics.ENTRIES.labels("new").inc(len(fresh) + len(quiet.rows))
         metrics.ENTRIES.labels("revised").inc(len(revised))
         # New entries where no topic rule holds (most of a general news feed) are only
         # stored and counted as background for the word weights: one bulk insert.
-        # (A worker matched what its stored hashes said was new; anything else, here.)
-        matches = {a.guid: m if (m := matches.get(a.guid)) is not None
-                   else self.matcher.match_article(a) for a in fresh + revised}
-        quiet = [a for a in fresh if not matches[a.guid].scores]
-        if quiet:
-            self._store_quiet(s, feed, quiet, matches, now)
+        ids = store.insert_rows(s, feed.id, quiet.rows, now)
+        for entry_id, published, keys in zip(ids, quiet.published, quiet.keys, strict=True):
+            self.cluster.observe_keys(entry_id, published, keys)
+        matches = prepared.matches
         changed: list[tuple[Entry, Article, bool]] = []
         for a in revised:
             row = existing[a.guid]
@@ -356,10 +359,9 @@ class Pipeline:
             row.revision += 1
             changed.append((row, a, False))
         for a in fresh:
-            if matches[a.guid].scores:
-                row = store.new_entry(feed.id, a, now)
-                s.add(row)
-                changed.append((row, a, True))
+            row = store.new_entry(feed.id, a, now)
+            s.add(row)
+            changed.append((row, a, True))
         changed.sort(key=lambda c: c[1].published_at)
         # Match before the first flush, so each new row is written once, complete.
         planned: list[tuple[Entry, Article, bool, MatchResult, Features]] = []
@@ -396,20 +398,6 @@ class Pipeline:
                                         a.content_hash, a.published_at, f))
             else:
                 self.cluster.observe(row.id, a.published_at, f)
-
-    def _store_quiet(self, s: Session, feed: Feed, articles: list[Article],
-                     matches: dict[str, MatchResult], now: datetime) -> None:
-        """Insert off-topic new entries in one statement; observe them for word weights."""
-        rows = []
-        for a in articles:  # oldest first, as prepare() ordered them
-            result = matches[a.guid]
-            f = features(result, a.language, a.title)
-            rows.append((a, f, {"score": result.best, "relevant": result.relevant,
-                                "cluster_features": features_to_json(f),
-                                "join_reason": "off-topic"}))
-        ids = store.insert_entries(s, feed.id, [(a, extra) for a, _, extra in rows], now)
-        for entry_id, (a, f, _) in zip(ids, rows, strict=True):
-            self.cluster.observe(entry_id, a.published_at, f)
 
     def _save_matches(self, row: Entry, result: MatchResult) -> None:
         row.score = result.best

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from monitor.cluster import features
 from monitor.match import Matcher, MatchResult, load_profile
 from monitor.normalize import Article, dedupe, normalize_entry
 from monitor.parse import ParseError, parse_feed
+from monitor.rows import QuietRows
 
 log = logging.getLogger("monitor.prepare")
 
@@ -31,22 +33,33 @@ POOL_MIN_FEEDS = 16
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A feed document ready to store: its articles (one per guid, oldest first) and the
-    match of each, by guid; or the reason it could not be read."""
+    """A feed document ready to store, or the reason it could not be read.
+
+    `hashes` holds every article of the document (guid → content hash, one per guid) and
+    `dates` the publication dates the feed gave. What needs storing is split in two: new
+    articles no topic rule holds for, encoded for one bulk insert (`quiet`), and the rest,
+    on topic or revisions of stored entries, as articles with their matches, oldest first.
+    Articles stored unchanged are in neither. `against` is what the split assumed was
+    stored (guid → hash, for this document's guids); the storing transaction checks it.
+    """
 
     title: str | None = None
     language: str | None = None
     ttl_minutes: int | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    dates: list[datetime] = field(default_factory=list)
     articles: list[Article] = field(default_factory=list)
     matches: dict[str, MatchResult] = field(default_factory=dict)
+    quiet: QuietRows = field(default_factory=QuietRows)
+    against: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
 
 def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
-            matcher: Matcher, known: dict[str, str] | None = None) -> Prepared:
+            matcher: Matcher, known: dict[str, str], dialect: str) -> Prepared:
     """Parse `body` (fetched from `url`, configured as `feed_url`) and match its entries,
-    except those `known` (guid → content hash) to be stored already as they are."""
-    known = known or {}
+    except those `known` (guid → content hash) to be stored already as they are; quiet
+    rows are encoded for the database `dialect` ("sqlite", "postgresql")."""
     try:
         parsed = parse_feed(body, url, content_type)
     except ParseError as exc:
@@ -55,10 +68,25 @@ def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now:
     # An entry with no title, no text and no link (a broken item) carries nothing.
     articles = dedupe([a for a in normalized if a.title or a.text or a.url])
     articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
+    quiet = QuietRows()
+    rest: list[Article] = []
+    matches: dict[str, MatchResult] = {}
+    for a in articles:
+        stored = known.get(a.guid)
+        if stored == a.content_hash:
+            continue
+        result = matcher.match_article(a)
+        if stored is None and not result.scores:
+            quiet.add(dialect, a, result, features(result, a.language, a.title))
+        else:
+            rest.append(a)
+            matches[a.guid] = result
     return Prepared(title=parsed.title, language=parsed.language,
-                    ttl_minutes=parsed.ttl_minutes, articles=articles,
-                    matches={a.guid: matcher.match_article(a) for a in articles
-                             if known.get(a.guid) != a.content_hash})
+                    ttl_minutes=parsed.ttl_minutes,
+                    hashes={a.guid: a.content_hash for a in articles},
+                    dates=[a.published_at for a in articles if not a.date_estimated],
+                    articles=rest, matches=matches, quiet=quiet,
+                    against={a.guid: known[a.guid] for a in articles if a.guid in known})
 
 
 # ------------------------------------------------------------- worker processes --
@@ -80,9 +108,9 @@ def _ping() -> None:
 
 
 def _prepare_in_worker(body: bytes, url: str, content_type: str | None, feed_url: str,
-                       now: datetime, known: dict[str, str]) -> Prepared:
+                       now: datetime, known: dict[str, str], dialect: str) -> Prepared:
     assert _worker_matcher is not None, "worker started without its matcher"
-    return prepare(body, url, content_type, feed_url, now, _worker_matcher, known)
+    return prepare(body, url, content_type, feed_url, now, _worker_matcher, known, dialect)
 
 
 class Preparer:
@@ -91,8 +119,9 @@ class Preparer:
     document) fails that one feed with a clear error and the pool is started afresh."""
 
     def __init__(self, matcher: Matcher, topics: Path | None, threshold: float | None,
-                 processes: int | None = None) -> None:
+                 dialect: str, processes: int | None = None) -> None:
         self.matcher = matcher
+        self.dialect = dialect
         self._initargs = (topics, threshold)
         self.processes = (os.cpu_count() or 1) if processes is None else processes
         self._pool: Executor | None = None
@@ -126,12 +155,13 @@ class Preparer:
     async def prepare(self, body: bytes, url: str, content_type: str | None, feed_url: str,
                       now: datetime, known: dict[str, str], pooled: bool) -> Prepared:
         if not pooled:
-            return prepare(body, url, content_type, feed_url, now, self.matcher, known)
+            return prepare(body, url, content_type, feed_url, now, self.matcher, known,
+                           self.dialect)
         loop = asyncio.get_running_loop()
         pool = self._executor()
         try:
             return await loop.run_in_executor(pool, _prepare_in_worker, body, url,
-                                              content_type, feed_url, now, known)
+                                              content_type, feed_url, now, known, self.dialect)
         except BrokenProcessPool:
             log.error("feed %s: the parser process died; the pool is restarted", url)
             if self._pool is pool:  # not a newer pool another document already started

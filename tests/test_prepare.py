@@ -87,7 +87,7 @@ def test_pooled_poll_matches_the_in_process_poll(
 
 @pytest.fixture
 def pool_of_one() -> Iterator[Preparer]:
-    preparer = Preparer(Matcher(load_profile()), None, None, processes=1)
+    preparer = Preparer(Matcher(load_profile()), None, None, "sqlite", processes=1)
     yield preparer
     preparer.close()
 

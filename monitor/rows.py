@@ -1,0 +1,63 @@
+"""New entries encoded as database rows, ready for one bulk insert. Pure: no I/O.
+
+Most entries of a general news feed match no topic: they are stored only so that the next
+poll knows them, and counted as background for clustering's word weights. In a large poll
+they are most of the rows written, so they bypass the ORM: a parser worker encodes their
+column values here (as the ORM's column types would) and the storing process hands the
+tuples to the driver's `executemany` as they are. Encoding needs no SQLAlchemy, so workers
+do not import it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.cluster import Features, Idf, features_to_json
+from monitor.match import MatchResult
+from monitor.normalize import Article
+
+# The order of the values in an encoded row; the storing side adds ADDED_COLUMNS in front.
+ENTRY_COLUMNS = ("guid", "url", "canonical_url", "title", "summary_html", "text", "language",
+                 "author", "content_hash", "published_at", "updated_at", "date_estimated",
+                 "revision", "score", "relevant", "cluster_features", "join_reason")
+ADDED_COLUMNS = ("feed_id", "first_seen_at", "last_seen_at")
+
+
+def encode_datetime(dialect: str, value: datetime | None) -> Any:
+    """A UTC instant as models.UTCDateTime stores it: on SQLite naive UTC text in
+    SQLAlchemy's format (which SQL comparisons rely on, being string comparisons there),
+    elsewhere the aware datetime for the driver to adapt."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    value = value.astimezone(UTC)
+    if dialect != "sqlite":
+        return value
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRows:
+    """New entries no topic rule holds for, as parallel lists (one pickled object per
+    document, not one per entry): guid, publication date, encoded row (ENTRY_COLUMNS
+    order) and the keys clustering's word weights count."""
+
+    guids: list[str] = field(default_factory=list)
+    published: list[datetime] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    keys: list[tuple[str, ...]] = field(default_factory=list)
+
+    def add(self, dialect: str, a: Article, result: MatchResult, f: Features) -> None:
+        self.guids.append(a.guid)
+        self.published.append(a.published_at)
+        self.rows.append((
+            a.guid, a.url, a.canonical_url, a.title, a.summary_html, a.text, a.language,
+            a.author, a.content_hash, encode_datetime(dialect, a.published_at),
+            encode_datetime(dialect, a.updated_at), a.date_estimated, 1, result.best,
+            result.relevant, json.dumps(features_to_json(f)), "off-topic"))
+        self.keys.append(tuple(Idf.keys(f)))
