@@ -245,7 +245,7 @@ class ClusterIndex:
         self._drop(entry_id)
         # Only what the weights need, not the whole article; interned, so the many
         # articles that share a word share its string.
-        keys = tuple(sys.intern(k) for k in keys)
+        keys = tuple(map(sys.intern, keys))
         self._background[entry_id] = (published_at, keys)
         self.idf.add_keys(keys)
         while len(self._background) > self.params.background:  # oldest observed first

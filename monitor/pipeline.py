@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -46,6 +46,8 @@ log = logging.getLogger("monitor.pipeline")
 
 FEED_LEASE = timedelta(minutes=5)
 NOT_MODIFIED_BATCH = 200
+# Changed feeds stored per transaction: one commit and one flush of feed rows for many.
+STORE_BATCH = 16
 
 
 def utcnow() -> datetime:
@@ -112,8 +114,9 @@ class Pipeline:
                    fresh_for: timedelta = timedelta(0)) -> PollStats:
         """Fetch every claimed feed and process each result as it arrives.
 
-        In a large poll each changed body is parsed and matched in a worker process as soon
-        as it arrives, a few ahead of the one being stored, so parsing and storing overlap.
+        Fetching feeds results in one task, storing them in another: in a large poll each
+        changed body is parsed and matched in a worker process as soon as it arrives, while
+        the storing thread writes finished ones, up to STORE_BATCH feeds per transaction.
         Developments opened during this poll, or within `fresh_for` before it (the service
         passes its polling interval), are joined at the lower same-poll bar."""
         now = self.clock()
@@ -127,58 +130,102 @@ class Pipeline:
         if not requests:
             return stats
         pooled = self.preparer.use_pool(len(requests))
-        ahead = 2 * self.preparer.processes + 2
-        pending: deque[tuple[FetchResult, asyncio.Future[Prepared] | None]] = deque()
+        # Changed bodies held at once (fetched, being prepared, or waiting to be stored):
+        # enough that the workers stay busy while the storing thread writes a batch.
+        ahead = STORE_BATCH + 2 * self.preparer.processes + 2
+        pending: deque[tuple[FetchResult, asyncio.Future[Prepared | None] | None]] = deque()
+        bodies = 0  # entries of `pending` that carry a changed body
+        changed = asyncio.Condition()
+        fetched_all = False
 
-        def start(result: FetchResult) -> asyncio.Future[Prepared] | None:
-            feed_url, body_hash, first_sight = known[result.feed_id]
-            if not pooled or not result.ok or result.body is None \
-                    or result.body_hash == body_hash or not self.preparer.ready():
-                return None  # nothing to parse, or parsed in process_result
+        def heavy(result: FetchResult) -> bool:
+            """A changed body to store (the rest is a few column updates)."""
+            return result.ok and result.body is not None \
+                and result.body_hash != known[result.feed_id][1]
+
+        def start(result: FetchResult) -> asyncio.Future[Prepared | None] | None:
+            feed_url, _, first_sight = known[result.feed_id]
+            if not pooled or not heavy(result):
+                return None  # nothing to parse, or parsed in process_batch
             return asyncio.ensure_future(self._prepare_pooled(result, feed_url, first_sight))
 
-        unchanged: list[FetchResult] = []  # 304s: a few column updates each, so batched
+        def room() -> bool:
+            return bodies < ahead
 
-        async def finish() -> None:
-            result, job = pending.popleft()
-            if job is None and result.not_modified:
-                unchanged.append(result)
-                if len(unchanged) >= NOT_MODIFIED_BATCH:
-                    stats.add(await asyncio.to_thread(self.process_not_modified, unchanged[:]))
-                    unchanged.clear()
-                return
-            prepared = None
-            if job is not None:
-                try:
-                    prepared = await job
-                except Exception as exc:  # a bug or an unpicklable result: this feed only
-                    log.exception("feed %s: preparing failed", result.url)
-                    prepared = Prepared(error=f"processing failed: {exc}")
-            stats.add(await asyncio.to_thread(self.process_result, result, prepared))
+        async def produce() -> None:
+            nonlocal bodies, fetched_all
+            async for result in fetch_stream(requests, self.fetch_options):
+                async with changed:
+                    await changed.wait_for(room)
+                    bodies += heavy(result)
+                    pending.append((result, start(result)))
+                    changed.notify_all()
+            async with changed:
+                fetched_all = True
+                changed.notify_all()
+
+        async def consume() -> None:
+            nonlocal bodies
+            batch: list[tuple[FetchResult, Prepared | None]] = []
+            changed_feeds = 0  # entries of `batch` with a changed body
+            while True:
+                async with changed:
+                    await changed.wait_for(lambda: bool(pending) or fetched_all)
+                    head = pending[0][1] if pending else None
+                if head is not None:
+                    await asyncio.wait([head])
+                taken: list[tuple[FetchResult, asyncio.Future[Prepared | None] | None]] = []
+                async with changed:
+                    while pending and changed_feeds < STORE_BATCH and \
+                            (pending[0][1] is None or pending[0][1].done()):
+                        taken.append(pending.popleft())
+                        if heavy(taken[-1][0]):
+                            bodies -= 1
+                            changed_feeds += 1
+                    changed.notify_all()
+                    end = fetched_all and not pending
+                    idle = not pending
+                batch += [(result, await self._outcome(result, job)) for result, job in taken]
+                # A batch is stored when full, at the end, or when changed feeds wait and
+                # nothing else is ready; unchanged feeds alone wait for a larger batch.
+                if batch and (end or changed_feeds >= STORE_BATCH or (changed_feeds and idle)
+                              or len(batch) - changed_feeds >= NOT_MODIFIED_BATCH):
+                    stats.add(await asyncio.to_thread(self.process_batch, batch))
+                    batch, changed_feeds = [], 0
+                if end:
+                    return
 
         try:
-            async for result in fetch_stream(requests, self.fetch_options):
-                pending.append((result, start(result)))
-                while pending and (len(pending) > ahead or pending[0][1] is None
-                                   or pending[0][1].done()):
-                    await finish()
-            while pending:
-                await finish()
-            if unchanged:
-                stats.add(await asyncio.to_thread(self.process_not_modified, unchanged))
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                group.create_task(consume())
         finally:
             for _, job in pending:
                 if job is not None:
                     job.cancel()
         return stats
 
+    async def _outcome(self, result: FetchResult,
+                       job: asyncio.Future[Prepared | None] | None) -> Prepared | None:
+        """What a finished worker job gave (None: prepare in the storing thread)."""
+        if job is None:
+            return None
+        try:
+            return await job
+        except Exception as exc:  # a bug or an unpicklable result: this feed only
+            log.exception("feed %s: preparing failed", result.url)
+            return Prepared(error=f"processing failed: {exc}")
+
     async def _prepare_pooled(self, result: FetchResult, feed_url: str,
-                              first_sight: bool) -> Prepared:
-        """Parse and match in a worker, telling it which entries are stored unchanged."""
+                              first_sight: bool) -> Prepared | None:
+        """Parse and match in a worker, telling it which entries are stored unchanged;
+        None if the workers could not start (the storing thread prepares it then)."""
         def known() -> dict[str, str]:
             with self.db.session() as s:
                 return store.known_hashes(s, result.feed_id)
 
+        if not await self.preparer.started():
+            return None
         stored = {} if first_sight else await asyncio.to_thread(known)
         return await self.preparer.prepare(
             result.body or b"", result.permanent_url or feed_url, result.content_type,
@@ -188,24 +235,26 @@ class Pipeline:
         """Stop the worker processes, if any were started."""
         self.preparer.close()
 
-    def process_not_modified(self, results: list[FetchResult]) -> PollStats:
-        """Record many 304 answers in one transaction (one commit instead of one each);
-        should that fail, each is recorded on its own."""
+    def process_batch(self, batch: Sequence[tuple[FetchResult, Prepared | None]]) -> PollStats:
+        """Store several fetched feeds in one transaction (one commit, one flush of the feed
+        rows); should that fail, each is stored on its own, so a failure stays one feed's."""
+        if len(batch) == 1:
+            return self.process_result(*batch[0])
         now = self.clock()
         stats = PollStats()
         try:
             with self.db.session() as s:
-                feeds = store.feeds_by_id(s, [r.feed_id for r in results])
-                for r in results:
-                    if (feed := feeds.get(r.feed_id)) is not None:
-                        self._process(s, feed, r, None, now, stats)
+                feeds = store.feeds_by_id(s, [r.feed_id for r, _ in batch])
+                for result, prepared in batch:
+                    if (feed := feeds.get(result.feed_id)) is not None:
+                        self._process(s, feed, result, prepared, now, stats)
             return stats
         except Exception:
-            log.exception("recording %d unchanged feeds at once failed; one by one",
-                          len(results))
+            log.exception("storing %d feeds at once failed; one by one", len(batch))
+            self._forget_clustering()
         stats = PollStats()
-        for r in results:
-            stats.add(self.process_result(r))
+        for result, prepared in batch:
+            stats.add(self.process_result(result, prepared))
         return stats
 
     def process_result(self, result: FetchResult, prepared: Prepared | None = None) -> PollStats:
@@ -221,8 +270,9 @@ class Pipeline:
                 self._process(s, feed, result, prepared, now, stats)
         except Exception as exc:  # one feed's failure must not end the poll
             log.exception("feed %s: processing failed", result.url)
-            stats.errors += 1
-            stats.failed_feeds.append(result.url)
+            self._forget_clustering()
+            # What was counted was rolled back: only the failure counts.
+            stats = PollStats(errors=1, failed_feeds=[result.url])
             with self.db.session() as s:
                 feed = s.get(Feed, result.feed_id)
                 if feed is not None:
@@ -339,9 +389,12 @@ class Pipeline:
         existing = store.entries_by_guid(s, feed.id, [a.guid for a in revised])
         # Take the clustering lock before any insert, so entry ids grow in commit order and
         # the in-memory index can catch up on other workers' entries by id; catch up now,
-        # before this feed's own entries get ids.
-        store.lock_clustering(s)
-        self._refresh_cluster_index(s, now)
+        # before this feed's own entries get ids. Once per transaction: from then on it
+        # holds the lock (and on SQLite the write lock), so no one else inserts.
+        if not s.info.get("clustering"):
+            store.lock_clustering(s)
+            self._refresh_cluster_index(s, now)
+            s.info["clustering"] = True
         stats.new_entries += len(fresh) + len(quiet.rows)
         stats.updated_entries += len(revised)
         metrics.ENTRIES.labels("new").inc(len(fresh) + len(quiet.rows))
@@ -411,6 +464,11 @@ class Pipeline:
                 m.score, m.evidence = ts.score, ts.evidence
         for m in current.values():
             row.matches.remove(m)
+
+    def _forget_clustering(self) -> None:
+        """After a rollback the in-memory index may hold entries that were never stored
+        (and whose ids will be given to others): start it afresh from what is committed."""
+        self.cluster = ClusterIndex(self.cluster.params)
 
     def _refresh_cluster_index(self, s: Session, now: datetime) -> None:
         """Bring in members other transactions (or earlier runs) stored since last time."""

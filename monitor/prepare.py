@@ -131,9 +131,8 @@ class Preparer:
         return self.processes > 0 and feeds >= POOL_MIN_FEEDS
 
     def ready(self) -> bool:
-        """Start the workers if need be; True once they can take work. Until then the
-        caller prepares in-process, so a poll never waits on workers starting (a second
-        or so each, importing the parser and compiling the profile)."""
+        """Start the workers if need be; True once they can take work, False while they
+        start or if they failed to (the next call then starts a fresh pool)."""
         self._executor()
         if any(f.done() and f.exception() is not None for f in self._warm):
             # A worker died starting up (say, signalled with the whole process group):
@@ -142,6 +141,15 @@ class Preparer:
             self.close()
             return False
         return all(f.done() for f in self._warm)
+
+    async def started(self) -> bool:
+        """Start the workers if need be and wait until they can take work (a fraction of a
+        second: importing the parser, compiling the profile); False if they failed to
+        start, and the caller prepares in-process."""
+        self._executor()
+        if not all(f.done() for f in self._warm):
+            await asyncio.wait([asyncio.wrap_future(f) for f in self._warm])
+        return self.ready()
 
     def _executor(self) -> Executor:
         if self._pool is None:

@@ -85,7 +85,9 @@ def known_hashes(s: Session, feed_id: int, guids: Sequence[str] | None = None,
     q = select(Entry.guid, Entry.content_hash).where(Entry.feed_id == feed_id)
     q = q.where(Entry.guid.in_(guids)) if guids is not None \
         else q.order_by(Entry.id.desc()).limit(latest)
-    return {guid: h for guid, h in s.execute(q)}
+    # On the connection: no autoflush of pending feed changes, which a batch of feeds
+    # flushes once (they never bear on entries).
+    return {guid: h for guid, h in s.connection().execute(q)}
 
 
 def entries_by_guid(s: Session, feed_id: int, guids: Sequence[str]) -> dict[str, Entry]:
@@ -115,12 +117,12 @@ def insert_rows(s: Session, feed_id: int, rows: Sequence[tuple[Any, ...]],
     sql = (f"INSERT INTO entries ({', '.join(columns)}) "
            f"VALUES ({', '.join([mark] * len(columns))})")
     at = encode_datetime(dialect, now)
-    before = s.scalar(select(func.max(Entry.id))) or 0
+    before = conn.scalar(select(func.max(Entry.id))) or 0
     conn.exec_driver_sql(sql, [(feed_id, at, at, *row) for row in rows])
     # One feed's entries are written by one process at a time (it holds the feed's lease),
     # and ids grow in insertion order: those above `before` are these, in order.
-    ids = list(s.scalars(select(Entry.id).where(Entry.feed_id == feed_id, Entry.id > before)
-                         .order_by(Entry.id)))
+    ids = list(conn.scalars(select(Entry.id).where(Entry.feed_id == feed_id, Entry.id > before)
+                            .order_by(Entry.id)))
     if len(ids) != len(rows):
         raise RuntimeError(f"inserted {len(rows)} entries of feed {feed_id}, found {len(ids)}")
     return ids

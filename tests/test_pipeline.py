@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
 from monitor.config import Settings
 from monitor.db import Database
+from monitor.fetch import FetchResult
 from monitor.models import Alert, Delivery, Development, Entry, Feed
 from monitor.pipeline import Pipeline
 from tests.conftest import Clock, FeedServer, WebhookSink, rss
@@ -425,3 +428,60 @@ def test_word_weights_count_the_whole_document_before_placing_any_entry(
     p.cluster.assign = spy  # type: ignore[method-assign]
     asyncio.run(p.poll())
     assert seen == [3, 3]  # both stories placed against a pool of all three documents
+
+
+def fetched(database: Database, url: str, body: str) -> FetchResult:
+    """What a fetch of `url` (a configured feed) returns with `body`, as fetch.py builds it."""
+    with database.session() as s:
+        feed_id = s.scalars(select(Feed.id).where(Feed.url == url)).one()
+    data = body.encode()
+    return FetchResult(feed_id, url, status=200, body=data,
+                       body_hash=hashlib.sha256(data).hexdigest(),
+                       content_type="application/rss+xml")
+
+
+def test_a_batch_of_feeds_commits_once_and_one_failure_stays_that_feeds(
+        database: Database, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = [feed_server.url(f"/{name}.xml") for name in ("a", "b", "c")]
+    p = make(database, clock, urls, webhook_sink.url)
+    docs = [rss([item(RELEVANT, "https://a.example/1", clock.now)]),
+            rss([item(IRRELEVANT, "https://b.example/1", clock.now)]),
+            rss([item(OTHER_RELEVANT, "https://c.example/1", clock.now),
+                 item(IRRELEVANT, "https://c.example/2", clock.now)])]
+    batch = [(fetched(database, u, d), None) for u, d in zip(urls, docs, strict=True)]
+    commits: list[object] = []
+
+    def on_commit(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(database.engine, "commit", on_commit)
+    stats = p.process_batch(batch)
+    event.remove(database.engine, "commit", on_commit)
+    assert len(commits) == 1 and (stats.fetched, stats.new_entries, stats.alerts) == (3, 4, 2)
+    assert count(database, Entry) == 4
+
+    # Next poll: feed b's document changed and storing it fails; a and c are stored.
+    clock.advance(timedelta(minutes=10))
+    docs = [rss([item(OTHER_RELEVANT, f"https://{n}.example/3", clock.now)]) for n in "abc"]
+    batch = [(fetched(database, u, d), None) for u, d in zip(urls, docs, strict=True)]
+    real = p._store_articles
+    index = p.cluster
+
+    def failing(s: Any, feed: Feed, *args: Any) -> None:
+        real(s, feed, *args)
+        if feed.url == urls[1]:
+            raise RuntimeError("a bug while storing feed b")
+
+    monkeypatch.setattr(p, "_store_articles", failing)
+    stats = p.process_batch(batch)
+    assert stats.errors == 1 and stats.failed_feeds == [urls[1]] and stats.new_entries == 2
+    with database.session() as s:
+        feeds = {f.url: f for f in s.scalars(select(Feed))}
+        assert "a bug while storing feed b" in (feeds[urls[1]].last_error or "")
+        assert feeds[urls[0]].last_error is None and feeds[urls[2]].last_error is None
+        stored = set(s.scalars(select(Entry.url)))
+    assert "https://b.example/3" not in stored
+    assert {"https://a.example/3", "https://c.example/3"} <= stored
+    # the in-memory clustering index held b's rolled-back entry: it was started afresh
+    assert p.cluster is not index
