@@ -114,10 +114,7 @@ def cli(ctx: click.Context, config: Path | None, log_level: str, log_format: str
 def poll(obj: Context) -> None:
     """Poll every enabled feed once now, process it, deliver what is due, exit."""
     p = obj.pipeline()
-    try:
-        stats = asyncio.run(p.poll(only_due=False))
-    finally:
-        p.close()
+    stats = asyncio.run(p.poll(only_due=False))
     log.info("polled %d feeds: %d changed, %d not modified, %d unchanged, %d errors; "
              "%d new and %d updated entries, %d developments, %d alerts", stats.feeds,
              stats.fetched, stats.not_modified, stats.unchanged, stats.errors,

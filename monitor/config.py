@@ -121,7 +121,8 @@ class ServiceConfig(_Section):
     listen: str = "127.0.0.1:9464"
     # Entries and developments not seen for this long are deleted daily (alerts stay).
     retention: Duration = timedelta(days=90)
-    # Worker processes that parse and match in large polls; default: one per core; 0: none.
+    # Lanes (worker processes that fetch, parse and match) in large polls; default: one per
+    # core; 0: none, all in the main process.
     processes: int | None = Field(None, ge=0)
 
 

@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -35,19 +35,22 @@ from monitor.config import DEFAULT_INTERVAL, Settings
 from monitor.db import Database
 from monitor.deliver import parse_retry_after
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
+from monitor.lanes import FeedState, Lanes, changed
 from monitor.match import Matcher, MatchResult, load_profile
 from monitor.models import Development, Entry, Feed, TopicMatch
 from monitor.normalize import Article
 from monitor.outbox import DeliveryStats, Outbox
-from monitor.prepare import Prepared, Preparer, prepare
+from monitor.prepare import Prepared, prepare
 from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_success
 
 log = logging.getLogger("monitor.pipeline")
 
 FEED_LEASE = timedelta(minutes=5)
 NOT_MODIFIED_BATCH = 200
-# Changed feeds stored per transaction: one commit and one flush of feed rows for many.
+# Changed feeds stored per transaction: one commit and one flush of feed rows for many,
+# gathered for at most BATCH_WAIT seconds.
 STORE_BATCH = 16
+BATCH_WAIT = 0.2
 
 
 def utcnow() -> datetime:
@@ -89,9 +92,11 @@ class Pipeline:
         self.owner = worker_id()
         self.matcher = Matcher(load_profile(settings.matching.topics),
                                settings.matching.threshold)
-        self.preparer = Preparer(self.matcher, settings.matching.topics,
-                                 settings.matching.threshold, db.engine.dialect.name,
-                                 settings.service.processes)
+        self.dialect = db.engine.dialect.name
+        processes = settings.service.processes
+        self.lanes = Lanes((os.cpu_count() or 1) if processes is None else processes,
+                           settings.matching.topics, settings.matching.threshold, db.url,
+                           self.dialect)
         self.cluster = ClusterIndex(ClusterParams(window=settings.matching.cluster_window))
         # Developments first seen at or after this instant count as "this poll's".
         self.fresh_since: datetime | None = None
@@ -114,82 +119,76 @@ class Pipeline:
                    fresh_for: timedelta = timedelta(0)) -> PollStats:
         """Fetch every claimed feed and process each result as it arrives.
 
-        Fetching feeds results in one task, storing them in another: in a large poll each
-        changed body is parsed and matched in a worker process as soon as it arrives, while
-        the storing thread writes finished ones, up to STORE_BATCH feeds per transaction.
-        Developments opened during this poll, or within `fresh_for` before it (the service
-        passes its polling interval), are joined at the lower same-poll bar."""
+        Fetching runs in one task, storing in another: in a large poll the lanes (worker
+        processes, lanes.py) fetch and prepare while the storing thread writes what they
+        send, up to STORE_BATCH changed feeds per transaction; a small poll fetches here
+        and prepares in the storing thread. Developments opened during this poll, or
+        within `fresh_for` before it (the service passes its polling interval), are
+        joined at the lower same-poll bar."""
         now = self.clock()
         self.fresh_since = now - fresh_for
         with self.db.session() as s:
             feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
             requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
                         for f in feeds]
-            known = {f.id: (f.url, f.body_hash, f.first_polled_at is None) for f in feeds}
+            state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None)
+                     for f in feeds}
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
-        pooled = self.preparer.use_pool(len(requests))
-        # Changed bodies held at once (fetched, being prepared, or waiting to be stored):
-        # enough that the workers stay busy while the storing thread writes a batch.
-        ahead = STORE_BATCH + 2 * self.preparer.processes + 2
-        pending: deque[tuple[FetchResult, asyncio.Future[Prepared | None] | None]] = deque()
-        bodies = 0  # entries of `pending` that carry a changed body
-        changed = asyncio.Condition()
+        source = self.lanes.run(requests, state, self.fetch_options, now) \
+            if self.lanes.use(len(requests)) else self._fetch_here(requests)
+        # Changed bodies held at once (arrived, waiting to be stored): enough for a batch
+        # and what the lanes send meanwhile; past it they wait, so memory stays flat.
+        ahead = 2 * STORE_BATCH
+        pending: deque[tuple[FetchResult, Prepared | None]] = deque()
+        bodies = 0  # entries of `pending` with a changed body
+        arrived = asyncio.Condition()
         fetched_all = False
-
-        def heavy(result: FetchResult) -> bool:
-            """A changed body to store (the rest is a few column updates)."""
-            return result.ok and result.body is not None \
-                and result.body_hash != known[result.feed_id][1]
-
-        def start(result: FetchResult) -> asyncio.Future[Prepared | None] | None:
-            feed_url, _, first_sight = known[result.feed_id]
-            if not pooled or not heavy(result):
-                return None  # nothing to parse, or parsed in process_batch
-            return asyncio.ensure_future(self._prepare_pooled(result, feed_url, first_sight))
 
         def room() -> bool:
             return bodies < ahead
 
         async def produce() -> None:
             nonlocal bodies, fetched_all
-            async for result in fetch_stream(requests, self.fetch_options):
-                async with changed:
-                    await changed.wait_for(room)
-                    bodies += heavy(result)
-                    pending.append((result, start(result)))
-                    changed.notify_all()
-            async with changed:
+            async for result, prepared in source:
+                async with arrived:
+                    await arrived.wait_for(room)
+                    bodies += changed(result, state[result.feed_id])
+                    pending.append((result, prepared))
+                    arrived.notify_all()
+            async with arrived:
                 fetched_all = True
-                changed.notify_all()
+                arrived.notify_all()
 
         async def consume() -> None:
             nonlocal bodies
+            loop = asyncio.get_running_loop()
             batch: list[tuple[FetchResult, Prepared | None]] = []
             changed_feeds = 0  # entries of `batch` with a changed body
+            due = 0.0  # when a batch holding changed feeds is stored, full or not
             while True:
-                async with changed:
-                    await changed.wait_for(lambda: bool(pending) or fetched_all)
-                    head = pending[0][1] if pending else None
-                if head is not None:
-                    await asyncio.wait([head])
-                taken: list[tuple[FetchResult, asyncio.Future[Prepared | None] | None]] = []
-                async with changed:
-                    while pending and changed_feeds < STORE_BATCH and \
-                            (pending[0][1] is None or pending[0][1].done()):
-                        taken.append(pending.popleft())
-                        if heavy(taken[-1][0]):
+                async with arrived:
+                    try:
+                        async with asyncio.timeout_at(due if changed_feeds else None):
+                            await arrived.wait_for(lambda: bool(pending) or fetched_all)
+                    except TimeoutError:
+                        pass
+                    while pending and changed_feeds < STORE_BATCH:
+                        batch.append(pending.popleft())
+                        if changed(batch[-1][0], state[batch[-1][0].feed_id]):
                             bodies -= 1
                             changed_feeds += 1
-                    changed.notify_all()
+                            if changed_feeds == 1:
+                                due = loop.time() + BATCH_WAIT
+                    arrived.notify_all()
                     end = fetched_all and not pending
-                    idle = not pending
-                batch += [(result, await self._outcome(result, job)) for result, job in taken]
-                # A batch is stored when full, at the end, or when changed feeds wait and
-                # nothing else is ready; unchanged feeds alone wait for a larger batch.
-                if batch and (end or changed_feeds >= STORE_BATCH or (changed_feeds and idle)
-                              or len(batch) - changed_feeds >= NOT_MODIFIED_BATCH):
+                # A batch of changed feeds fills for up to BATCH_WAIT (one commit for
+                # many); unchanged feeds alone wait for a larger batch, being only a few
+                # column updates each.
+                if batch and (end or changed_feeds >= STORE_BATCH
+                              or (changed_feeds and loop.time() >= due)
+                              or len(batch) >= NOT_MODIFIED_BATCH):
                     stats.add(await asyncio.to_thread(self.process_batch, batch))
                     batch, changed_feeds = [], 0
                 if end:
@@ -200,40 +199,13 @@ class Pipeline:
                 group.create_task(produce())
                 group.create_task(consume())
         finally:
-            for _, job in pending:
-                if job is not None:
-                    job.cancel()
+            await source.aclose()
         return stats
 
-    async def _outcome(self, result: FetchResult,
-                       job: asyncio.Future[Prepared | None] | None) -> Prepared | None:
-        """What a finished worker job gave (None: prepare in the storing thread)."""
-        if job is None:
-            return None
-        try:
-            return await job
-        except Exception as exc:  # a bug or an unpicklable result: this feed only
-            log.exception("feed %s: preparing failed", result.url)
-            return Prepared(error=f"processing failed: {exc}")
-
-    async def _prepare_pooled(self, result: FetchResult, feed_url: str,
-                              first_sight: bool) -> Prepared | None:
-        """Parse and match in a worker, telling it which entries are stored unchanged;
-        None if the workers could not start (the storing thread prepares it then)."""
-        def known() -> dict[str, str]:
-            with self.db.session() as s:
-                return store.known_hashes(s, result.feed_id)
-
-        if not await self.preparer.started():
-            return None
-        stored = {} if first_sight else await asyncio.to_thread(known)
-        return await self.preparer.prepare(
-            result.body or b"", result.permanent_url or feed_url, result.content_type,
-            feed_url, self.clock(), stored, pooled=True)
-
-    def close(self) -> None:
-        """Stop the worker processes, if any were started."""
-        self.preparer.close()
+    async def _fetch_here(self, requests: list[FetchRequest]
+                          ) -> AsyncGenerator[tuple[FetchResult, Prepared | None], None]:
+        async for result in fetch_stream(requests, self.fetch_options):
+            yield result, None
 
     def process_batch(self, batch: Sequence[tuple[FetchResult, Prepared | None]]) -> PollStats:
         """Store several fetched feeds in one transaction (one commit, one flush of the feed
@@ -346,7 +318,7 @@ class Pipeline:
                       known: dict[str, str]) -> Prepared:
         return prepare(result.body or b"", result.permanent_url or feed.url,
                        result.content_type, feed.url, now, self.matcher, known,
-                       self.preparer.dialect)
+                       self.dialect)
 
     def _record_error(self, s: Session, feed: Feed, error: str, now: datetime,
                       retry_after: timedelta | None = None) -> None:

@@ -1,0 +1,297 @@
+"""A large poll in parallel: worker processes ("lanes") that each fetch a share of the feeds
+and prepare the documents that changed, while the main process stores what they send.
+
+Fetching costs about as much CPU per feed as an unchanged feed's whole processing, and
+parsing and matching a changed one several times more; one process would spend both on
+one core. Each lane runs its own event loop over its share of the requests (fetch.py,
+with the concurrency limits divided between lanes, so a host never sees more
+connections than configured), prepares each changed body as it arrives (prepare.py), and
+writes the result, body included, to its stdout pipe, so a lane waits when the storing
+side falls behind and memory stays flat. A lane is a fresh interpreter importing only
+what it needs (multiprocessing's spawn would re-run the command that started the poll).
+
+A lane that dies (killed for memory on a hostile document, say) costs the document it
+was reading: that feed is reported failed, and its share's unanswered feeds go to a new
+lane. Lanes ignore SIGINT and SIGTERM (Ctrl-C and systemd signal the whole process
+group): the main process decides when they stop, and they die with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import signal
+import sys
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
+
+from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
+
+if TYPE_CHECKING:
+    from monitor.match import Matcher
+    from monitor.prepare import Prepared
+
+log = logging.getLogger("monitor.lanes")
+
+# Below this many feeds in one poll, fetching and preparing in-process is cheaper than
+# starting lanes (a fifth of a second of CPU each).
+LANES_MIN_FEEDS = 16
+# A share is given to a fresh lane at most this many times in one poll, then failed.
+MAX_RESTARTS = 3
+DIED = "the parser process died while reading this document"
+FRAME_HEADER = 8  # bytes of a frame's length, before its pickle
+INBOX = 16  # messages read ahead of the storing side, from all lanes
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What a lane needs to know of a feed besides its request."""
+
+    url: str  # as configured (relative links in the document resolve against it)
+    body_hash: str | None  # of the last body stored: the same body needs no parsing
+    first_sight: bool  # never polled: nothing of it is stored yet
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One lane's work: its requests and how to prepare what they bring."""
+
+    requests: list[FetchRequest]
+    feeds: dict[int, FeedState]
+    options: FetchOptions
+    topics: Path | None
+    threshold: float | None
+    database_url: str
+    dialect: str
+    now: datetime
+
+
+def changed(result: FetchResult, feed: FeedState) -> bool:
+    """A body that differs from the one stored: it must be parsed (the rest is a few
+    column updates)."""
+    return result.ok and result.body is not None and result.body_hash != feed.body_hash
+
+
+def split(requests: Sequence[FetchRequest], options: FetchOptions,
+          lanes: int) -> list[tuple[list[FetchRequest], FetchOptions]]:
+    """Requests divided between `lanes` lanes, with the limits divided too.
+
+    A host allowed at least one connection per lane has its feeds dealt out to every lane
+    (one connection each); a host allowed fewer goes whole to the least loaded lane.
+    """
+    by_host: dict[str, list[FetchRequest]] = {}
+    for r in requests:
+        by_host.setdefault(urlsplit(r.url).netloc.lower(), []).append(r)
+    shares: list[list[FetchRequest]] = [[] for _ in range(lanes)]
+    spread = options.per_host >= lanes
+    for host_requests in sorted(by_host.values(), key=len, reverse=True):
+        start = shares.index(min(shares, key=len))
+        if spread:
+            for i, r in enumerate(host_requests):
+                shares[(start + i) % lanes].append(r)
+        else:
+            shares[start].extend(host_requests)
+    limits = replace(options, concurrency=max(1, options.concurrency // lanes),
+                     per_host=max(1, options.per_host // lanes))
+    return [(s, limits) for s in shares if s]
+
+
+# ------------------------------------------------------------------ in the lane --
+
+def lane_main() -> None:
+    """A lane's process (`python -c "...lane_main()"`): read its share from stdin, fetch
+    it, prepare what changed, and write each outcome to stdout as a framed pickle:
+    ("preparing", feed_id) before a document is read (so its death is charged to that
+    document), then ("result", (FetchResult, Prepared | None)) for every feed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The frames own stdout; anything else printed goes to stderr, as log lines do.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    size = int.from_bytes(sys.stdin.buffer.read(FRAME_HEADER), "big")
+    share: Share = pickle.loads(sys.stdin.buffer.read(size))
+
+    def send(message: tuple[str, Any]) -> None:
+        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        out.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
+        out.flush()
+
+    asyncio.run(_run_share(share, send))
+    out.close()
+
+
+async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None]) -> None:
+    known = _KnownHashes(share.database_url)
+    matcher: Matcher | None = None
+    try:
+        async for result in fetch_stream(share.requests, share.options):
+            feed = share.feeds[result.feed_id]
+            prepared = None
+            if changed(result, feed):
+                # The parser and the profile are loaded at the first changed document:
+                # a lane of unchanged feeds only fetches.
+                from monitor.match import Matcher, load_profile
+                from monitor.prepare import Prepared, prepare
+
+                send(("preparing", result.feed_id))
+                try:
+                    matcher = matcher or Matcher(load_profile(share.topics), share.threshold)
+                    stored = {} if feed.first_sight else known.of(result.feed_id)
+                    prepared = prepare(result.body or b"", result.permanent_url or feed.url,
+                                       result.content_type, feed.url, share.now, matcher,
+                                       stored, share.dialect)
+                except Exception as exc:  # a bug or the database: this feed only
+                    log.exception("feed %s: preparing failed", result.url)
+                    prepared = Prepared(error=f"processing failed: {exc}")
+            send(("result", (result, prepared)))
+    finally:
+        known.close()
+
+
+class _KnownHashes:
+    """The stored entries' hashes of a feed, read from the database only when a lane
+    meets a changed document of a feed polled before (so most lanes never connect)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._db: Any = None
+
+    def of(self, feed_id: int) -> dict[str, str]:
+        from monitor import store
+        from monitor.db import Database
+
+        if self._db is None:
+            self._db = Database(self.url)
+        with self._db.session() as s:
+            return store.known_hashes(s, feed_id)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
+
+# ------------------------------------------------------------ in the main process --
+
+Outcome: TypeAlias = "tuple[FetchResult, Prepared | None]"
+# How a lane is started: its own interpreter importing only what a lane needs (not the
+# command that started the poll, as multiprocessing's spawn would).
+LANE_COMMAND = (sys.executable, "-c", "from monitor.lanes import lane_main; lane_main()")
+
+
+@dataclass
+class _Lane:
+    process: asyncio.subprocess.Process
+    requests: list[FetchRequest]
+    reading: int | None = None  # the feed whose document it is reading
+    pump: asyncio.Task[None] | None = None
+
+
+class Lanes:
+    """Starts the lanes of one poll and yields their outcomes as they come."""
+
+    def __init__(self, processes: int, topics: Path | None, threshold: float | None,
+                 database_url: str, dialect: str,
+                 command: Sequence[str] = LANE_COMMAND) -> None:
+        self.processes = processes
+        self.topics = topics
+        self.threshold = threshold
+        self.database_url = database_url
+        self.dialect = dialect
+        self.command = list(command)  # what starts a lane (tests give one that dies)
+
+    def use(self, feeds: int) -> bool:
+        return self.processes > 0 and feeds >= LANES_MIN_FEEDS
+
+    async def run(self, requests: Sequence[FetchRequest], feeds: dict[int, FeedState],
+                  options: FetchOptions, now: datetime) -> AsyncGenerator[Outcome, None]:
+        """Every request's outcome, in the order they finish: the fetch result and, for a
+        changed body, the prepared document (None: the caller prepares it)."""
+        lanes: list[_Lane] = []
+        inbox: asyncio.Queue[tuple[_Lane, Any]] = asyncio.Queue(INBOX)
+        answered: set[int] = set()
+        restarts = 0
+
+        async def start(share_requests: list[FetchRequest], limits: FetchOptions) -> None:
+            share = Share(share_requests, {r.feed_id: feeds[r.feed_id] for r in share_requests},
+                          limits, self.topics, self.threshold, self.database_url,
+                          self.dialect, now)
+            process = await asyncio.create_subprocess_exec(
+                *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            assert process.stdin is not None
+            data = pickle.dumps(share, pickle.HIGHEST_PROTOCOL)
+            process.stdin.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
+            process.stdin.close()
+            lane = _Lane(process, share_requests)
+            lane.pump = asyncio.create_task(_pump(lane, inbox))
+            lanes.append(lane)
+
+        shares = split(requests, options, self.processes)
+        for share_requests, limits in shares:
+            await start(share_requests, limits)
+        try:
+            while lanes:
+                lane, message = await inbox.get()
+                if message is not None:
+                    kind, payload = message
+                    if kind == "preparing":
+                        lane.reading = payload
+                    elif payload[0].feed_id not in answered:
+                        lane.reading = None
+                        answered.add(payload[0].feed_id)
+                        yield payload
+                    continue
+                lanes.remove(lane)  # its output ended: it finished, or died
+                for outcome in _ended(lane, answered):
+                    yield outcome
+                left = [r for r in lane.requests if r.feed_id not in answered]
+                if not left:
+                    continue
+                if restarts < MAX_RESTARTS:
+                    restarts += 1
+                    log.warning("a lane process ended (exit %s) with %d feeds unanswered; "
+                                "a new one takes them", lane.process.returncode, len(left))
+                    await start(left, shares[0][1])
+                    continue
+                for r in left:
+                    answered.add(r.feed_id)
+                    yield FetchResult(r.feed_id, r.url, error=DIED), None
+        finally:
+            for lane in lanes:
+                if lane.process.returncode is None:
+                    lane.process.kill()
+                if lane.pump is not None:
+                    lane.pump.cancel()
+                await lane.process.wait()
+
+
+async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane, Any]]) -> None:
+    """Move a lane's messages to the inbox; None once its output ends."""
+    stream = lane.process.stdout
+    assert stream is not None
+    try:
+        while True:
+            size = int.from_bytes(await stream.readexactly(FRAME_HEADER), "big")
+            await inbox.put((lane, pickle.loads(await stream.readexactly(size))))
+    except (asyncio.IncompleteReadError, pickle.UnpicklingError, EOFError):
+        pass  # the lane finished (or died mid-frame)
+    await lane.process.wait()
+    await inbox.put((lane, None))
+
+
+def _ended(lane: _Lane, answered: set[int]) -> list[Outcome]:
+    """A lane's output ended: if it died reading a document, that feed failed."""
+    victim = lane.reading
+    if victim is None or victim in answered:
+        return []
+    answered.add(victim)
+    url = next(r.url for r in lane.requests if r.feed_id == victim)
+    log.error("feed %s: the parser process died while reading it (exit %s)", url,
+              lane.process.returncode)
+    return [(FetchResult(victim, url, error=DIED), None)]
