@@ -66,6 +66,13 @@ def features_to_json(f: Features) -> dict[str, Any]:
             "c": f.commentary}
 
 
+def keys_from_json(d: dict[str, Any]) -> list[str]:
+    """`Idf.keys` of stored features, without building them: all that word weights need
+    of the many entries that are only background."""
+    return ([f"w:{w}" for w in d.get("w") or ()] + [f"e:{e}" for e in d.get("e") or ()]
+            + [f"k:{k}" for k in d.get("k") or ()] + [f"n:{n}" for n in d.get("n") or ()])
+
+
 def features_from_json(d: dict[str, Any]) -> Features:
     return Features(Counter(d.get("w") or {}), frozenset(d.get("e") or ()),
                     frozenset(d.get("k") or ()), frozenset(d.get("p") or ()),

@@ -24,11 +24,11 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias
 from urllib.parse import urlsplit
 
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
@@ -67,7 +67,6 @@ class Share:
     options: FetchOptions
     topics: Path | None
     threshold: float | None
-    database_url: str
     dialect: str
     now: datetime
 
@@ -105,76 +104,75 @@ def split(requests: Sequence[FetchRequest], options: FetchOptions,
 # ------------------------------------------------------------------ in the lane --
 
 def lane_main() -> None:
-    """A lane's process (`python -c "...lane_main()"`): read its share from stdin, fetch
-    it, prepare what changed, and write each outcome to stdout as a framed pickle:
+    """A lane's process (`python -c "...lane_main()"`). Frames (8-byte length, pickle) in
+    both directions: its share and the answers to its questions on stdin; on stdout
     ("preparing", feed_id) before a document is read (so its death is charged to that
-    document), then ("result", (FetchResult, Prepared | None)) for every feed."""
+    document), ("known?", (feed_id, guids)) for what is stored of a document's entries,
+    and ("result", (FetchResult, Prepared | None)) for every feed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The frames own stdout; anything else printed goes to stderr, as log lines do.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    size = int.from_bytes(sys.stdin.buffer.read(FRAME_HEADER), "big")
-    share: Share = pickle.loads(sys.stdin.buffer.read(size))
+    asyncio.run(_lane(out))
+    out.close()
+
+
+async def _lane(out: BinaryIO) -> None:
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin),
+                                 os.fdopen(0, "rb", buffering=0))
+    try:
+        share: Share = await _receive(stdin)
+    except asyncio.IncompleteReadError:
+        return  # the poll ended before giving this lane a share
 
     def send(message: tuple[str, Any]) -> None:
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         out.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
         out.flush()
 
-    asyncio.run(_run_share(share, send))
-    out.close()
+    async def known(feed_id: int, guids: list[str]) -> dict[str, str]:
+        send(("known?", (feed_id, guids)))
+        answer: dict[str, str] = await _receive(stdin)
+        return answer
+
+    await _run_share(share, send, known)
 
 
-async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None]) -> None:
-    known = _KnownHashes(share.database_url)
+async def _receive(stream: asyncio.StreamReader) -> Any:
+    size = int.from_bytes(await stream.readexactly(FRAME_HEADER), "big")
+    return pickle.loads(await stream.readexactly(size))
+
+
+async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None],
+                     known: Callable[[int, list[str]], Awaitable[dict[str, str]]]) -> None:
     matcher: Matcher | None = None
-    try:
-        async for result in fetch_stream(share.requests, share.options):
-            feed = share.feeds[result.feed_id]
-            prepared = None
-            if changed(result, feed):
-                # The parser and the profile are loaded at the first changed document:
-                # a lane of unchanged feeds only fetches.
-                from monitor.match import Matcher, load_profile
-                from monitor.prepare import Prepared, prepare
+    async for result in fetch_stream(share.requests, share.options):
+        feed = share.feeds[result.feed_id]
+        prepared = None
+        if changed(result, feed):
+            # The parser and the profile are loaded at the first changed document: a
+            # lane of unchanged feeds only fetches.
+            from monitor.match import Matcher, load_profile
+            from monitor.parse import ParseError
+            from monitor.prepare import Prepared, prepare_document, read_document
 
-                send(("preparing", result.feed_id))
-                try:
-                    matcher = matcher or Matcher(load_profile(share.topics), share.threshold)
-                    stored = {} if feed.first_sight else known.of(result.feed_id)
-                    prepared = prepare(result.body or b"", result.permanent_url or feed.url,
-                                       result.content_type, feed.url, share.now, matcher,
-                                       stored, share.dialect)
-                except Exception as exc:  # a bug or the database: this feed only
-                    log.exception("feed %s: preparing failed", result.url)
-                    prepared = Prepared(error=f"processing failed: {exc}")
-            send(("result", (result, prepared)))
-    finally:
-        known.close()
-
-
-class _KnownHashes:
-    """The stored entries' hashes of a feed, read from the database only when a lane
-    meets a changed document of a feed polled before (so most lanes never connect)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._db: Any = None
-
-    def of(self, feed_id: int) -> dict[str, str]:
-        from monitor import store
-        from monitor.db import Database
-
-        if self._db is None:
-            self._db = Database(self.url)
-        with self._db.session() as s:
-            return store.known_hashes(s, feed_id)
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.dispose()
+            send(("preparing", result.feed_id))
+            try:
+                matcher = matcher or Matcher(load_profile(share.topics), share.threshold)
+                doc = read_document(result.body or b"", result.permanent_url or feed.url,
+                                    result.content_type, feed.url, share.now)
+                stored = {} if feed.first_sight else await known(result.feed_id, doc.guids)
+                prepared = prepare_document(doc, matcher, stored, share.dialect)
+            except ParseError as exc:
+                prepared = Prepared(error=str(exc))
+            except Exception as exc:  # a bug: this feed only
+                log.exception("feed %s: preparing failed", result.url)
+                prepared = Prepared(error=f"processing failed: {exc}")
+        send(("result", (result, prepared)))
 
 
 # ------------------------------------------------------------ in the main process --
@@ -192,18 +190,32 @@ class _Lane:
     reading: int | None = None  # the feed whose document it is reading
     pump: asyncio.Task[None] | None = None
 
+    async def tell(self, message: Any) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        try:
+            stdin.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
+            await stdin.drain()
+        except (ConnectionError, OSError):
+            pass  # it died: its output ends, and the poll learns it there
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+
 
 class Lanes:
     """Starts the lanes of one poll and yields their outcomes as they come."""
 
     def __init__(self, processes: int, topics: Path | None, threshold: float | None,
-                 database_url: str, dialect: str,
+                 dialect: str, known: Callable[[int, list[str]], dict[str, str]],
                  command: Sequence[str] = LANE_COMMAND) -> None:
         self.processes = processes
         self.topics = topics
         self.threshold = threshold
-        self.database_url = database_url
         self.dialect = dialect
+        self.known = known  # what is stored of a feed's entries, by guid (a database read)
         self.command = list(command)  # what starts a lane (tests give one that dies)
 
     def use(self, feeds: int) -> bool:
@@ -220,15 +232,11 @@ class Lanes:
 
         async def start(share_requests: list[FetchRequest], limits: FetchOptions) -> None:
             share = Share(share_requests, {r.feed_id: feeds[r.feed_id] for r in share_requests},
-                          limits, self.topics, self.threshold, self.database_url,
-                          self.dialect, now)
+                          limits, self.topics, self.threshold, self.dialect, now)
             process = await asyncio.create_subprocess_exec(
                 *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-            assert process.stdin is not None
-            data = pickle.dumps(share, pickle.HIGHEST_PROTOCOL)
-            process.stdin.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
-            process.stdin.close()
             lane = _Lane(process, share_requests)
+            await lane.tell(share)
             lane.pump = asyncio.create_task(_pump(lane, inbox))
             lanes.append(lane)
 
@@ -242,12 +250,15 @@ class Lanes:
                     kind, payload = message
                     if kind == "preparing":
                         lane.reading = payload
+                    elif kind == "known?":
+                        await lane.tell(await asyncio.to_thread(self.known, *payload))
                     elif payload[0].feed_id not in answered:
                         lane.reading = None
                         answered.add(payload[0].feed_id)
                         yield payload
                     continue
                 lanes.remove(lane)  # its output ended: it finished, or died
+                lane.close()
                 for outcome in _ended(lane, answered):
                     yield outcome
                 left = [r for r in lane.requests if r.feed_id not in answered]
@@ -269,6 +280,7 @@ class Lanes:
                 if lane.pump is not None:
                     lane.pump.cancel()
                 await lane.process.wait()
+                lane.close()
 
 
 async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane, Any]]) -> None:

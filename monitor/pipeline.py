@@ -30,6 +30,7 @@ from monitor.cluster import (
     features,
     features_from_json,
     features_to_json,
+    keys_from_json,
 )
 from monitor.config import DEFAULT_INTERVAL, Settings
 from monitor.db import Database
@@ -40,7 +41,8 @@ from monitor.match import Matcher, MatchResult, load_profile
 from monitor.models import Development, Entry, Feed, TopicMatch
 from monitor.normalize import Article
 from monitor.outbox import DeliveryStats, Outbox
-from monitor.prepare import Prepared, prepare
+from monitor.parse import ParseError
+from monitor.prepare import Prepared, prepare_document, read_document
 from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_success
 
 log = logging.getLogger("monitor.pipeline")
@@ -95,8 +97,8 @@ class Pipeline:
         self.dialect = db.engine.dialect.name
         processes = settings.service.processes
         self.lanes = Lanes((os.cpu_count() or 1) if processes is None else processes,
-                           settings.matching.topics, settings.matching.threshold, db.url,
-                           self.dialect)
+                           settings.matching.topics, settings.matching.threshold,
+                           self.dialect, self._known_hashes)
         self.cluster = ClusterIndex(ClusterParams(window=settings.matching.cluster_window))
         # Developments first seen at or after this instant count as "this poll's".
         self.fresh_since: datetime | None = None
@@ -287,14 +289,14 @@ class Pipeline:
         if result.body_hash and result.body_hash == feed.body_hash:
             stats.unchanged += 1
             return
+        if prepared is not None and prepared.error is None and not first_sight:
+            # A lane split the document into quiet rows and articles assuming what was
+            # stored (`against`); in this transaction, that is checked.
+            known = store.known_hashes(s, feed.id, list(prepared.hashes))
+            if prepared.against != known:
+                prepared = None
         if prepared is None:
-            prepared = self._prepare_here(result, feed, now,
-                                          {} if first_sight else store.known_hashes(s, feed.id))
-        # What is stored of this document's entries, read in this transaction; the split
-        # into quiet rows and articles assumed `prepared.against`, and is redone if stale.
-        known = {} if first_sight else store.known_hashes(s, feed.id, list(prepared.hashes))
-        if prepared.error is None and prepared.against != known:
-            prepared = self._prepare_here(result, feed, now, known)
+            prepared = self._prepare_here(s, result, feed, now, first_sight)
         if prepared.error is not None:
             self._record_error(s, feed, prepared.error, now)
             stats.errors += 1
@@ -312,13 +314,22 @@ class Pipeline:
         if feed.adaptive:
             feed.interval_seconds = int(adaptive_interval(DEFAULT_INTERVAL, prepared.dates)
                                         .total_seconds())
-        self._store_articles(s, feed, prepared, known, now, stats)
+        self._store_articles(s, feed, prepared, now, stats)
 
-    def _prepare_here(self, result: FetchResult, feed: Feed, now: datetime,
-                      known: dict[str, str]) -> Prepared:
-        return prepare(result.body or b"", result.permanent_url or feed.url,
-                       result.content_type, feed.url, now, self.matcher, known,
-                       self.dialect)
+    def _prepare_here(self, s: Session, result: FetchResult, feed: Feed, now: datetime,
+                      first_sight: bool) -> Prepared:
+        try:
+            doc = read_document(result.body or b"", result.permanent_url or feed.url,
+                                result.content_type, feed.url, now)
+        except ParseError as exc:
+            return Prepared(error=str(exc))
+        known = {} if first_sight else store.known_hashes(s, feed.id, doc.guids)
+        return prepare_document(doc, self.matcher, known, self.dialect)
+
+    def _known_hashes(self, feed_id: int, guids: list[str]) -> dict[str, str]:
+        """What a lane asks before splitting a document of a feed polled before."""
+        with self.db.session() as s:
+            return store.known_hashes(s, feed_id, guids)
 
     def _record_error(self, s: Session, feed: Feed, error: str, now: datetime,
                       retry_after: timedelta | None = None) -> None:
@@ -351,9 +362,10 @@ class Pipeline:
 
     # ---------------------------------------------------------- store + match --
 
-    def _store_articles(self, s: Session, feed: Feed, prepared: Prepared,
-                        known: dict[str, str], now: datetime, stats: PollStats) -> None:
+    def _store_articles(self, s: Session, feed: Feed, prepared: Prepared, now: datetime,
+                        stats: PollStats) -> None:
         quiet = prepared.quiet
+        known = prepared.against  # what is stored of its entries (checked above)
         fresh = [a for a in prepared.articles if a.guid not in known]
         revised = [a for a in prepared.articles if a.guid in known]
         if not fresh and not revised and not quiet.rows:
@@ -449,6 +461,10 @@ class Pipeline:
         self.cluster.prune(since)
         for e in store.recent_entries(s, since, self.cluster.max_entry_id,
                                       self.cluster.params.background):
+            if e.development_id is None and e.cluster_features:
+                self.cluster.observe_keys(e.id, e.published_at,
+                                          keys_from_json(e.cluster_features))
+                continue
             if e.cluster_features:
                 f = features_from_json(e.cluster_features)
             else:  # stored before features were kept

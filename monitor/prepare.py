@@ -41,23 +41,40 @@ class Prepared:
     error: str | None = None
 
 
-def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
-            matcher: Matcher, known: dict[str, str], dialect: str) -> Prepared:
-    """Parse `body` (fetched from `url`, configured as `feed_url`) and match its entries,
-    except those `known` (guid → content hash) to be stored already as they are; quiet
-    rows are encoded for the database `dialect` ("sqlite", "postgresql")."""
-    try:
-        parsed = parse_feed(body, url, content_type)
-    except ParseError as exc:
-        return Prepared(error=str(exc))
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A feed document read: its articles, one per guid, oldest first."""
+
+    title: str | None
+    language: str | None
+    ttl_minutes: int | None
+    articles: list[Article]
+
+    @property
+    def guids(self) -> list[str]:
+        return [a.guid for a in self.articles]
+
+
+def read_document(body: bytes, url: str, content_type: str | None, feed_url: str,
+                  now: datetime) -> Document:
+    """Parse and normalize `body` (fetched from `url`, configured as `feed_url`); raises
+    ParseError when it is not a feed."""
+    parsed = parse_feed(body, url, content_type)
     normalized = (normalize_entry(e, feed_url, parsed.language, now) for e in parsed.entries)
     # An entry with no title, no text and no link (a broken item) carries nothing.
     articles = dedupe([a for a in normalized if a.title or a.text or a.url])
     articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
+    return Document(parsed.title, parsed.language, parsed.ttl_minutes, articles)
+
+
+def prepare_document(doc: Document, matcher: Matcher, known: dict[str, str],
+                     dialect: str) -> Prepared:
+    """Match a document's articles, except those `known` (guid → content hash) to be
+    stored already as they are; quiet rows are encoded for the database `dialect`."""
     quiet = QuietRows()
     rest: list[Article] = []
     matches: dict[str, MatchResult] = {}
-    for a in articles:
+    for a in doc.articles:
         stored = known.get(a.guid)
         if stored == a.content_hash:
             continue
@@ -67,9 +84,19 @@ def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now:
         else:
             rest.append(a)
             matches[a.guid] = result
-    return Prepared(title=parsed.title, language=parsed.language,
-                    ttl_minutes=parsed.ttl_minutes,
+    articles = doc.articles
+    return Prepared(title=doc.title, language=doc.language, ttl_minutes=doc.ttl_minutes,
                     hashes={a.guid: a.content_hash for a in articles},
                     dates=[a.published_at for a in articles if not a.date_estimated],
                     articles=rest, matches=matches, quiet=quiet,
                     against={a.guid: known[a.guid] for a in articles if a.guid in known})
+
+
+def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
+            matcher: Matcher, known: dict[str, str], dialect: str) -> Prepared:
+    """`read_document` then `prepare_document`, or the reason the body is not a feed."""
+    try:
+        doc = read_document(body, url, content_type, feed_url, now)
+    except ParseError as exc:
+        return Prepared(error=str(exc))
+    return prepare_document(doc, matcher, known, dialect)

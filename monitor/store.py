@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,13 +79,10 @@ def lock_clustering(s: Session) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLUSTER_LOCK_KEY})
 
 
-def known_hashes(s: Session, feed_id: int, guids: Sequence[str] | None = None,
-                 latest: int = 1000) -> dict[str, str]:
-    """guid → content hash of a feed's stored entries: those with the given guids, or else
-    its `latest` ones (what a new version of its document mostly repeats)."""
-    q = select(Entry.guid, Entry.content_hash).where(Entry.feed_id == feed_id)
-    q = q.where(Entry.guid.in_(guids)) if guids is not None \
-        else q.order_by(Entry.id.desc()).limit(latest)
+def known_hashes(s: Session, feed_id: int, guids: Sequence[str]) -> dict[str, str]:
+    """guid → content hash of a feed's stored entries with the given guids."""
+    q = select(Entry.guid, Entry.content_hash).where(Entry.feed_id == feed_id,
+                                                     Entry.guid.in_(guids))
     # On the connection: no autoflush of pending feed changes, which a batch of feeds
     # flushes once (they never bear on entries).
     return {guid: h for guid, h in s.connection().execute(q)}
@@ -145,17 +143,23 @@ def apply_article(e: Entry, a: Article, now: datetime) -> None:
 def recent_entries(s: Session, since: datetime, after_id: int,
                    background: int) -> Iterator[Row[Any]]:
     """What clustering needs of the entries published since `since` with id above
-    `after_id`, by id, streamed (no titles or texts): every development member, and of
-    the rest only the latest `background`."""
+    `after_id`, by id (no titles or texts): every development member, and of the rest
+    only the latest `background`."""
     columns = (Entry.id, Entry.development_id, Entry.canonical_url, Entry.content_hash,
                Entry.published_at, Entry.cluster_features, Entry.language)
     recent = (Entry.published_at >= since, Entry.id > after_id)
-    latest = (select(Entry.id).where(*recent, Entry.development_id.is_(None))
-              .order_by(Entry.id.desc()).limit(background).subquery())
-    q = (select(*columns).where(*recent, or_(Entry.development_id.is_not(None),
-                                              Entry.id.in_(select(latest.c.id))))
-         .order_by(Entry.id))
-    yield from s.execute(q.execution_options(yield_per=2000))
+    # Two queries, each reading only the rows it returns: members through the index on
+    # development_id (which SQLite's planner takes for "IN developments", not for "IS NOT
+    # NULL", the same rows by the foreign key), the rest newest first. One query with an
+    # OR read every recent row of the table. On the connection, not through the ORM's row
+    # loading (a third of the cost here).
+    conn = s.connection()
+    members = conn.execute(select(*columns).where(
+        *recent, Entry.development_id.in_(select(Development.id))).order_by(Entry.id))
+    latest = list(conn.execute(select(*columns).where(*recent, Entry.development_id.is_(None))
+                               .order_by(Entry.id.desc()).limit(background)))
+    latest.reverse()
+    yield from heapq.merge(members, latest, key=lambda row: row.id)
 
 
 def developments_since(s: Session, since: datetime) -> set[int]:

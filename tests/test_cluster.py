@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -179,3 +180,17 @@ def test_background_keeps_only_the_latest_articles(matcher: Matcher) -> None:
         index.observe(i, T0 + timedelta(minutes=i), World(matcher).feats(
             f"Local story {i}", f"Council item number {i} was discussed.", "en"))
     assert index.idf.n == 3 and set(index._background) == {3, 4, 5}
+
+
+def test_word_weight_keys_read_from_stored_features_are_those_of_the_features() -> None:
+    from monitor.cluster import features_from_json, features_to_json, keys_from_json
+
+    m = Matcher(load_profile())
+    for title, text in [("Putin and Bennett meet in Sochi", "Talks on Syria and Iran, 2021."),
+                        ("Совет одобрил новые велодорожки", "План на 40 км к 2027 году."),
+                        ("", "")]:
+        f = features(m.match(title, text), "en", title)
+        stored = json.loads(json.dumps(features_to_json(f)))
+        keys = keys_from_json(stored)
+        assert len(keys) == len(set(keys)) and set(keys) == Idf.keys(f)
+        assert set(keys) == Idf.keys(features_from_json(stored))

@@ -134,12 +134,12 @@ def test_a_lane_dying_on_a_document_costs_that_feed_only(
     # The lane reading the document titled "Local news 3" dies (as if killed for memory).
     p, feeds = laned(tmp_path, feed_server, clock, """
 import os, monitor.prepare
-real = monitor.prepare.prepare
+real = monitor.prepare.read_document
 def dying(body, *args):
     if b"Local news 3<" in body:
         os._exit(9)
     return real(body, *args)
-monitor.prepare.prepare = dying""")
+monitor.prepare.read_document = dying""")
     stats = asyncio.run(p.poll())
     assert (stats.errors, stats.fetched, stats.new_entries) == (1, 9, 9)
     assert snapshot(p)["errors"] == [(feeds[3], DIED)]
@@ -153,10 +153,10 @@ def test_lanes_leave_sigterm_and_sigint_to_the_parent(
     p, _ = laned(tmp_path, feed_server, clock, """
 import os, signal, monitor.lanes
 real = monitor.lanes._run_share
-async def signalled(share, send):
+async def signalled(*args):
     os.kill(os.getpid(), signal.SIGTERM)  # as systemd and Ctrl-C signal the whole group
     os.kill(os.getpid(), signal.SIGINT)
-    await real(share, send)
+    await real(*args)
 monitor.lanes._run_share = signalled""")
     stats = asyncio.run(p.poll())
     assert (stats.errors, stats.new_entries) == (0, 10)
@@ -200,7 +200,7 @@ def test_split_divides_the_requests_and_the_limits_between_lanes() -> None:
     # a host allowed one connection in all goes whole to one lane
     shares = lanes.split(many, FetchOptions(per_host=1), 2)
     assert [len(share) for share, _ in shares] == [7]
-    assert Lanes(0, None, None, "sqlite://", "sqlite").use(1000) is False
+    assert Lanes(0, None, None, "sqlite", lambda feed, guids: {}).use(1000) is False
 
 
 def test_entries_stored_unchanged_are_not_matched_again(
