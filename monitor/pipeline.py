@@ -410,6 +410,8 @@ class Pipeline:
             f = features(result, a.language, a.title)
             row.cluster_features = features_to_json(f)
             planned.append((row, a, is_new, result, f))
+        if not planned:
+            return  # nothing more to do; the feed rows of the batch are flushed together
         s.flush()
         # The word weights count every document of this batch before any is placed, as
         # they count every earlier one: how common a word is does not depend on the order
