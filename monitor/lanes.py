@@ -237,7 +237,7 @@ class Lanes:
                 *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             lane = _Lane(process, share_requests)
             await lane.tell(share)
-            lane.pump = asyncio.create_task(_pump(lane, inbox))
+            lane.pump = asyncio.create_task(_pump(lane, inbox, self.known))
             lanes.append(lane)
 
         shares = split(requests, options, self.processes)
@@ -250,8 +250,6 @@ class Lanes:
                     kind, payload = message
                     if kind == "preparing":
                         lane.reading = payload
-                    elif kind == "known?":
-                        await lane.tell(await asyncio.to_thread(self.known, *payload))
                     elif payload[0].feed_id not in answered:
                         lane.reading = None
                         answered.add(payload[0].feed_id)
@@ -283,14 +281,20 @@ class Lanes:
                 lane.close()
 
 
-async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane, Any]]) -> None:
-    """Move a lane's messages to the inbox; None once its output ends."""
+async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane, Any]],
+                known: Callable[[int, list[str]], dict[str, str]]) -> None:
+    """Move a lane's messages to the inbox, None once its output ends; its questions are
+    answered here, so a lane never waits for the storing side to catch up."""
     stream = lane.process.stdout
     assert stream is not None
     try:
         while True:
             size = int.from_bytes(await stream.readexactly(FRAME_HEADER), "big")
-            await inbox.put((lane, pickle.loads(await stream.readexactly(size))))
+            message = pickle.loads(await stream.readexactly(size))
+            if message[0] == "known?":
+                await lane.tell(await asyncio.to_thread(known, *message[1]))
+            else:
+                await inbox.put((lane, message))
     except (asyncio.IncompleteReadError, pickle.UnpicklingError, EOFError):
         pass  # the lane finished (or died mid-frame)
     await lane.process.wait()

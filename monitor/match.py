@@ -283,12 +283,17 @@ class Matcher:
     def _scan(self, tokens: list[Token]) -> list[Hit | Token]:
         title_case: bool | None = None  # worked out only if a false friend turns up
         out: list[Hit | Token] = []
+        stems = [t.stem for t in tokens]
         i = 0
         while i < len(tokens):
+            if not tokens[i].lead:  # no profile phrase starts with this word
+                out.append(tokens[i])
+                i += 1
+                continue
             matched = 0
-            for phrase, term in self._index.get(tokens[i].stem, ()):
+            for phrase, term in self._index[stems[i]]:
                 n = len(phrase)  # (the first stem matched: that is the index's key)
-                if n > 1 and tuple(t.stem for t in tokens[i:i + n]) != phrase:
+                if n > 1 and tuple(stems[i:i + n]) != phrase:
                     continue
                 if n == 1 and phrase[0] in self.profile.false_friends:
                     if title_case is None:
