@@ -134,7 +134,8 @@ class Outbox:
         stats = DeliveryStats()
         self.build_digests()
         reclaim = is_sqlite(self.db.engine)
-        async with httpx.AsyncClient() as client:
+        client: httpx.AsyncClient | None = None  # made when there is work: ~30 ms of CPU
+        try:
             while True:
                 now = self.clock()
                 with self.db.session() as s:
@@ -143,6 +144,7 @@ class Outbox:
                             for d in batch]
                 if not work:
                     return stats
+                client = client or httpx.AsyncClient()
                 for delivery_id, channel, attempts, content in work:
                     ch = self.channels.get(channel)
                     if ch is None:
@@ -156,6 +158,9 @@ class Outbox:
                     metrics.DELIVERIES.labels(channel, "delivered" if outcome.delivered
                                               else "retry" if outcome.retry else "failed").inc()
                     self._record_outcome(delivery_id, attempts + 1, outcome, stats)
+        finally:
+            if client is not None:
+                await client.aclose()
 
     def _record_outcome(self, delivery_id: int, attempt: int, outcome: Outcome,
                         stats: DeliveryStats) -> None:

@@ -275,9 +275,9 @@ def test_database_password_is_hidden_in_errors(tmp_path: Path) -> None:
 
 def test_service_finishes_the_tick_in_flight_when_the_whole_group_is_signalled(
         tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
-    """systemd sends SIGTERM to every process of the unit, parser workers included. A tick
+    """systemd sends SIGTERM to every process of the unit, lanes included. A tick
     in flight (slow feeds make sure there is one) must finish, not be cancelled, and the
-    service exit 0 with everything stored. (Workers ignoring SIGTERM: test_prepare.py.)"""
+    service exit 0 with everything stored. (Lanes ignoring SIGTERM: test_lanes.py.)"""
     feeds = [feed_server.serve(f"/{n}.xml", rss([{
         "title": f"Council approves budget item {n}", "link": f"https://n{n}.example/1",
         "description": "The vote was close."}])) for n in range(19)]

@@ -79,12 +79,13 @@ def counted(p: Pipeline) -> list[int]:
 
 
 def test_a_poll_in_lanes_stores_what_an_in_process_poll_stores(
-        tmp_path: Path, feed_server: FeedServer, clock: Clock,
+        db_url: str, tmp_path: Path, feed_server: FeedServer, clock: Clock,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """In lanes on SQLite and on PostgreSQL, against an in-process poll on SQLite."""
     feeds = build_feeds(feed_server, clock)
     monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 2)
     inline = make(f"sqlite:///{tmp_path / 'inline.db'}", feeds, clock, processes=0)
-    laned = make(f"sqlite:///{tmp_path / 'laned.db'}", feeds, clock, processes=2)
+    laned = make(db_url, feeds, clock, processes=2)
     runs = counted(laned)
     stats = [asyncio.run(p.poll()) for p in (inline, laned)]
     assert stats[0] == stats[1] and runs == [1]
