@@ -132,3 +132,21 @@ def test_term_weights_scale_the_evidence() -> None:
     strong = m.match("Red apple", "").scores["t"].score
     weak = m.match("Red fruit", "").scores["t"].score
     assert strong - weak == pytest.approx(1.5 * 0.5)  # headline weight times (1 - 0.5)
+
+
+def test_sentence_breaks_are_those_of_the_plain_pattern() -> None:
+    """The sentence regex is written for speed; it must split exactly as the plain one."""
+    import random
+    import re
+
+    from monitor.match import _SENTENCE
+
+    plain = re.compile(r"(?<=[.!?;])\s+|[\n\r]+|\s+[|•·—–]\s+")
+    rng = random.Random(7)
+    alphabet = " \n\r\t.!?;|•·—–ab\u00a0\u2028x"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+             for _ in range(20_000)]
+    texts += ["Putin met Bennett. They talked; Syria came up!  Iran — too\n\nNext | item",
+              "Путин и Беннет.\r\nОбсудили Сирию • Иран · ядерная программа"]
+    for text in texts:
+        assert _SENTENCE.split(text) == plain.split(text), repr(text)

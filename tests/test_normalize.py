@@ -304,3 +304,17 @@ def test_any_pubdate_text_parses_to_utc_or_nothing(stamp: str) -> None:
         assert e.published is None or e.published.utcoffset() == timedelta(0)
         a = normalize_entry(e, FEED, feed.language, NOW)
         assert a.published_at <= NOW + timedelta(minutes=10)
+
+
+def test_squeeze_is_substituting_whitespace_runs_and_stripping() -> None:
+    import re
+    import sys
+
+    from monitor.normalize import squeeze
+
+    runs = re.compile(r"\s+")
+    for c in map(chr, range(sys.maxunicode + 1)):
+        if "\ud800" <= c <= "\udfff":
+            continue
+        text = f"{c}a{c}{c}b {c}"
+        assert squeeze(text) == runs.sub(" ", text).strip(), hex(ord(c))
