@@ -17,7 +17,6 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from monitor import __version__
 from monitor.config import DEFAULT_INTERVAL, ConfigError, FeedConfig, Settings, load_settings
 from monitor.db import Database
-from monitor.match import load_profile
 from monitor.models import Alert, Delivery, Development, Entry, Feed
 
 log = logging.getLogger("monitor")
@@ -338,7 +337,7 @@ def alerts_list(obj: Context, limit: int, failed: bool) -> None:
 @click.pass_obj
 def explain(obj: Context, url: str) -> None:
     """Show why the stored entry at URL did or did not match, and where it was grouped."""
-    from monitor.match import Matcher
+    from monitor.match import Matcher, load_profile
     from monitor.match import explain as explain_match
     from monitor.normalize import canonical_url
 
@@ -478,6 +477,8 @@ def topics() -> None:
 @click.pass_obj
 def topics_show(obj: Context) -> None:
     """Print the active topic profile."""
+    from monitor.match import load_profile
+
     profile = load_profile(obj.settings.matching.topics)
     threshold = obj.settings.matching.threshold or profile.threshold
     click.echo(f"profile: {profile.source}   threshold: {threshold}")

@@ -18,9 +18,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from monitor.match import MatchResult
+if TYPE_CHECKING:
+    from monitor.match import MatchResult
 
 # Reports in two languages must share at least this many named things to be one event.
 MIN_SHARED = 3

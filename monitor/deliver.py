@@ -13,14 +13,14 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
-
-import aiosmtplib
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from monitor.alerts import AlertContent, payload, render_html, render_text, subject
 from monitor.config import AppriseChannel, ConsoleChannel, EmailChannel, WebhookChannel
 from monitor.fetch import USER_AGENT
+
+if TYPE_CHECKING:
+    import httpx
 
 ChannelConfig = WebhookChannel | EmailChannel | ConsoleChannel | AppriseChannel
 # A server cannot push a retry further out than this (the retry_max setting caps it again).
@@ -74,6 +74,8 @@ def webhook_request(ch: WebhookChannel, content: AlertContent,
 
 async def send_webhook(ch: WebhookChannel, content: AlertContent, now: datetime,
                        client: httpx.AsyncClient) -> Outcome:
+    import httpx
+
     body, headers = webhook_request(ch, content, now)
     try:
         resp = await client.post(ch.url, content=body, headers=headers,
@@ -102,6 +104,8 @@ def email_message(ch: EmailChannel, content: AlertContent) -> EmailMessage:
 
 
 async def send_email(ch: EmailChannel, content: AlertContent) -> Outcome:
+    import aiosmtplib
+
     port = ch.port or {"ssl": 465, "starttls": 587, "none": 25}[ch.security]
     try:
         refused, _ = await aiosmtplib.send(

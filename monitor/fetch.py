@@ -14,11 +14,13 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
+from monitor import __version__
 
-from monitor import __version__, netguard
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = f"monitor/{__version__} (self-hosted news feed monitor; +https://pypi.org/project/feedparser/)"
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
@@ -74,6 +76,10 @@ class BodyTooLarge(Exception):
 
 async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
                      opts: FetchOptions) -> FetchResult:
+    import httpx
+
+    from monitor import netguard
+
     headers = {}
     if req.etag:
         headers["If-None-Match"] = req.etag
@@ -148,6 +154,8 @@ def freshness(headers: httpx.Headers) -> float | None:
 
 
 def _describe(exc: httpx.HTTPError) -> str:
+    import httpx
+
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect: {text}"
@@ -157,6 +165,12 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 
 def make_client(opts: FetchOptions) -> httpx.AsyncClient:
+    """The HTTP client of a poll (httpx is imported here, on first use: a process that
+    only stores, as the main one of a large poll does, never loads it)."""
+    import httpx
+
+    from monitor import netguard
+
     timeout = httpx.Timeout(opts.timeout.total_seconds(),
                             connect=opts.connect_timeout.total_seconds())
     limits = httpx.Limits(max_connections=opts.concurrency,

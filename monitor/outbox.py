@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,9 +24,11 @@ from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
 from monitor.config import ConsoleChannel, Settings
 from monitor.db import Database, is_sqlite
 from monitor.deliver import ChannelConfig, Outcome, send
-from monitor.match import Matcher
 from monitor.models import Alert, Delivery, Development, Feed
 from monitor.routing import last_fire, parse_quiet_hours, parse_rate, quiet_until
+
+if TYPE_CHECKING:
+    from monitor.match import Matcher
 
 log = logging.getLogger("monitor.outbox")
 
@@ -41,11 +43,11 @@ class DeliveryStats:
 
 
 class Outbox:
-    def __init__(self, settings: Settings, db: Database, matcher: Matcher,
+    def __init__(self, settings: Settings, db: Database, matcher: Callable[[], Matcher],
                  clock: Callable[[], datetime], owner: str) -> None:
         self.settings = settings
         self.db = db
-        self.matcher = matcher
+        self.matcher = matcher  # the topic profile, made when an alert first needs it
         self.clock = clock
         self.owner = owner
         self.channels: dict[str, ChannelConfig] = dict(
@@ -134,6 +136,8 @@ class Outbox:
         stats = DeliveryStats()
         self.build_digests()
         reclaim = is_sqlite(self.db.engine)
+        import httpx  # here: a poll with nothing to deliver never loads it
+
         client: httpx.AsyncClient | None = None  # made when there is work: ~30 ms of CPU
         try:
             while True:
@@ -248,9 +252,10 @@ class Outbox:
         primary = entries[0] if entries else None
         topics = []
         if primary is not None:
-            titles = {t.id: t.title for t in self.matcher.profile.topics}
+            matcher = self.matcher()
+            titles = {t.id: t.title for t in matcher.profile.topics}
             for m in sorted(primary.matches, key=lambda m: -m.score):
-                if m.score >= self.matcher.threshold:
+                if m.score >= matcher.threshold:
                     topics.append(TopicRef(m.topic, titles.get(m.topic, m.topic), m.score,
                                            list(m.evidence)))
         return AlertContent(id=alert.public_id, kind=alert.kind, created_at=alert.created_at,

@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -37,13 +39,14 @@ from monitor.db import Database
 from monitor.deliver import parse_retry_after
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.lanes import FeedState, Lanes, changed
-from monitor.match import Matcher, MatchResult, load_profile
 from monitor.models import Development, Entry, Feed, TopicMatch
-from monitor.normalize import Article
 from monitor.outbox import DeliveryStats, Outbox
-from monitor.parse import ParseError
-from monitor.prepare import Prepared, prepare_document, read_document
 from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_success
+
+if TYPE_CHECKING:
+    from monitor.match import Matcher, MatchResult
+    from monitor.normalize import Article
+    from monitor.prepare import Prepared
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -92,8 +95,8 @@ class Pipeline:
         self.db = db
         self.clock = clock
         self.owner = worker_id()
-        self.matcher = Matcher(load_profile(settings.matching.topics),
-                               settings.matching.threshold)
+        if settings.matching.topics is not None:
+            self.matcher  # noqa: B018  (a custom profile is checked at start, not mid-poll)
         self.dialect = db.engine.dialect.name
         processes = settings.service.processes
         self.lanes = Lanes((os.cpu_count() or 1) if processes is None else processes,
@@ -109,7 +112,16 @@ class Pipeline:
             allow_link_local=http.allow_link_local,
             **({"user_agent": http.user_agent} if http.user_agent else {}),
         )
-        self.outbox = Outbox(settings, db, self.matcher, clock, self.owner)
+        self.outbox = Outbox(settings, db, lambda: self.matcher, clock, self.owner)
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        """The compiled topic profile, made on first use: a poll whose documents lanes
+        prepare, with nothing to alert, never loads the parser and matcher modules."""
+        from monitor.match import Matcher, load_profile
+
+        return Matcher(load_profile(self.settings.matching.topics),
+                       self.settings.matching.threshold)
 
     # ------------------------------------------------------------------ polling --
 
@@ -318,6 +330,9 @@ class Pipeline:
 
     def _prepare_here(self, s: Session, result: FetchResult, feed: Feed, now: datetime,
                       first_sight: bool) -> Prepared:
+        from monitor.parse import ParseError
+        from monitor.prepare import Prepared, prepare_document, read_document
+
         try:
             doc = read_document(result.body or b"", result.permanent_url or feed.url,
                                 result.content_type, feed.url, now)

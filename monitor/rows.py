@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from monitor.cluster import Features, Idf, features_to_json
-from monitor.match import MatchResult
-from monitor.normalize import Article
+from monitor.cluster import Idf, features_to_json
+
+if TYPE_CHECKING:
+    from monitor.cluster import Features
+    from monitor.match import MatchResult
+    from monitor.normalize import Article
 
 # The order of the values in an encoded row; the storing side adds ADDED_COLUMNS in front.
 ENTRY_COLUMNS = ("guid", "url", "canonical_url", "title", "summary_html", "text", "language",

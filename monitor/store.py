@@ -5,15 +5,17 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.config import DEFAULT_INTERVAL, FeedConfig
 from monitor.models import Alert, Delivery, Development, Entry, Feed
-from monitor.normalize import Article
 from monitor.rows import ADDED_COLUMNS, ENTRY_COLUMNS, encode_datetime
+
+if TYPE_CHECKING:
+    from monitor.normalize import Article
 
 # Any constant unique to this application: the key of the PostgreSQL advisory lock that
 # serializes clustering, so two workers never open two developments for one story.

@@ -18,7 +18,7 @@ from monitor.config import Settings
 from monitor.db import Database
 from monitor.fetch import FetchOptions, FetchRequest
 from monitor.lanes import DIED, Lanes
-from monitor.models import Alert, Development, Entry, Feed
+from monitor.models import Alert, Entry, Feed
 from monitor.pipeline import Pipeline
 from tests.conftest import Clock, FeedServer, rss
 from tests.test_pipeline import IRRELEVANT, OTHER_RELEVANT, RELEVANT, item
@@ -51,14 +51,21 @@ def make(url: str, feeds: list[str], clock: Clock, processes: int) -> Pipeline:
 
 
 def snapshot(p: Pipeline) -> dict[str, Any]:
+    """What a poll stored, as far as it does not depend on the order feeds arrive in:
+    lanes deliver them in another order than one process, and which outlet's copy of a
+    story opens its development (and which joins it) follows that order."""
     with p.db.session() as s:
         entries = s.scalars(select(Entry).order_by(Entry.guid)).all()
-        devs = {d.id: d.title for d in s.scalars(select(Development))}
+        groups: dict[int, list[str]] = {}
+        for e in entries:
+            if e.development_id is not None:
+                groups.setdefault(e.development_id, []).append(e.guid)
         return {
             "entries": [(e.guid, e.title, e.revision, round(e.score, 6), e.relevant,
-                         e.join_reason, devs.get(e.development_id or 0), e.cluster_features)
+                         e.join_reason == "off-topic", e.cluster_features)
                         for e in entries],
-            "alerts": sorted(str(devs.get(a.development_id or 0))
+            "developments": sorted(sorted(guids) for guids in groups.values()),
+            "alerts": sorted(sorted(groups.get(a.development_id or 0, []))
                             for a in s.scalars(select(Alert))),
             "errors": sorted((f.url, f.last_error) for f in s.scalars(select(Feed))
                              if f.error_count),
