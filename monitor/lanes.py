@@ -19,10 +19,12 @@ group): the main process decides when they stop, and they die with it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import pickle
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -115,6 +117,9 @@ def lane_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    import httpx  # noqa: F401  (every lane fetches: load it before freezing)
+
+    gc.freeze()  # modules live as long as the lane: full collections need not rescan them
     asyncio.run(_lane(out))
     out.close()
 
@@ -185,24 +190,41 @@ LANE_COMMAND = (sys.executable, "-c", "from monitor.lanes import lane_main; lane
 
 @dataclass
 class _Lane:
-    process: asyncio.subprocess.Process
+    """A lane process, its share, and its pipes as seen from this event loop."""
+
+    process: subprocess.Popen[bytes]
     requests: list[FetchRequest]
+    output: asyncio.StreamReader
+    transports: tuple[asyncio.ReadTransport, asyncio.WriteTransport]
     reading: int | None = None  # the feed whose document it is reading
     pump: asyncio.Task[None] | None = None
 
-    async def tell(self, message: Any) -> None:
-        stdin = self.process.stdin
-        assert stdin is not None
+    @classmethod
+    async def adopt(cls, process: subprocess.Popen[bytes],
+                    requests: list[FetchRequest]) -> _Lane:
+        """Read and write the pipes of a process started earlier, perhaps before this loop
+        ran (lanes started ahead, see Lanes.prestart)."""
+        assert process.stdout is not None and process.stdin is not None
+        loop = asyncio.get_running_loop()
+        output = asyncio.StreamReader()
+        reading, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(output), process.stdout)
+        writing, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
+        return cls(process, requests, output, (reading, writing))
+
+    def tell(self, message: Any) -> None:
+        """Send a frame; the loop writes it as the pipe takes it. Messages to a lane are a
+        share and answers about a few dozen entries, so nothing piles up; to a dead lane
+        they are dropped (its output ends, and the poll learns it there)."""
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        try:
-            stdin.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
-            await stdin.drain()
-        except (ConnectionError, OSError):
-            pass  # it died: its output ends, and the poll learns it there
+        self.transports[1].write(len(data).to_bytes(FRAME_HEADER, "big") + data)
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self.process.wait)
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
+        for transport in self.transports:
+            transport.close()
 
 
 class Lanes:
@@ -217,9 +239,28 @@ class Lanes:
         self.dialect = dialect
         self.known = known  # what is stored of a feed's entries, by guid (a database read)
         self.command = list(command)  # what starts a lane (tests give one that dies)
+        self.ready: list[subprocess.Popen[bytes]] = []  # started ahead, waiting for a share
 
     def use(self, feeds: int) -> bool:
         return self.processes > 0 and feeds >= LANES_MIN_FEEDS
+
+    def prestart(self) -> None:
+        """Start the lanes now, before the feeds are claimed: their interpreters start and
+        import (a tenth of a second each) while this process reads the database, and
+        `run` hands them their shares. Lanes no poll uses are ended by `discard`."""
+        while len(self.ready) < self.processes:
+            self.ready.append(self._spawn())
+
+    def discard(self) -> None:
+        for process in self.ready:
+            with process:  # closes its pipes and reaps it
+                process.kill()
+        self.ready.clear()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        # Same process group: Ctrl-C and systemd's stop reach lanes, which ignore them
+        # (lane_main) and end when this process closes their input or kills them.
+        return subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     async def run(self, requests: Sequence[FetchRequest], feeds: dict[int, FeedState],
                   options: FetchOptions, now: datetime) -> AsyncGenerator[Outcome, None]:
@@ -233,10 +274,9 @@ class Lanes:
         async def start(share_requests: list[FetchRequest], limits: FetchOptions) -> None:
             share = Share(share_requests, {r.feed_id: feeds[r.feed_id] for r in share_requests},
                           limits, self.topics, self.threshold, self.dialect, now)
-            process = await asyncio.create_subprocess_exec(
-                *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-            lane = _Lane(process, share_requests)
-            await lane.tell(share)
+            process = self.ready.pop() if self.ready else self._spawn()
+            lane = await _Lane.adopt(process, share_requests)
+            lane.tell(share)
             lane.pump = asyncio.create_task(_pump(lane, inbox, self.known))
             lanes.append(lane)
 
@@ -272,12 +312,13 @@ class Lanes:
                     answered.add(r.feed_id)
                     yield FetchResult(r.feed_id, r.url, error=DIED), None
         finally:
+            self.discard()
             for lane in lanes:
-                if lane.process.returncode is None:
+                if lane.process.poll() is None:
                     lane.process.kill()
                 if lane.pump is not None:
                     lane.pump.cancel()
-                await lane.process.wait()
+                await lane.wait()
                 lane.close()
 
 
@@ -285,19 +326,18 @@ async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane, Any]],
                 known: Callable[[int, list[str]], dict[str, str]]) -> None:
     """Move a lane's messages to the inbox, None once its output ends; its questions are
     answered here, so a lane never waits for the storing side to catch up."""
-    stream = lane.process.stdout
-    assert stream is not None
+    stream = lane.output
     try:
         while True:
             size = int.from_bytes(await stream.readexactly(FRAME_HEADER), "big")
             message = pickle.loads(await stream.readexactly(size))
             if message[0] == "known?":
-                await lane.tell(await asyncio.to_thread(known, *message[1]))
+                lane.tell(await asyncio.to_thread(known, *message[1]))
             else:
                 await inbox.put((lane, message))
     except (asyncio.IncompleteReadError, pickle.UnpicklingError, EOFError):
         pass  # the lane finished (or died mid-frame)
-    await lane.process.wait()
+    await lane.wait()
     await inbox.put((lane, None))
 
 

@@ -102,6 +102,7 @@ class Pipeline:
         self.lanes = Lanes((os.cpu_count() or 1) if processes is None else processes,
                            settings.matching.topics, settings.matching.threshold,
                            self.dialect, self._known_hashes)
+        self.laned: bool | None = None  # whether the last poll ran in lanes
         self.cluster = ClusterIndex(ClusterParams(window=settings.matching.cluster_window))
         # Developments first seen at or after this instant count as "this poll's".
         self.fresh_since: datetime | None = None
@@ -125,6 +126,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ polling --
 
+    def expect_poll(self) -> None:
+        """Start the lanes of the coming poll now if it will likely use them (as the last
+        poll did; the first, if the config lists enough feeds), so they start while this
+        process claims the feeds. A wrong guess costs two processes killed early."""
+        likely = self.laned if self.laned is not None else self.lanes.use(len(self.settings.feeds))
+        if likely:
+            self.lanes.prestart()
+
     def sync_feeds(self) -> None:
         with self.db.session() as s:
             store.sync_feeds(s, self.settings.feeds, self.clock())
@@ -141,17 +150,25 @@ class Pipeline:
         joined at the lower same-poll bar."""
         now = self.clock()
         self.fresh_since = now - fresh_for
-        with self.db.session() as s:
-            feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
-            requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
-                        for f in feeds]
-            state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None)
-                     for f in feeds}
+        self.expect_poll()
+        try:
+            with self.db.session() as s:
+                feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
+                requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag,
+                                         f.last_modified) for f in feeds]
+                state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None)
+                         for f in feeds}
+        except BaseException:
+            self.lanes.discard()
+            raise
+        self.laned = self.lanes.use(len(requests))
+        if not self.laned:
+            self.lanes.discard()
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
         source = self.lanes.run(requests, state, self.fetch_options, now) \
-            if self.lanes.use(len(requests)) else self._fetch_here(requests)
+            if self.laned else self._fetch_here(requests)
         # Changed bodies held at once (arrived, waiting to be stored): enough for a batch
         # and what the lanes send meanwhile; past it they wait, so memory stays flat.
         ahead = 2 * STORE_BATCH

@@ -5,6 +5,7 @@ document it was reading, not the poll."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -192,6 +193,57 @@ if not marker.exists():
     assert (stats.errors, stats.new_entries) == (10, 0)
     assert snapshot(p)["errors"] == sorted((u, DIED) for u in feeds)
     p.db.dispose()
+
+
+def spawns(p: Pipeline) -> list[subprocess.Popen[bytes]]:
+    """Record every lane process the pipeline starts."""
+    started: list[subprocess.Popen[bytes]] = []
+    real = p.lanes._spawn
+
+    def spawn() -> subprocess.Popen[bytes]:
+        started.append(real())
+        return started[-1]
+
+    p.lanes._spawn = spawn  # type: ignore[method-assign]
+    return started
+
+
+def test_lanes_started_ahead_do_the_poll_or_are_ended(
+        tmp_path: Path, feed_server: FeedServer, clock: Clock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`poll` starts the lanes before it claims the feeds; the poll hands them their
+    shares, and when it claims too few feeds for lanes, they are ended, not left behind."""
+    monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 2)
+    p, _ = laned(tmp_path, feed_server, clock, "")
+    started = spawns(p)
+    p.expect_poll()
+    assert len(started) == 2 and p.lanes.ready == started
+    stats = asyncio.run(p.poll())
+    assert (stats.errors, stats.new_entries) == (0, 10)
+    assert len(started) == 2 and p.lanes.ready == []  # no lane beyond those started ahead
+    assert all(process.returncode == 0 for process in started)
+    p.db.dispose()
+
+    # Eight feeds configured, one left enabled: lanes are expected, then not needed.
+    monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 8)
+    feeds = [feed_server.serve(f"/few{k}.xml", rss([item(IRRELEVANT, f"https://f{k}.example/1",
+                                                         clock.now, title=f"Few {k}")]))
+             for k in range(8)]
+    url = f"sqlite:///{tmp_path / 'few.db'}"
+    db = Database(url)
+    db.upgrade()
+    settings = Settings(database={"url": url}, service={"processes": 2},
+                        feeds=[{"url": u, "enabled": k == 0} for k, u in enumerate(feeds)])
+    p = Pipeline(settings, db, clock=clock)
+    p.sync_feeds()
+    started = spawns(p)
+    stats = asyncio.run(p.poll())
+    assert (stats.feeds, stats.new_entries) == (1, 1)
+    assert len(started) == 2 and p.lanes.ready == [] and p.laned is False
+    assert all(process.returncode is not None for process in started)  # ended and reaped
+    stats = asyncio.run(p.poll())  # the next poll expects what this one found
+    assert len(started) == 2
+    db.dispose()
 
 
 def test_split_divides_the_requests_and_the_limits_between_lanes() -> None:
