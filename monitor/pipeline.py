@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -84,6 +84,16 @@ class PollStats:
                      "updated_entries", "developments", "alerts"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed_feeds += other.failed_feeds
+
+
+def success(url: str, errors: int, interval_seconds: int, now: datetime,
+            due: datetime | None, hint: timedelta | None) -> dict[str, Any]:
+    """A feed's columns after a successful poll."""
+    if errors:
+        log.info("feed %s recovered after %d errors", url, errors)
+    return {"error_count": 0, "last_error": None, "last_success_at": now,
+            "health_alerted_at": None,
+            "next_poll_at": next_success(now, due, timedelta(seconds=interval_seconds), hint)}
 
 
 class Pipeline:
@@ -247,7 +257,10 @@ class Pipeline:
         stats = PollStats()
         try:
             with self.db.session() as s:
-                feeds = store.feeds_by_id(s, [r.feed_id for r, _ in batch])
+                rest = self._not_modified(s, [r for r, _ in batch if r.not_modified], now,
+                                          stats)
+                rest.update(r.feed_id for r, _ in batch if not r.not_modified)
+                feeds = store.feeds_by_id(s, sorted(rest))
                 for result, prepared in batch:
                     if (feed := feeds.get(result.feed_id)) is not None:
                         self._process(s, feed, result, prepared, now, stats)
@@ -383,14 +396,35 @@ class Pipeline:
 
     def _record_success(self, feed: Feed, now: datetime, due: datetime | None,
                         hint: timedelta | None = None) -> None:
-        if feed.error_count:
-            log.info("feed %s recovered after %d errors", feed.url, feed.error_count)
-        feed.error_count = 0
-        feed.last_error = None
-        feed.last_success_at = now
-        feed.health_alerted_at = None
-        feed.next_poll_at = next_success(now, due, timedelta(seconds=feed.interval_seconds),
-                                         hint)
+        for column, value in success(feed.url, feed.error_count, feed.interval_seconds,
+                                     now, due, hint).items():
+            setattr(feed, column, value)
+
+    def _not_modified(self, s: Session, results: Sequence[FetchResult], now: datetime,
+                      stats: PollStats) -> set[int]:
+        """Record plain "not modified" answers, the bulk of most polls, in one UPDATE
+        (what _process does for them, on plain rows: a thousand ORM objects cost more
+        than the rest of a warm poll's storing). Returns the feeds that need _process."""
+        rows = store.schedules(s, [r.feed_id for r in results])
+        values = []
+        for r in results:
+            row = rows.get(r.feed_id)
+            if row is None:
+                continue
+            if r.error is not None or (r.permanent_url
+                                       and r.permanent_url != (row.permanent_url or row.url)):
+                rows.pop(r.feed_id)
+                continue
+            hint = timedelta(seconds=r.max_age) if r.max_age is not None else None
+            values.append({"feed_id": r.feed_id, "last_polled_at": now,
+                           "last_status": r.status, "lease_owner": None, "lease_until": None,
+                           "etag": r.etag, "last_modified": r.last_modified,
+                           **success(row.url, row.error_count, row.interval_seconds, now,
+                                     row.next_poll_at, hint)})
+        store.update_feeds(s, values)
+        metrics.POLLS.labels("not_modified").inc(len(values))
+        stats.not_modified += len(values)
+        return {r.feed_id for r in results} - rows.keys()
 
     # ---------------------------------------------------------- store + match --
 

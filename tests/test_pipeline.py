@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
+from monitor import store
 from monitor.config import Settings
 from monitor.db import Database
 from monitor.fetch import FetchResult
 from monitor.models import Alert, Delivery, Development, Entry, Feed
-from monitor.pipeline import Pipeline
+from monitor.pipeline import FEED_LEASE, Pipeline
 from tests.conftest import Clock, FeedServer, WebhookSink, rss
 
 RELEVANT = {
@@ -381,8 +382,6 @@ def test_a_feed_failing_for_long_raises_one_health_alert(
 
 def test_a_crashed_workers_feed_leases_expire_and_another_takes_over(
         database: Database, clock: Clock, feed_server: FeedServer) -> None:
-    from monitor import store
-    from monitor.pipeline import FEED_LEASE
 
     url = feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/x", clock.now)]))
     crashed = make(database, clock, [url], None)
@@ -398,7 +397,6 @@ def test_a_crashed_workers_feed_leases_expire_and_another_takes_over(
 def test_retention_removes_old_entries_and_keeps_alerts(
         database: Database, clock: Clock, feed_server: FeedServer,
         webhook_sink: WebhookSink) -> None:
-    from monitor import store
 
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
     p = make(database, clock, [url], webhook_sink.url)
@@ -485,3 +483,53 @@ def test_a_batch_of_feeds_commits_once_and_one_failure_stays_that_feeds(
     assert {"https://a.example/3", "https://c.example/3"} <= stored
     # the in-memory clustering index held b's rolled-back entry: it was started afresh
     assert p.cluster is not index
+
+
+def test_not_modified_answers_in_a_batch_are_recorded_as_one_by_one(
+        db_url: str, tmp_path: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch writes its plain 304s in one UPDATE; the feed rows must end as processing
+    each answer on its own leaves them: a recovering feed, a freshness hint, a feed
+    that moved (that one goes the ordinary way), a failure among them."""
+    monkeypatch.setattr("random.random", lambda: 0.5)  # the schedule's jitter
+    urls = [f"https://{n}.example/feed" for n in "abcde"]
+
+    def setup(url: str) -> Pipeline:
+        database = Database(url)
+        database.upgrade()
+        p = make(database, clock, urls, None)
+        with database.session() as s:
+            s.execute(update(Feed).where(Feed.url == urls[1])
+                      .values(error_count=3, last_error="timed out", health_alerted_at=clock.now))
+            store.claim_feeds(s, clock.now, p.owner, FEED_LEASE, only_due=False)
+        return p
+
+    def results(p: Pipeline) -> list[FetchResult]:
+        with p.db.session() as s:
+            ids = {f.url: f.id for f in s.scalars(select(Feed))}
+        return [FetchResult(ids[urls[0]], urls[0], status=304, etag='"a2"'),
+                FetchResult(ids[urls[1]], urls[1], status=304, last_modified="Mon, 30 Nov 2026"),
+                FetchResult(ids[urls[2]], urls[2], status=304, max_age=7200.0),
+                FetchResult(ids[urls[3]], urls[3], status=304,
+                            permanent_url="https://moved.example/feed"),
+                FetchResult(ids[urls[4]], urls[4], error="cannot connect: refused")]
+
+    def rows(p: Pipeline) -> list[tuple[Any, ...]]:
+        with p.db.session() as s:
+            return [(f.url, f.permanent_url, f.etag, f.last_modified, f.last_status,
+                     f.error_count, f.last_error, f.health_alerted_at, f.last_polled_at,
+                     f.last_success_at, f.next_poll_at, f.lease_owner)
+                    for f in s.scalars(select(Feed).order_by(Feed.url))]
+
+    batched, single = setup(db_url), setup(f"sqlite:///{tmp_path / 'single.db'}")
+    clock.advance(timedelta(hours=1))
+    stats = batched.process_batch([(r, None) for r in results(batched)])
+    one_by_one = [single.process_result(r) for r in results(single)]
+    assert (stats.not_modified, stats.errors) == (4, 1)
+    assert sum(x.not_modified for x in one_by_one) == 4
+    assert rows(batched) == rows(single)
+    got = {r[0]: r for r in rows(batched)}
+    assert got[urls[1]][5:8] == (0, None, None)  # recovered
+    assert got[urls[2]][10] > got[urls[0]][10]  # the hint pushed its next poll out
+    assert got[urls[3]][1] == "https://moved.example/feed"
+    for p in (batched, single):
+        p.db.dispose()

@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects import sqlite
 
 from monitor import store
 from monitor.cluster import features, features_from_json
+from monitor.config import FeedConfig
 from monitor.db import Database
 from monitor.match import Matcher, load_profile
 from monitor.models import Development, Entry, Feed, UTCDateTime
@@ -102,3 +103,61 @@ def test_sqlite_datetimes_are_encoded_as_sqlalchemy_stores_them() -> None:
     assert encode_datetime("postgresql", T0) == T0
     with pytest.raises(ValueError):
         encode_datetime("sqlite", datetime(2026, 1, 1))
+
+
+def test_sync_feeds_follows_the_config_and_writes_only_what_changed(
+        database: Database) -> None:
+    def config(*feeds: dict[str, object]) -> list[FeedConfig]:
+        return [FeedConfig.model_validate(f) for f in feeds]
+
+    def rows() -> dict[str, tuple[object, ...]]:
+        with database.session() as s:
+            return {f.url: (f.name, f.enabled, f.interval_seconds, f.adaptive, f.origin,
+                            f.next_poll_at) for f in s.scalars(select(Feed))}
+
+    a, b, c, gone = (f"https://{n}.example/feed" for n in ("a", "b", "c", "gone"))
+    with database.session() as s:
+        store.sync_feeds(s, config({"url": a, "name": "A", "interval": "10m"},
+                                   {"url": b}, {"url": gone}), T0)
+        s.add(Feed(url=c, name="added by hand", origin="cli"))
+    assert rows()[a] == ("A", True, 600, False, "config", T0)
+    assert rows()[b][2:4] == (600, True)  # no interval: it follows the feed's rate
+    with database.session() as s:  # the server said 410 Gone
+        s.execute(update(Feed).where(Feed.url == gone).values(last_status=410, enabled=False))
+
+    statements: list[str] = []
+    later = T0 + timedelta(hours=1)
+    with database.session() as s:
+        event.listen(s.connection(), "before_cursor_execute",
+                     lambda *args: statements.append(args[2]))
+        store.sync_feeds(s, config({"url": a, "name": "A", "interval": "10m"},
+                                   {"url": b}, {"url": gone}), later)
+    assert [q for q in statements if not q.lstrip().upper().startswith("SELECT")] == []
+
+    with database.session() as s:
+        store.sync_feeds(s, config({"url": a, "name": "A2", "interval": "2m"},
+                                   {"url": gone}), later)
+    after = rows()
+    assert after[a] == ("A2", True, 120, False, "config", T0)  # already due: stays due
+    assert after[b][1] is False  # left the file: disabled, kept
+    assert after[gone][1] is False  # gone stays gone while its URL is the same
+    assert after[c] == ("added by hand", True, 600, False, "cli", None)
+
+
+def test_claim_feeds_leases_each_feed_to_one_owner(database: Database) -> None:
+    with database.session() as s:
+        s.add_all([Feed(url=f"https://{n}.example/feed", next_poll_at=T0 + timedelta(minutes=n))
+                   for n in range(3)] + [Feed(url="https://off.example/feed", enabled=False)])
+    lease = timedelta(minutes=5)
+    with database.session() as s:
+        due = store.claim_feeds(s, T0 + timedelta(minutes=1), "w1", lease, only_due=True)
+        assert [f.url for f in due] == ["https://0.example/feed", "https://1.example/feed"]
+    with database.session() as s:  # another worker gets the rest only
+        rest = store.claim_feeds(s, T0 + timedelta(minutes=1), "w2", lease, only_due=False)
+        assert [f.url for f in rest] == ["https://2.example/feed"]
+    with database.session() as s:
+        owners = {f.url: (f.lease_owner, f.lease_until) for f in s.scalars(select(Feed))}
+    until = T0 + timedelta(minutes=1) + lease
+    assert owners["https://0.example/feed"] == ("w1", until)
+    assert owners["https://2.example/feed"] == ("w2", until)
+    assert owners["https://off.example/feed"] == (None, None)
