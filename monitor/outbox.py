@@ -28,6 +28,8 @@ from monitor.models import Alert, Delivery, Development, Feed
 from monitor.routing import last_fire, parse_quiet_hours, parse_rate, quiet_until
 
 if TYPE_CHECKING:
+    import httpx
+
     from monitor.match import Matcher
 
 log = logging.getLogger("monitor.outbox")
@@ -136,9 +138,8 @@ class Outbox:
         stats = DeliveryStats()
         self.build_digests()
         reclaim = is_sqlite(self.db.engine)
-        import httpx  # here: a poll with nothing to deliver never loads it
-
-        client: httpx.AsyncClient | None = None  # made when there is work: ~30 ms of CPU
+        # Made when there is work: a poll with nothing to deliver never loads httpx.
+        client: httpx.AsyncClient | None = None
         try:
             while True:
                 now = self.clock()
@@ -148,7 +149,10 @@ class Outbox:
                             for d in batch]
                 if not work:
                     return stats
-                client = client or httpx.AsyncClient()
+                if client is None:
+                    import httpx
+
+                    client = httpx.AsyncClient()
                 for delivery_id, channel, attempts, content in work:
                     ch = self.channels.get(channel)
                     if ch is None:
