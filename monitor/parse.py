@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import chardet
-import feedparser
-import feedparser.datetimes.rfc822
-
-# feedparser resolves relative links against the document's own URL and sanitizes HTML;
-# both are on by default but are stated here because the rest of the pipeline relies on them.
-feedparser.RESOLVE_RELATIVE_URIS = True
-feedparser.SANITIZE_HTML = True
 # RFC 822 dates name zones by abbreviation; feedparser knows the North American ones only
 # and reads any other as UTC. These are unambiguous and common in European and Russian feeds.
 _ZONES = {"bst": 1, "cet": 1, "cest": 2, "eet": 2, "eest": 3, "msk": 3, "wet": 0, "west": 1}
-feedparser.datetimes.rfc822.timezone_names.update(_ZONES)
+
+
+@functools.cache
+def feedparser_configured() -> Any:  # feedparser has no type information
+    """feedparser, set up as the pipeline relies on; imported on first use, so a process
+    that only stores prepared documents (the main one of a large poll) never loads it."""
+    import feedparser
+    import feedparser.datetimes.rfc822
+
+    # Relative links resolved against the document's own URL, HTML sanitized: both are
+    # feedparser's defaults, stated because the rest of the pipeline relies on them.
+    feedparser.RESOLVE_RELATIVE_URIS = True
+    feedparser.SANITIZE_HTML = True
+    feedparser.datetimes.rfc822.timezone_names.update(_ZONES)
+    return feedparser
 
 
 class ParseError(Exception):
@@ -107,6 +114,8 @@ def _guess_charset(body: bytes) -> str | None:
         return None
     except UnicodeDecodeError:
         pass
+    import chardet
+
     guess = chardet.detect(body[:65536]).get("encoding")
     return str(guess) if guess else None
 
@@ -148,7 +157,7 @@ def parse_with_feedparser(body: bytes, url: str, content_type: str | None = None
     if b"&#" in body:
         body = _CHARREF.sub(_valid_charref, body)
     try:
-        d = feedparser.parse(body, response_headers=headers)
+        d = feedparser_configured().parse(body, response_headers=headers)
     except Exception as crash:  # feedparser's loose parser has crashed on odd input
         raise ParseError(f"not a feed (the parser failed: {type(crash).__name__}: {crash})") \
             from crash

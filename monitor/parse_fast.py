@@ -30,7 +30,9 @@ from feedparser.mixin import _cp1252, _FeedParserMixin
 from feedparser.urls import RelativeURIResolver, _urljoin
 from lxml import etree
 
-from monitor.parse import ParsedEntry, ParsedFeed, _date
+from monitor.parse import ParsedEntry, ParsedFeed, _date, feedparser_configured
+
+feedparser_configured()  # its date reader knows the zones parse.py adds
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                           huge_tree=False, recover=False, remove_comments=True,

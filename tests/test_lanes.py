@@ -5,6 +5,7 @@ document it was reading, not the poll."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from datetime import timedelta
@@ -292,3 +293,43 @@ def test_entries_stored_unchanged_are_not_matched_again(
     assert sorted(matched) == sorted([RELEVANT["title"], "Council news 0"])
     assert (stats.new_entries, stats.updated_entries) == (1, 1)
     db.dispose()
+
+
+def test_the_storing_process_of_a_laned_poll_loads_no_fetching_or_parsing(
+        tmp_path: Path, feed_server: FeedServer, clock: Clock) -> None:
+    """Lanes fetch and parse; the main process only stores, so it never pays for importing
+    httpx or the parsers, and in a poll without news, nor the matcher (together a tenth
+    of a second of a warm poll). Each poll in its own process, as `monitor poll` runs."""
+    feeds = build_feeds(feed_server, clock)
+    script = f"""
+import asyncio, json, sys
+from monitor import lanes
+from monitor.config import Settings
+from monitor.db import Database
+from monitor.pipeline import Pipeline
+lanes.LANES_MIN_FEEDS = 2
+url = {f"sqlite:///{tmp_path / 'main.db'}"!r}
+db = Database(url)
+db.upgrade()
+p = Pipeline(Settings(database={{"url": url}}, service={{"processes": 2}},
+                      feeds=[{{"url": u}} for u in {feeds!r}]), db)
+p.sync_feeds()
+stats = asyncio.run(p.poll())
+asyncio.run(p.deliver_due())
+print(json.dumps([stats.fetched, stats.not_modified, p.laned, sorted(sys.modules)]))
+"""
+
+    def poll() -> tuple[int, int, set[str]]:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                              text=True, check=True)
+        fetched, not_modified, laned_poll, modules = json.loads(done.stdout.splitlines()[-1])
+        assert laned_poll is True
+        return fetched, not_modified, set(modules)
+
+    fetching = {"httpx", "httpcore", "aiosmtplib", "feedparser", "lxml", "monitor.parse_fast"}
+    fetched, _, modules = poll()  # cold: documents arrive prepared (their classes load)
+    assert fetched == len(feeds) - 1 and fetching.isdisjoint(modules), fetching & modules
+    _, not_modified, modules = poll()  # warm: every feed answers 304
+    quiet = fetching | {"monitor.match", "monitor.parse", "monitor.prepare",
+                        "monitor.normalize"}
+    assert not_modified == len(feeds) and quiet.isdisjoint(modules), quiet & modules
