@@ -121,8 +121,9 @@ class ServiceConfig(_Section):
     listen: str = "127.0.0.1:9464"
     # Entries and developments not seen for this long are deleted daily (alerts stay).
     retention: Duration = timedelta(days=90)
-    # Lanes (worker processes that fetch, parse and match) in large polls; default: one per
-    # core; 0: none, all in the main process.
+    # Shares a large poll is split into, one fetched by the main process, the others by
+    # lanes (worker processes that also parse and match); default: one per core; 0: none,
+    # all in the main process.
     processes: int | None = Field(None, ge=0)
 
 

@@ -1,18 +1,22 @@
-"""A large poll in parallel: worker processes ("lanes") that each fetch a share of the feeds
-and prepare the documents that changed, while the main process stores what they send.
+"""A large poll in parallel: worker processes ("lanes") that fetch shares of the feeds and
+prepare the documents that changed, while the main process stores what they send.
 
 Fetching costs about as much CPU per feed as an unchanged feed's whole processing, and
 parsing and matching a changed one several times more; one process would spend both on
-one core. Each lane runs its own event loop over its share of the requests (fetch.py,
-with the concurrency limits divided between lanes, so a host never sees more
-connections than configured), prepares each changed body as it arrives (prepare.py), and
-writes the result, body included, to its stdout pipe, so a lane waits when the storing
-side falls behind and memory stays flat. A lane is a fresh interpreter importing only
-what it needs (multiprocessing's spawn would re-run the command that started the poll).
+one core. The feeds are split into one share per core. The main process fetches one
+share itself, in its event loop, since most feeds of most polls answer 304 and a lane
+fewer to start saves a tenth of a second of CPU; the documents that changed in it go to
+a lane started for them at the first one. Each other share goes to a lane that fetches
+it (fetch.py, with the concurrency limits divided between shares, so a host never sees
+more connections than configured) and prepares each changed body as it arrives
+(prepare.py). A lane writes each result, body included, to its stdout pipe, so it waits
+when the storing side falls behind and memory stays flat. A lane is a fresh interpreter
+importing only what it needs (multiprocessing's spawn would re-run the command that
+started the poll).
 
 A lane that dies (killed for memory on a hostile document, say) costs the document it
-was reading: that feed is reported failed, and its share's unanswered feeds go to a new
-lane. Lanes ignore SIGINT and SIGTERM (Ctrl-C and systemd signal the whole process
+was reading: that feed is reported failed, and what the lane had not answered goes to a
+new lane. Lanes ignore SIGINT and SIGTERM (Ctrl-C and systemd signal the whole process
 group): the main process decides when they stop, and they die with it.
 """
 
@@ -27,7 +31,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias
@@ -49,6 +53,7 @@ MAX_RESTARTS = 3
 DIED = "the parser process died while reading this document"
 FRAME_HEADER = 8  # bytes of a frame's length, before its pickle
 INBOX = 16  # messages read ahead of the storing side, from all lanes
+MAX_SENT = 8  # documents fetched here and sent to a lane to prepare, not yet answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +112,19 @@ def split(requests: Sequence[FetchRequest], options: FetchOptions,
 
 def lane_main() -> None:
     """A lane's process (`python -c "...lane_main()"`). Frames (8-byte length, pickle) in
-    both directions: its share and the answers to its questions on stdin; on stdout
+    both directions. On stdin: its share first, then ("prepare", (FetchResult, FeedState))
+    for documents the main process fetched, ("known", answer) for its questions, and
+    ("done", None) once nothing more will be sent to prepare. On stdout:
     ("preparing", feed_id) before a document is read (so its death is charged to that
     document), ("known?", (feed_id, guids)) for what is stored of a document's entries,
-    and ("result", (FetchResult, Prepared | None)) for every feed."""
+    and ("result", (FetchResult, Prepared | None)) for every feed, fetched or sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The frames own stdout; anything else printed goes to stderr, as log lines do.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    import httpx  # noqa: F401  (every lane fetches: load it before freezing)
+    import httpx  # noqa: F401  (nearly every lane fetches: load it before freezing)
 
     gc.freeze()  # modules live as long as the lane: full collections need not rescan them
     asyncio.run(_lane(out))
@@ -133,6 +140,22 @@ async def _lane(out: BinaryIO) -> None:
         share: Share = await _receive(stdin)
     except asyncio.IncompleteReadError:
         return  # the poll ended before giving this lane a share
+    answers: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
+    sent: asyncio.Queue[tuple[FetchResult, FeedState] | None] = asyncio.Queue()
+
+    async def read_input() -> None:
+        try:
+            while True:
+                kind, payload = await _receive(stdin)
+                if kind == "known":
+                    answers.put_nowait(payload)
+                elif kind == "prepare":
+                    sent.put_nowait(payload)
+                else:  # "done"
+                    sent.put_nowait(None)
+        except asyncio.IncompleteReadError:  # the poll is over
+            sent.put_nowait(None)
+            answers.put_nowait(None)
 
     def send(message: tuple[str, Any]) -> None:
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
@@ -141,10 +164,16 @@ async def _lane(out: BinaryIO) -> None:
 
     async def known(feed_id: int, guids: list[str]) -> dict[str, str]:
         send(("known?", (feed_id, guids)))
-        answer: dict[str, str] = await _receive(stdin)
+        answer = await answers.get()
+        if answer is None:
+            raise ConnectionError("the poll ended before answering")
         return answer
 
-    await _run_share(share, send, known)
+    reader = asyncio.create_task(read_input())
+    try:
+        await _run_share(share, send, known, sent)
+    finally:
+        reader.cancel()
 
 
 async def _receive(stream: asyncio.StreamReader) -> Any:
@@ -153,18 +182,23 @@ async def _receive(stream: asyncio.StreamReader) -> Any:
 
 
 async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None],
-                     known: Callable[[int, list[str]], Awaitable[dict[str, str]]]) -> None:
+                     known: Callable[[int, list[str]], Awaitable[dict[str, str]]],
+                     sent: asyncio.Queue[tuple[FetchResult, FeedState] | None]) -> None:
+    """Fetch the share, preparing each changed document, and prepare the documents the
+    main process sends, one document at a time, until the share is done and the main
+    process says nothing more will come."""
+    one_at_a_time = asyncio.Lock()  # a death is charged to the one document being read
     matcher: Matcher | None = None
-    async for result in fetch_stream(share.requests, share.options):
-        feed = share.feeds[result.feed_id]
-        prepared = None
-        if changed(result, feed):
-            # The parser and the profile are loaded at the first changed document: a
-            # lane of unchanged feeds only fetches.
-            from monitor.match import Matcher, load_profile
-            from monitor.parse import ParseError
-            from monitor.prepare import Prepared, prepare_document, read_document
 
+    async def prepare(result: FetchResult, feed: FeedState) -> None:
+        nonlocal matcher
+        # The parser and the profile are loaded at the first changed document: a lane
+        # of unchanged feeds only fetches.
+        from monitor.match import Matcher, load_profile
+        from monitor.parse import ParseError
+        from monitor.prepare import Prepared, prepare_document, read_document
+
+        async with one_at_a_time:
             send(("preparing", result.feed_id))
             try:
                 matcher = matcher or Matcher(load_profile(share.topics), share.threshold)
@@ -177,7 +211,23 @@ async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None],
             except Exception as exc:  # a bug: this feed only
                 log.exception("feed %s: preparing failed", result.url)
                 prepared = Prepared(error=f"processing failed: {exc}")
-        send(("result", (result, prepared)))
+            send(("result", (result, prepared)))
+
+    async def own() -> None:
+        if not share.requests:
+            return
+        async for result in fetch_stream(share.requests, share.options):
+            feed = share.feeds[result.feed_id]
+            if changed(result, feed):
+                await prepare(result, feed)
+            else:
+                send(("result", (result, None)))
+
+    async def others() -> None:
+        while (item := await sent.get()) is not None:
+            await prepare(*item)
+
+    await asyncio.gather(own(), others())
 
 
 # ------------------------------------------------------------ in the main process --
@@ -198,6 +248,8 @@ class _Lane:
     transports: tuple[asyncio.ReadTransport, asyncio.WriteTransport]
     reading: int | None = None  # the feed whose document it is reading
     pump: asyncio.Task[None] | None = None
+    # Documents fetched by the main process and sent here to prepare, not yet answered.
+    sent: dict[int, FetchResult] = field(default_factory=dict)
 
     @classmethod
     async def adopt(cls, process: subprocess.Popen[bytes],
@@ -248,7 +300,7 @@ class Lanes:
         """Start the lanes now, before the feeds are claimed: their interpreters start and
         import (a tenth of a second each) while this process reads the database, and
         `run` hands them their shares. Lanes no poll uses are ended by `discard`."""
-        while len(self.ready) < self.processes:
+        while len(self.ready) < self.processes - 1:  # this process fetches a share too
             self.ready.append(self._spawn())
 
     def discard(self) -> None:
@@ -265,53 +317,111 @@ class Lanes:
     async def run(self, requests: Sequence[FetchRequest], feeds: dict[int, FeedState],
                   options: FetchOptions, now: datetime) -> AsyncGenerator[Outcome, None]:
         """Every request's outcome, in the order they finish: the fetch result and, for a
-        changed body, the prepared document (None: the caller prepares it)."""
+        changed body, the prepared document (None: the caller prepares it).
+
+        The requests are split into `processes` shares. This process fetches one itself
+        (most feeds of most polls answer 304, and a lane fewer to start is a tenth of a
+        second of CPU saved) and sends the documents that changed in it to a lane
+        started for them when the first one arrives; each other share goes to a lane
+        that fetches and prepares it."""
         lanes: list[_Lane] = []
-        inbox: asyncio.Queue[tuple[_Lane, Any]] = asyncio.Queue(INBOX)
+        inbox: asyncio.Queue[tuple[_Lane | None, Any]] = asyncio.Queue(INBOX)
         answered: set[int] = set()
         restarts = 0
+        fetching_here = True
+        failed_here: list[BaseException] = []
+        room = asyncio.Semaphore(MAX_SENT)  # documents sent to lanes, not yet answered
+        helper: _Lane | None = None  # the lane preparing what this process fetched
+        (mine, limits), *theirs = split(requests, options, self.processes)
 
-        async def start(share_requests: list[FetchRequest], limits: FetchOptions) -> None:
+        async def start(share_requests: list[FetchRequest],
+                        resend: Sequence[FetchResult] = ()) -> _Lane:
             share = Share(share_requests, {r.feed_id: feeds[r.feed_id] for r in share_requests},
                           limits, self.topics, self.threshold, self.dialect, now)
             process = self.ready.pop() if self.ready else self._spawn()
             lane = await _Lane.adopt(process, share_requests)
             lane.tell(share)
+            for result in resend:
+                lane.sent[result.feed_id] = result
+                lane.tell(("prepare", (result, feeds[result.feed_id])))
+            if not fetching_here:
+                lane.tell(("done", None))
             lane.pump = asyncio.create_task(_pump(lane, inbox, self.known))
             lanes.append(lane)
+            return lane
 
-        shares = split(requests, options, self.processes)
-        for share_requests, limits in shares:
-            await start(share_requests, limits)
+        async def fetch_here() -> None:
+            nonlocal fetching_here, helper
+            try:
+                async for result in fetch_stream(mine, limits):
+                    if not changed(result, feeds[result.feed_id]):
+                        await inbox.put((None, result))
+                        continue
+                    await room.acquire()
+                    if helper is None or helper not in lanes:
+                        helper = await start([])
+                    helper.sent[result.feed_id] = result
+                    helper.tell(("prepare", (result, feeds[result.feed_id])))
+            except Exception as exc:  # a bug: the poll fails, as it would in-process
+                failed_here.append(exc)
+            fetching_here = False
+            for lane in lanes:
+                lane.tell(("done", None))
+            await inbox.put((None, None))
+
+        def answer(lane: _Lane, feed_id: int) -> None:
+            answered.add(feed_id)
+            if lane.sent.pop(feed_id, None) is not None:
+                room.release()
+
+        for share_requests, _ in theirs:
+            await start(share_requests)
+        here = asyncio.create_task(fetch_here())
         try:
-            while lanes:
+            while lanes or fetching_here:
                 lane, message = await inbox.get()
+                if lane is None:  # from fetch_here: a result, or its end
+                    if failed_here:
+                        raise failed_here[0]
+                    if message is not None:
+                        answered.add(message.feed_id)
+                        yield message, None
+                    continue
                 if message is not None:
                     kind, payload = message
                     if kind == "preparing":
                         lane.reading = payload
                     elif payload[0].feed_id not in answered:
                         lane.reading = None
-                        answered.add(payload[0].feed_id)
+                        answer(lane, payload[0].feed_id)
                         yield payload
                     continue
                 lanes.remove(lane)  # its output ended: it finished, or died
                 lane.close()
                 for outcome in _ended(lane, answered):
+                    answer(lane, outcome[0].feed_id)
                     yield outcome
                 left = [r for r in lane.requests if r.feed_id not in answered]
-                if not left:
+                resend = [r for r in lane.sent.values() if r.feed_id not in answered]
+                if not left and not resend:
                     continue
                 if restarts < MAX_RESTARTS:
                     restarts += 1
                     log.warning("a lane process ended (exit %s) with %d feeds unanswered; "
-                                "a new one takes them", lane.process.returncode, len(left))
-                    await start(left, shares[0][1])
+                                "a new one takes them", lane.process.returncode,
+                                len(left) + len(resend))
+                    replacement = await start(left, resend)
+                    if lane is helper:
+                        helper = replacement
                     continue
                 for r in left:
                     answered.add(r.feed_id)
                     yield FetchResult(r.feed_id, r.url, error=DIED), None
+                for result in resend:
+                    answer(lane, result.feed_id)
+                    yield FetchResult(result.feed_id, result.url, error=DIED), None
         finally:
+            here.cancel()
             self.discard()
             for lane in lanes:
                 if lane.process.poll() is None:
@@ -322,7 +432,7 @@ class Lanes:
                 lane.close()
 
 
-async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane, Any]],
+async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane | None, Any]],
                 known: Callable[[int, list[str]], dict[str, str]]) -> None:
     """Move a lane's messages to the inbox, None once its output ends; its questions are
     answered here, so a lane never waits for the storing side to catch up."""
@@ -332,7 +442,7 @@ async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane, Any]],
             size = int.from_bytes(await stream.readexactly(FRAME_HEADER), "big")
             message = pickle.loads(await stream.readexactly(size))
             if message[0] == "known?":
-                lane.tell(await asyncio.to_thread(known, *message[1]))
+                lane.tell(("known", await asyncio.to_thread(known, *message[1])))
             else:
                 await inbox.put((lane, message))
     except (asyncio.IncompleteReadError, pickle.UnpicklingError, EOFError):
@@ -347,7 +457,8 @@ def _ended(lane: _Lane, answered: set[int]) -> list[Outcome]:
     if victim is None or victim in answered:
         return []
     answered.add(victim)
-    url = next(r.url for r in lane.requests if r.feed_id == victim)
+    url = lane.sent[victim].url if victim in lane.sent else \
+        next(r.url for r in lane.requests if r.feed_id == victim)
     log.error("feed %s: the parser process died while reading it (exit %s)", url,
               lane.process.returncode)
     return [(FetchResult(victim, url, error=DIED), None)]
