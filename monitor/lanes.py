@@ -238,7 +238,7 @@ Outcome: TypeAlias = "tuple[FetchResult, Prepared | None]"
 LANE_COMMAND = (sys.executable, "-c", "from monitor.lanes import lane_main; lane_main()")
 
 
-@dataclass
+@dataclass(eq=False)  # one lane is one process: identity, not field equality
 class _Lane:
     """A lane process, its share, and its pipes as seen from this event loop."""
 
@@ -376,6 +376,8 @@ class Lanes:
 
         for share_requests, _ in theirs:
             await start(share_requests)
+        if any(feeds[r.feed_id].first_sight for r in mine):
+            helper = await start([])  # a first poll's documents are all new: no waiting
         here = asyncio.create_task(fetch_here())
         try:
             while lanes or fetching_here:
