@@ -6,13 +6,13 @@ parsing and matching a changed one several times more; one process would spend b
 one core. The feeds are split into one share per core. The main process fetches one
 share itself, in its event loop, since most feeds of most polls answer 304 and a lane
 fewer to start saves a tenth of a second of CPU; the documents that changed in it go to
-a lane started for them at the first one. Each other share goes to a lane that fetches
-it (fetch.py, with the concurrency limits divided between shares, so a host never sees
-more connections than configured) and prepares each changed body as it arrives
-(prepare.py). A lane writes each result, body included, to its stdout pipe, so it waits
-when the storing side falls behind and memory stays flat. A lane is a fresh interpreter
-importing only what it needs (multiprocessing's spawn would re-run the command that
-started the poll).
+a lane started for them at the first one (at once if the share was never polled: then
+every document is new). Each other share goes to a lane that fetches it (fetch.py, with
+the concurrency limits divided between shares, so a host never sees more connections
+than configured) and prepares each changed body as it arrives (prepare.py). A lane
+writes each result, body included, to its stdout pipe, so it waits when the storing
+side falls behind and memory stays flat. A lane is a fresh interpreter importing only
+what it needs (multiprocessing's spawn would re-run the command that started the poll).
 
 A lane that dies (killed for memory on a hostile document, say) costs the document it
 was reading: that feed is reported failed, and what the lane had not answered goes to a

@@ -139,7 +139,7 @@ class Pipeline:
     def expect_poll(self) -> None:
         """Start the lanes of the coming poll now if it will likely use them (as the last
         poll did; the first, if the config lists enough feeds), so they start while this
-        process claims the feeds. A wrong guess costs two processes killed early."""
+        process claims the feeds. A wrong guess costs lanes killed before doing anything."""
         likely = self.laned if self.laned is not None else self.lanes.use(len(self.settings.feeds))
         if likely:
             self.lanes.prestart()
@@ -405,6 +405,8 @@ class Pipeline:
         """Record plain "not modified" answers, the bulk of most polls, in one UPDATE
         (what _process does for them, on plain rows: a thousand ORM objects cost more
         than the rest of a warm poll's storing). Returns the feeds that need _process."""
+        if not results:
+            return set()
         rows = store.schedules(s, [r.feed_id for r in results])
         values = []
         for r in results:
