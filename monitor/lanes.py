@@ -266,8 +266,9 @@ class _Lane:
 
     def tell(self, message: Any) -> None:
         """Send a frame; the loop writes it as the pipe takes it. Messages to a lane are a
-        share and answers about a few dozen entries, so nothing piles up; to a dead lane
-        they are dropped (its output ends, and the poll learns it there)."""
+        share, answers about a few dozen entries and at most MAX_SENT documents awaiting
+        preparation, so little piles up; to a dead lane they are dropped (its output
+        ends, and the poll learns it there)."""
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         self.transports[1].write(len(data).to_bytes(FRAME_HEADER, "big") + data)
 
@@ -322,8 +323,8 @@ class Lanes:
         The requests are split into `processes` shares. This process fetches one itself
         (most feeds of most polls answer 304, and a lane fewer to start is a tenth of a
         second of CPU saved) and sends the documents that changed in it to a lane
-        started for them when the first one arrives; each other share goes to a lane
-        that fetches and prepares it."""
+        started for them when the first one arrives (at once on the share's first poll);
+        each other share goes to a lane that fetches and prepares it."""
         lanes: list[_Lane] = []
         inbox: asyncio.Queue[tuple[_Lane | None, Any]] = asyncio.Queue(INBOX)
         answered: set[int] = set()
@@ -342,8 +343,7 @@ class Lanes:
             lane = await _Lane.adopt(process, share_requests)
             lane.tell(share)
             for result in resend:
-                lane.sent[result.feed_id] = result
-                lane.tell(("prepare", (result, feeds[result.feed_id])))
+                hand(lane, result)
             if not fetching_here:
                 lane.tell(("done", None))
             lane.pump = asyncio.create_task(_pump(lane, inbox, self.known))
@@ -360,14 +360,18 @@ class Lanes:
                     await room.acquire()
                     if helper is None or helper not in lanes:
                         helper = await start([])
-                    helper.sent[result.feed_id] = result
-                    helper.tell(("prepare", (result, feeds[result.feed_id])))
+                    hand(helper, result)
             except Exception as exc:  # a bug: the poll fails, as it would in-process
                 failed_here.append(exc)
             fetching_here = False
             for lane in lanes:
                 lane.tell(("done", None))
             await inbox.put((None, None))
+
+        def hand(lane: _Lane, result: FetchResult) -> None:
+            """Send a document fetched here to `lane` to prepare."""
+            lane.sent[result.feed_id] = result
+            lane.tell(("prepare", (result, feeds[result.feed_id])))
 
         def answer(lane: _Lane, feed_id: int) -> None:
             answered.add(feed_id)
