@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from monitor import __version__
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 USER_AGENT = f"monitor/{__version__} (self-hosted news feed monitor; +https://pypi.org/project/feedparser/)"
@@ -74,8 +77,60 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
-                     opts: FetchOptions) -> FetchResult:
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """The HTTP client of a poll and, beside it, the transport it sends through.
+
+    A fetch's first request goes to the transport directly: the client's own layers
+    (redirect and auth handling, cookie extraction, event hooks) are a fifth of the CPU
+    of a 304, and most answers are 304s. Should the answer be a redirect, the client
+    follows it from there, hooks and cookie jar included; so the jar is sent with every
+    request but only a redirect chain adds to it. Behind a proxy (HTTP_PROXY and the
+    like) there is no direct transport: the client, which routes to the proxy, sends all.
+    """
+
+    http: httpx.AsyncClient
+    transport: httpx.AsyncHTTPTransport | None
+    guard: Callable[[httpx.Request], Awaitable[None]]
+
+    async def send(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, str | None]:
+        """The response, streaming (the caller closes it), and the address it came from
+        when every redirect on the way there was permanent (301/308), else None."""
+        import httpx
+
+        request = self.http.build_request("GET", url, headers=headers)
+        if self.transport is None:
+            response = await self.http.send(request, stream=True)
+            return response, _moved(response.history, response)
+        await self.guard(request)
+        first = await self.transport.handle_async_request(request)
+        first.request = request
+        location = first.headers.get("location")
+        if first.status_code not in REDIRECTS or not location:
+            return first, None
+        await first.aclose()
+        try:
+            target = request.url.join(location)
+        except httpx.InvalidURL as exc:
+            raise httpx.RemoteProtocolError(f"bad redirect location: {exc}",
+                                            request=request) from None
+        followed = await self.http.send(self.http.build_request("GET", target, headers=headers),
+                                        stream=True)
+        return followed, _moved([first, *followed.history], followed)
+
+
+def _moved(history: Sequence[httpx.Response], response: httpx.Response) -> str | None:
+    """A feed's new address: where it ended up when every redirect was permanent."""
+    if history and all(r.status_code in (301, 308) for r in history):
+        return str(response.url)
+    return None
+
+
+async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> FetchResult:
     import httpx
 
     from monitor import netguard
@@ -88,16 +143,14 @@ async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
     netguard.start_fetch()
     try:
         async with asyncio.timeout(opts.timeout.total_seconds()):
-            async with client.stream("GET", req.url, headers=headers) as resp:
-                permanent = None
-                if resp.history and all(r.status_code in (301, 308) for r in resp.history):
-                    permanent = str(resp.url)
+            resp, moved_to = await client.send(req.url, headers)
+            try:
                 base = FetchResult(
                     feed_id=req.feed_id, url=req.url, status=resp.status_code,
                     content_type=resp.headers.get("content-type"),
                     etag=resp.headers.get("etag") or req.etag,
                     last_modified=resp.headers.get("last-modified") or req.last_modified,
-                    permanent_url=permanent, retry_after=resp.headers.get("retry-after"),
+                    permanent_url=moved_to, retry_after=resp.headers.get("retry-after"),
                     max_age=freshness(resp.headers),
                 )
                 if resp.status_code == 304:
@@ -118,6 +171,8 @@ async def _fetch_one(client: httpx.AsyncClient, req: FetchRequest,
                     chunks.append(chunk)
                 body = b"".join(chunks)
                 return replace(base, body=body, body_hash=hashlib.sha256(body).hexdigest())
+            finally:
+                await resp.aclose()
     except BodyTooLarge:
         return FetchResult(req.feed_id, req.url,
                            error=f"body larger than the {opts.max_body}-byte cap")
@@ -164,9 +219,11 @@ def _describe(exc: httpx.HTTPError) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def make_client(opts: FetchOptions) -> httpx.AsyncClient:
+def make_client(opts: FetchOptions) -> _Client:
     """The HTTP client of a poll (httpx is imported here, on first use: a process that
     only stores, as the main one of a large poll does, never loads it)."""
+    from urllib.request import getproxies
+
     import httpx
 
     from monitor import netguard
@@ -175,11 +232,29 @@ def make_client(opts: FetchOptions) -> httpx.AsyncClient:
                             connect=opts.connect_timeout.total_seconds())
     limits = httpx.Limits(max_connections=opts.concurrency,
                           max_keepalive_connections=opts.concurrency)
-    return httpx.AsyncClient(
-        timeout=timeout, limits=limits, follow_redirects=True, max_redirects=10,
+    # Proxies from the environment are the client's to route to (it ignores them when
+    # given a transport): with any set, the client sends every request itself.
+    direct = None if getproxies() else \
+        httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
+    guard = netguard.make_guard(opts.allow_link_local)
+    http = httpx.AsyncClient(
+        verify=ssl_context(), transport=direct, limits=limits, timeout=timeout,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS - (direct is not None),  # a direct first hop counts
         headers={"User-Agent": opts.user_agent, "Accept": ACCEPT},
-        event_hooks={"request": [netguard.make_guard(opts.allow_link_local)]},
+        event_hooks={"request": [guard]},
     )
+    return _Client(http, direct, guard)
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS setup (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made once
+    per process: loading the CA bundle is tens of ms, which a lane spends while it waits
+    for its share rather than after."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 async def fetch_stream(requests: Sequence[FetchRequest],
@@ -188,13 +263,14 @@ async def fetch_stream(requests: Sequence[FetchRequest],
     total = asyncio.Semaphore(opts.concurrency)
     hosts: dict[str, asyncio.Semaphore] = {}
 
-    async def guarded(client: httpx.AsyncClient, req: FetchRequest) -> FetchResult:
+    async def guarded(client: _Client, req: FetchRequest) -> FetchResult:
         host = urlsplit(req.url).netloc.lower()
         per_host = hosts.setdefault(host, asyncio.Semaphore(opts.per_host))
         async with per_host, total:
             return await _fetch_one(client, req, opts)
 
-    async with make_client(opts) as client:
+    client = make_client(opts)
+    async with client.http:  # closes its transport too
         tasks = [asyncio.create_task(guarded(client, r)) for r in requests]
         try:
             for next_done in asyncio.as_completed(tasks):

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias
 from urllib.parse import urlsplit
 
-from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
+from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream, ssl_context
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
@@ -124,7 +124,7 @@ def lane_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    import httpx  # noqa: F401  (nearly every lane fetches: load it before freezing)
+    ssl_context()  # nearly every lane fetches: httpx and the CA bundle load before freezing
 
     gc.freeze()  # modules live as long as the lane: full collections need not rescan them
     asyncio.run(_lane(out))

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from monitor.fetch import FetchOptions, FetchRequest, fetch_stream
+from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
+from tests.conftest import FeedServer
 
 
 @pytest.fixture
@@ -88,3 +89,73 @@ def test_a_fetch_looks_for_no_module_once_warm(
     finally:
         sys.meta_path.remove(recorder)
     assert recorder.asked == []
+
+
+def _fetch(url: str, **request: str) -> FetchResult:
+    async def run() -> list[FetchResult]:
+        return [r async for r in fetch_stream([FetchRequest(1, url, **request)], FetchOptions())]
+
+    return asyncio.run(run())[0]
+
+
+@pytest.mark.parametrize(("chain", "moved"), [
+    ([301], True), ([308, 301], True), ([302], False), ([301, 307], False), ([303, 308], False),
+])
+def test_redirects_are_followed_and_only_an_all_permanent_chain_moves_the_feed(
+        feed_server: FeedServer, chain: list[int], moved: bool) -> None:
+    """The first hop is answered by the transport, the rest by the client: either way the
+    document arrives, validators travel along, and a relative Location is resolved."""
+    target = feed_server.serve("/final.xml", "<rss version='2.0'><channel/></rss>")
+    previous = "/final.xml"
+    for n, status in reversed(list(enumerate(chain))):
+        location = previous if n else feed_server.url(previous)  # relative, then absolute
+        feed_server.serve(f"/hop{n}.xml", "", status=status, content_type="text/plain",
+                          headers={"Location": location})
+        previous = f"/hop{n}.xml"
+    result = _fetch(feed_server.url(previous), etag='"old"')
+    assert (result.status, result.error) == (200, None)
+    assert result.body is not None and b"<rss" in result.body
+    assert result.permanent_url == (target if moved else None)
+    assert [r["path"] for r in feed_server.requests] == [
+        *(f"/hop{n}.xml" for n in range(len(chain))), "/final.xml"]
+    assert {r["headers"].get("If-None-Match") for r in feed_server.requests} == {'"old"'}
+
+
+def test_a_feed_that_does_not_redirect_has_no_new_address(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/plain.xml", "<rss version='2.0'><channel/></rss>")
+    result = _fetch(url)
+    assert (result.status, result.permanent_url) == (200, None)
+
+
+def test_a_malformed_redirect_location_is_that_feeds_error(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/bad.xml", "", status=302, content_type="text/plain",
+                            headers={"Location": "http://[::1"})
+    result = _fetch(url)
+    assert result.status is None and "redirect" in (result.error or ""), result
+
+
+def test_a_redirect_chain_stops_at_ten_hops(feed_server: FeedServer) -> None:
+    for n in range(12):
+        feed_server.serve(f"/r{n}.xml", "", status=302, content_type="text/plain",
+                          headers={"Location": f"/r{n + 1}.xml"})
+    feed_server.serve("/r12.xml", "<rss version='2.0'><channel/></rss>")
+    assert _fetch(feed_server.url("/r2.xml")).status == 200  # ten hops: fine
+    feed_server.requests.clear()
+    assert _fetch(feed_server.url("/r1.xml")).error == "too many redirects"
+    assert len(feed_server.requests) == 11  # the first and ten more, then it gave up
+
+
+def test_a_proxy_from_the_environment_carries_every_request(
+        feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTP_PROXY set, requests go to the proxy (here the local server, which sees
+    the absolute address a proxy is asked for), redirects included."""
+    feed_server.serve("http://feeds.invalid/a.xml", "", status=301, content_type="text/plain",
+                      headers={"Location": "http://feeds.invalid/b.xml"})
+    feed_server.serve("http://feeds.invalid/b.xml", "<rss version='2.0'><channel/></rss>")
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url(""))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    result = _fetch("http://feeds.invalid/a.xml")
+    assert (result.status, result.permanent_url) == (200, "http://feeds.invalid/b.xml")
+    assert [r["path"] for r in feed_server.requests] == [
+        "http://feeds.invalid/a.xml", "http://feeds.invalid/b.xml"]
