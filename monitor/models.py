@@ -19,6 +19,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -54,6 +55,11 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Entries stored on topic whose development is decided at the end of their poll.
+PENDING = "pending"
+PENDING_CLAUSE = f"join_reason = '{PENDING}'"
 
 
 class Base(DeclarativeBase):
@@ -118,6 +124,8 @@ class Entry(Base):
     __table_args__ = (
         UniqueConstraint("feed_id", "guid"),
         Index("ix_entries_published_at", "published_at"),
+        Index("ix_entries_pending", "published_at", sqlite_where=sql_text(PENDING_CLAUSE),
+              postgresql_where=sql_text(PENDING_CLAUSE)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -142,7 +150,8 @@ class Entry(Base):
     # What clustering compares (cluster.Features as JSON), so a new process rebuilds its
     # index without re-matching every recent entry.
     cluster_features: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # Why it is (not) in a development: "new", "same-url", "same-content", "similar", "update".
+    # Why it is (not) in a development: "new", "same-url", "same-content", "similar",
+    # "update", "off-topic"; "pending" until the end of the poll that stored it places it.
     join_reason: Mapped[str | None] = mapped_column(String(40))
     development_id: Mapped[int | None] = mapped_column(
         ForeignKey("developments.id", ondelete="SET NULL"), index=True

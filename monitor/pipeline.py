@@ -39,7 +39,7 @@ from monitor.db import Database
 from monitor.deliver import parse_retry_after
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.lanes import FeedState, Lanes, changed
-from monitor.models import Development, Entry, Feed, TopicMatch
+from monitor.models import PENDING, Development, Entry, Feed, TopicMatch
 from monitor.outbox import DeliveryStats, Outbox
 from monitor.schedule import MAX_HINT, adaptive_interval, next_error, next_success
 
@@ -84,6 +84,14 @@ class PollStats:
                      "updated_entries", "developments", "alerts"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed_feeds += other.failed_feeds
+
+
+def stored_match(row: Entry, threshold: float) -> MatchResult:
+    """An entry's stored topic scores as the match result alert decisions read."""
+    from monitor.match import MatchResult, TopicScore
+
+    scores = {m.topic: TopicScore(m.topic, m.score, list(m.evidence)) for m in row.matches}
+    return MatchResult(scores, frozenset(), frozenset(), frozenset(), threshold)
 
 
 def success(url: str, errors: int, interval_seconds: int, now: datetime,
@@ -241,6 +249,7 @@ class Pipeline:
                 group.create_task(consume())
         finally:
             await source.aclose()
+        stats.add(await asyncio.to_thread(self.settle))
         return stats
 
     async def _fetch_here(self, requests: list[FetchRequest]
@@ -495,7 +504,10 @@ class Pipeline:
                 if dev is not None:
                     self._update_development(s, dev, row, result, now, cutoff, stats)
             elif result.scores:
-                self._place_new(s, row, a, result, f, now, cutoff, stats)
+                # Placed by settle() at the end of the poll, with every other on-topic
+                # entry the poll stored, in an order that does not depend on which feed
+                # answered first.
+                row.join_reason = PENDING
             else:
                 # No topic rule holds anywhere in it: stored and matched, not clustered
                 # (most of a general news feed; clustering it would only cost).
@@ -505,6 +517,33 @@ class Pipeline:
                                         a.content_hash, a.published_at, f))
             else:
                 self.cluster.observe(row.id, a.published_at, f)
+
+    def settle(self) -> PollStats:
+        """Place every pending entry (on topic, stored, not yet in a development) into a
+        development, opening and announcing new ones; oldest first, ties broken by URL.
+
+        Deciding at the end of the poll, rather than as each feed's answer arrives, makes
+        the developments and alerts a function of what was fetched, not of the order in
+        which the fetches completed. Pending entries left by a crashed or concurrent poll
+        are settled by the next one that gets here (under the clustering lock)."""
+        now = self.clock()
+        stats = PollStats()
+        with self.db.session() as s:
+            pending = store.pending_entries(s)
+            if not pending:
+                return stats
+            store.lock_clustering(s)
+            pending = store.pending_entries(s)  # another worker may have settled them
+            self._refresh_cluster_index(s, now)
+            cutoff = now - self.settings.alerts.backfill
+            for row in pending:
+                result = stored_match(row, self.matcher.threshold)
+                f = features_from_json(row.cluster_features or {})
+                self._place_new(s, row, result, f, now, cutoff, stats)
+                if row.development_id is not None:
+                    self.cluster.add(Member(row.id, row.development_id, row.canonical_url,
+                                            row.content_hash, row.published_at, f))
+        return stats
 
     def _save_matches(self, row: Entry, result: MatchResult) -> None:
         row.score = result.best
@@ -547,9 +586,9 @@ class Pipeline:
                 self.cluster.add(Member(e.id, e.development_id, e.canonical_url,
                                         e.content_hash, e.published_at, f))
 
-    def _place_new(self, s: Session, row: Entry, a: Article,
-                   result: MatchResult, f: Features, now: datetime, cutoff: datetime,
-                   stats: PollStats) -> None:
+    def _place_new(self, s: Session, row: Entry, result: MatchResult, f: Features,
+                   now: datetime, cutoff: datetime, stats: PollStats) -> None:
+        a = row
         fresh = store.developments_since(s, self.fresh_since) if self.fresh_since else set()
         assignment = self.cluster.assign(a.canonical_url, a.content_hash, a.published_at, f,
                                          frozenset(fresh))

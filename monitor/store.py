@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from monitor.config import DEFAULT_INTERVAL, FeedConfig
-from monitor.models import Alert, Delivery, Development, Entry, Feed
+from monitor.models import PENDING, Alert, Delivery, Development, Entry, Feed
 from monitor.rows import ADDED_COLUMNS, ENTRY_COLUMNS, encode_datetime
 
 if TYPE_CHECKING:
@@ -198,6 +198,17 @@ def recent_entries(s: Session, since: datetime, after_id: int,
                                .order_by(Entry.id.desc()).limit(background)))
     latest.reverse()
     yield from heapq.merge(members, latest, key=lambda row: row.id)
+
+
+def pending_entries(s: Session) -> list[Entry]:
+    """Entries waiting to be placed in a development, in the order they are placed:
+    oldest first, then by URL and guid, so the order is the same whatever the order of
+    storing (ids follow arrival)."""
+    q = (select(Entry).where(Entry.join_reason == PENDING)
+         .options(selectinload(Entry.matches)))
+    rows = list(s.scalars(q))
+    rows.sort(key=lambda e: (e.published_at, e.canonical_url or "", e.guid, e.id))
+    return rows
 
 
 def developments_since(s: Session, since: datetime) -> set[int]:
