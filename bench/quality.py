@@ -87,7 +87,8 @@ def run(referee: ModuleType, scenario: Path, calendar: bool, order_seed: int | N
             body, ctype = referee.render(sc, oid, k, polls)
             pipeline.process_result(FetchResult(feed_ids[oid], f"http://127.0.0.1:9/feeds/"
                                                 f"{oid}.xml", 200, body, None, ctype))
-        pipeline.settle()
+        if hasattr(pipeline, "settle"):  # (older versions placed entries as they came)
+            pipeline.settle()
         with db.session() as s:
             for alert in s.scalars(select(Alert).where(Alert.kind == "development")
                                    .order_by(Alert.id)):

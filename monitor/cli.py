@@ -387,6 +387,38 @@ def explain(obj: Context, url: str) -> None:
         alert = s.scalar(select(Alert).where(Alert.development_id == dev.id))
         if alert is not None:
             click.echo(f"  alert {alert.public_id} at {alert.created_at:%Y-%m-%d %H:%M} UTC")
+        _explain_neighbours(obj, s, entry)
+
+
+def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
+    """The clustered reports published within the window before and after `entry`, most
+    alike first: what each shares with it, and whether that clears the bar."""
+    from monitor.cluster import ClusterParams, compare, document_frequencies, features_from_json
+
+    if not entry.cluster_features:
+        return
+    params = ClusterParams(window=obj.settings.matching.cluster_window)
+    near = list(s.scalars(select(Entry).where(
+        Entry.id != entry.id, Entry.development_id.is_not(None),
+        Entry.published_at >= entry.published_at - params.window,
+        Entry.published_at <= entry.published_at + params.window).limit(2000)))
+    mine = features_from_json(entry.cluster_features)
+    theirs = [(e, features_from_json(e.cluster_features)) for e in near if e.cluster_features]
+    idf = document_frequencies([mine, *(f for _, f in theirs)])
+    rows = sorted(((compare(mine, f, idf, params), e) for e, f in theirs),
+                  key=lambda r: -r[0].similarity)[:5]
+    if not rows:
+        return
+    click.echo("\nmost alike clustered reports (similarity / bar; what they share):")
+    for c, e in rows:
+        same = "same development" if e.development_id == entry.development_id else \
+            f"development #{e.development_id}"
+        shared = "; ".join(f"{k}: {', '.join(v)}" for k, v in (
+            ("entities", c.entities), ("names", c.names), ("numbers", c.numbers),
+            ("words", c.words)) if v) or "nothing"
+        conflict = "; different places" if c.place_conflict else ""
+        click.echo(f"  {c.similarity:.2f} / {c.bar:.2f}{' across languages' if c.cross else ''}"
+                   f" [{same}] {e.title[:70]}\n      shares {shared}{conflict}")
 
 
 @alerts.command("retry")

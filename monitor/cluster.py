@@ -38,6 +38,7 @@ class Features:
     numbers: frozenset[str]
     language: str | None
     commentary: bool = False
+    names: frozenset[str] = frozenset()  # match.name_key() of names outside the profile
 
 
 _COMMENTARY = re.compile(
@@ -58,26 +59,28 @@ def features(match: MatchResult, language: str | None, title: str = "") -> Featu
     for key, n in match.terms.items():
         words["=" + key] += n
     return Features(words, match.entities, match.keywords, match.places, match.numbers,
-                    language, is_commentary(title))
+                    language, is_commentary(title), match.names)
 
 
 def features_to_json(f: Features) -> dict[str, Any]:
     return {"w": dict(f.words), "e": sorted(f.entities), "k": sorted(f.keywords),
             "p": sorted(f.places), "n": sorted(f.numbers), "l": f.language,
-            "c": f.commentary}
+            "c": f.commentary, "x": sorted(f.names)}
 
 
 def keys_from_json(d: dict[str, Any]) -> list[str]:
     """`Idf.keys` of stored features, without building them: all that word weights need
     of the many entries that are only background."""
     return ([f"w:{w}" for w in d.get("w") or ()] + [f"e:{e}" for e in d.get("e") or ()]
-            + [f"k:{k}" for k in d.get("k") or ()] + [f"n:{n}" for n in d.get("n") or ()])
+            + [f"k:{k}" for k in d.get("k") or ()] + [f"n:{n}" for n in d.get("n") or ()]
+            + [f"x:{x}" for x in d.get("x") or ()])
 
 
 def features_from_json(d: dict[str, Any]) -> Features:
     return Features(Counter(d.get("w") or {}), frozenset(d.get("e") or ()),
                     frozenset(d.get("k") or ()), frozenset(d.get("p") or ()),
-                    frozenset(d.get("n") or ()), d.get("l"), bool(d.get("c")))
+                    frozenset(d.get("n") or ()), d.get("l"), bool(d.get("c")),
+                    frozenset(d.get("x") or ()))
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class ClusterParams:
 
     window: timedelta = timedelta(days=3)
     same_language: float = 0.30
-    cross_language: float = 0.60
+    cross_language: float = 0.40
     commentary_factor: float = 0.6
     fresh_factor: float = 0.7
     place_conflict_factor: float = 0.3
@@ -147,6 +150,8 @@ def _vector(f: Features, idf: Idf | dict[str, float], cross: bool) -> dict[str, 
         vec["k:" + k] = 0.5 * idf.get("k:" + k, 1.0)
     for num in f.numbers:
         vec["n:" + num] = 0.5 * idf.get("n:" + num, 1.0)
+    for x in f.names:
+        vec["x:" + x] = idf.get("x:" + x, 1.0)
     return vec
 
 
@@ -173,7 +178,8 @@ def similarity(a: Features, b: Features, idf: Idf | dict[str, float],
                params: ClusterParams = ClusterParams()) -> tuple[float, bool]:
     """(similarity, whether the pair is compared across languages)."""
     cross = bool(a.language and b.language and a.language != b.language)
-    if cross and len(a.entities & b.entities) + len(a.numbers & b.numbers) < MIN_SHARED:
+    if cross and len(a.entities & b.entities) + len(a.numbers & b.numbers) \
+            + len(a.names & b.names) < MIN_SHARED:
         return 0.0, cross
     sim = _cosine(_vector(a, idf, cross), _vector(b, idf, cross))
     if a.places and b.places and not (a.places & b.places):
@@ -191,7 +197,8 @@ class Idf:
     @staticmethod
     def keys(f: Features) -> set[str]:
         return ({"w:" + w for w in f.words} | {"e:" + e for e in f.entities}
-                | {"k:" + k for k in f.keywords} | {"n:" + n for n in f.numbers})
+                | {"k:" + k for k in f.keywords} | {"n:" + n for n in f.numbers}
+                | {"x:" + x for x in f.names})
 
     def add(self, f: Features) -> None:
         self.add_keys(self.keys(f))
@@ -347,3 +354,29 @@ def assign(article_url: str | None, article_hash: str, published_at: datetime, f
             best_margin = sim - threshold
             best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id)
     return best
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What two reports share, for `monitor explain`: why one joined the other's
+    development or was held apart."""
+
+    similarity: float
+    cross: bool
+    bar: float
+    entities: tuple[str, ...]
+    names: tuple[str, ...]
+    numbers: tuple[str, ...]
+    words: tuple[str, ...]
+    place_conflict: bool
+
+
+def compare(a: Features, b: Features, idf: Idf | dict[str, float],
+            params: ClusterParams = ClusterParams()) -> Comparison:
+    sim, cross = similarity(a, b, idf, params)
+    shared = sorted(set(a.words) & set(b.words), key=lambda w: -idf.get("w:" + w, 1.0))
+    return Comparison(round(sim, 3), cross, round(params.threshold(cross, a.commentary), 3),
+                      tuple(sorted(a.entities & b.entities)), tuple(sorted(a.names & b.names)),
+                      tuple(sorted(a.numbers & b.numbers)),
+                      tuple(w for w in shared if not w.startswith("="))[:8],
+                      bool(a.places and b.places and not a.places & b.places))

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import snowballstemmer
+import Stemmer
 
 from monitor.normalize import Article
 
@@ -32,8 +32,8 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 # (?<=[.!?;])\s+|[\n\r]+|\s+[|•·—–]\s+ , which tests/test_match.py checks).
 _SENTENCE = re.compile(r"\s(?:(?<=[.!?;]\s)\s*|(?<=[\n\r])[\n\r]*|\s*[|•·—–]\s+)")
 _CYR = re.compile(r"[\u0400-\u04ff]")
-_EN = snowballstemmer.stemmer("english")
-_RU = snowballstemmer.stemmer("russian")
+_EN = Stemmer.Stemmer("english")
+_RU = Stemmer.Stemmer("russian")
 
 _DIGITS = re.compile(r"^\d+$")
 STOPWORDS = frozenset("""
@@ -61,6 +61,29 @@ update live analysis video photos watch via one two three first last и в во 
 # whose rule already holds: it lifts a buried mention that reads like the topic.
 DESCRIPTION_WEIGHT = 1.0
 DESCRIPTION_BONUS = 0.3
+
+# A "sentence" longer than RUN_ON words is text run together without punctuation: the
+# same-sentence rule then reads it in windows of WINDOW words, so two actors far apart
+# in it do not count as one statement.
+RUN_ON = 60
+WINDOW = 30
+# A headline that labels a list of unrelated items (a roundup, a briefing, a press
+# review): what it names in one item says nothing about the next, so it reports no
+# development of its own.
+_ROUNDUP = re.compile(
+    r"^\s*(?:[\w ]{0,20}\b)?(?:news\s+)?(?:round-?up|briefing|digest|press\s+review|"
+    r"news\s+review|news\s+in\s+brief|in\s+brief|headlines|top\s+stories|what\s+we(?:'|’)re\s+reading|the\s+day\s+in|"
+    r"week\s+in\s+review|daily\s+brief|morning\s+report|evening\s+report|live(?:\s+updates)?|"
+    r"главное(?:\s+за\s+\w+|\s+к\s+\w+)?|обзор\s+(?:прессы|сми|печати|новостей)|дайджест|"
+    r"итоги\s+(?:дня|недели)|новости\s+(?:дня|к\s+\w+)|что\s+(?:пишут|случилось)|коротко)"
+    r"(?:\s*[:|—–-]|,?\s+\w+\s+\d{1,2}\b|,?\s+\d{1,2}\s+\w+)",
+    re.IGNORECASE)
+
+
+def is_roundup(title: str) -> bool:
+    """A headline labelled as a roundup, digest or press review (in English or Russian)."""
+    return bool(_ROUNDUP.match(title))
+
 
 TITLE_WEIGHT = 1.5
 LEAD_WEIGHT = 1.0
@@ -93,6 +116,42 @@ class Token(NamedTuple):
     surface: str
     kind: int = SKIP
     lead: bool = False  # some profile phrase starts with this stem
+    name: str = ""  # name_key() of a capitalized word, "" for any other
+
+
+# Capitalized in English without being names.
+_NOT_NAMES = frozenset("""
+january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday mr mrs ms dr
+""".split())
+# Spellings that differ between transliterations of one name, made one: kh/h, ch/c, sh/s.
+_DIGRAPHS = re.compile(r"kh|ch|sh|zh|ts|tz|ph|ck|dzh|x|w|q|j")
+_DIGRAPH_MAP = {"kh": "h", "ch": "c", "sh": "s", "zh": "z", "ts": "c", "tz": "c", "ph": "f",
+                "ck": "k", "dzh": "y", "x": "ks", "w": "v", "q": "k", "j": "y"}
+_VOWELS = re.compile(r"(?<=.)[aeiouy]+")
+_REPEATS = re.compile(r"(.)\1+")
+
+
+@lru_cache(maxsize=100_000)
+def name_key(word_stem: str) -> str:
+    """A name's spelling skeleton, the same for most Latin and Cyrillic spellings of it:
+    transliterated (anyascii), digraphs folded, vowels after the first letter dropped,
+    doubled letters merged, five letters kept. "Bennett", "Беннета" → "bnt";
+    "Zelensky", "Зеленский" → "zlnsk". Shorter than three letters: no key."""
+    from anyascii import anyascii
+
+    ascii_ = re.sub(r"[^a-z]", "", anyascii(word_stem).lower())
+    folded = _DIGRAPHS.sub(lambda m: _DIGRAPH_MAP[m.group()], ascii_)
+    key = _REPEATS.sub(r"\1", _VOWELS.sub("", folded))[:5]
+    return key if len(key) >= 3 else ""
+
+
+def _name_of(token_stem: str, surface: str, kind: int) -> str:
+    if kind != WORD or not surface[:1].isupper() or (surface.isupper() and len(surface) < 4):
+        return ""
+    if surface.lower() in _NOT_NAMES:
+        return ""
+    return name_key(token_stem)
 
 
 def _kind(token_stem: str, surface: str) -> int:
@@ -122,6 +181,12 @@ class Term:
     phrases: tuple[tuple[str, ...], ...]
     place: bool = False  # a concrete location
     weight: float = 1.0  # how strongly a hit stands for its concept
+    # Stems of given names the term's full-name aliases put before its surname
+    # ("naftali bennett|bennett"): a bare surname after another given name is someone else.
+    given: frozenset[str] = frozenset()
+    # A place's one-word Latin spellings: English place names do not inflect, so a word
+    # that only stems like one ("Hamas" → "hama") is not that place.
+    spellings: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +226,12 @@ def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
             aliases = [a.strip() for a in line.split("|") if a.strip()]
             phrases = tuple(dict.fromkeys(
                 tuple(t.stem for t in tokenize(a)) for a in aliases if tokenize(a)))
+            singles = {ph[0] for ph in phrases if len(ph) == 1}
+            given = frozenset(ph[-2] for ph in phrases if len(ph) >= 2 and ph[-1] in singles)
+            spellings = frozenset(a.lower() for a in aliases
+                                  if place and " " not in a and not _CYR.search(a))
             terms.append(Term(key=aliases[0].lower(), concept=concept, phrases=phrases,
-                              place=place, weight=weight))
+                              place=place, weight=weight, given=given, spellings=spellings))
     known = {t.concept for t in terms}
     topics = []
     for spec in data.get("topics", []):
@@ -218,6 +287,10 @@ class MatchResult:
     terms: Counter[str] = field(default_factory=Counter)
     words: Counter[str] = field(default_factory=Counter)
     numbers: frozenset[str] = frozenset()
+    # Names the profile does not know (capitalized words inside a sentence) as spelling
+    # skeletons that Latin and Cyrillic spellings share: "Azovstal"/"Азовсталь", new
+    # leaders, towns, ships. See name_key().
+    names: frozenset[str] = frozenset()
 
     @property
     def best(self) -> float:
@@ -250,6 +323,9 @@ class Matcher:
         self._tokens: dict[str, Token] = {}  # by surface form; see _tokenize
         self._require = {t.id: [frozenset(g) for g in t.require] for t in profile.topics}
         self._key_stems = {t.key: t.phrases[0] for t in profile.terms if t.phrases}
+        # Names the profile's terms already stand for (their entity keys say it better).
+        self._known_names = frozenset(name_key(st) for t in profile.terms
+                                      for phrase in t.phrases for st in phrase) - {""}
         # Each topic as a bag of stems: its description plus every alias of its concepts.
         self._topic_bags: dict[str, dict[str, float]] = {}
         for t in profile.topics:
@@ -276,7 +352,8 @@ class Matcher:
                 if len(cache) >= TOKEN_CACHE:
                     cache.clear()
                 st = stem(w)
-                token = cache[w] = Token(st, w, _kind(st, w), st in self._index)
+                kind = _kind(st, w)
+                token = cache[w] = Token(st, w, kind, st in self._index, _name_of(st, w, kind))
             out.append(token)
         return out
 
@@ -304,6 +381,14 @@ class Matcher:
                         title_case = _is_title_case(tokens)
                     if not title_case and self._false_friend(tokens, i):
                         break
+                if n == 1 and term.spellings and not _CYR.search(tokens[i].surface) \
+                        and _bare(tokens[i].surface) not in term.spellings:
+                    break
+                if n == 1 and term.given and i > 0:
+                    if title_case is None:
+                        title_case = _is_title_case(tokens)
+                    if not title_case and _other_person(tokens[i - 1], term.given, out):
+                        break
                 surface = " ".join(t.surface for t in tokens[i:i + n])
                 out.append(Hit(term.key, term.concept, surface, term.place, term.weight))
                 matched = n
@@ -323,30 +408,45 @@ class Matcher:
             and nxt.lower() not in allowed
 
     def match(self, title: str, text: str) -> MatchResult:
-        all_sentences = sentences(title, text)
         terms: Counter[str] = Counter()
         words: Counter[str] = Counter()
         numbers: set[str] = set()
+        # The units the same-sentence rule reads, with their hits: sentences, and windows
+        # of a run-on "sentence" (text whose sentences run together unpunctuated).
+        all_sentences: list[tuple[str, bool]] = []
         found: list[list[Hit]] = []
-        for s, is_title in all_sentences:
+        names: set[str] = set()
+        for s, is_title in sentences(title, text):
             tokens = self._tokenize(s)
+            # Inside a sentence a capital marks a name; a title-case headline marks none.
+            named = [t.name for t in tokens[1:] if t.name]
+            if named and not (is_title and _is_title_case(tokens)):
+                names.update(named)
+            scanned: list[Hit | Token] | list[Token] = tokens
             hits: list[Hit] = []
             if any(t.lead for t in tokens):  # else no profile term can be in it
-                rest = []
-                for x in self._scan(tokens):
+                scanned = self._scan(tokens)
+                tokens = []
+                for x in scanned:
                     if isinstance(x, Hit):
                         hits.append(x)
                     else:
-                        rest.append(x)
-                tokens = rest
+                        tokens.append(x)
                 for _ in range(2 if is_title else 1):  # the headline counts twice
                     terms.update(h.term for h in hits)
-            found.append(hits)
+            if len(scanned) <= RUN_ON:
+                all_sentences.append((s, is_title))
+                found.append(hits)
+            else:
+                for j in range(0, len(scanned), WINDOW):
+                    piece = scanned[j:j + WINDOW]
+                    all_sentences.append((" ".join(x.surface for x in piece), is_title))
+                    found.append([x for x in piece if isinstance(x, Hit)])
             counted = [t.stem for t in tokens if t.kind == WORD]
             for _ in range(2 if is_title else 1):
                 words.update(counted)
             numbers.update(t.stem for t in tokens if t.kind == NUMBER)
-        if not terms:  # no profile term anywhere: no topic can hold
+        if not terms or is_roundup(title):  # no topic can hold; a roundup reports none
             return MatchResult({}, frozenset(), frozenset(), frozenset(), self.threshold,
                                terms, words, frozenset(numbers))
         n_title = sum(1 for _, is_title in all_sentences if is_title)
@@ -397,8 +497,9 @@ class Matcher:
         entities = frozenset(h.term for h in all_hits if h.concept not in generic)
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
+        names -= self._known_names
         return MatchResult(scores, entities, keywords, places, self.threshold, terms, words,
-                           frozenset(numbers))
+                           frozenset(numbers), frozenset(names))
 
     def match_article(self, article: Article) -> MatchResult:
         return self.match(article.title, article.text)
@@ -413,6 +514,32 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
     if len(a) > len(b):
         a, b = b, a
     return sum(v * b.get(k, 0.0) for k, v in a.items())
+
+
+# Words that may stand before an official's surname without being a given name.
+_TITLES = frozenset("""
+mr mrs ms dr gen general adm admiral col colonel lt sen senator rep pm fm dm president
+minister premier chancellor ambassador envoy spokesman spokeswoman chief deputy leader king
+emir sheikh ayatollah rabbi judge justice secretary director head counterpart and or but
+""".split()) | frozenset("""
+господин госпожа генерал президент премьер министр посол глава лидер спикер аятолла раввин
+""".split())
+
+
+def _bare(surface: str) -> str:
+    w = surface.lower().replace("’", "'")
+    return w[:-2] if w.endswith("'s") else w
+
+
+def _other_person(before: Token, given: frozenset[str], out: list[Hit | Token]) -> bool:
+    """Whether the capitalized word before an official's bare surname is another given
+    name ("Tony Bennett", "Amir Lapid"): not the official's, not a title, not a term."""
+    surface = before.surface
+    if not surface[:1].isupper() or before.stem in given:
+        return False
+    if surface.lower().rstrip(".") in _TITLES or before.stem in _TITLES:
+        return False
+    return not (out and isinstance(out[-1], Hit))  # "Prime Minister", "Israel's"
 
 
 def _is_title_case(tokens: Iterable[Token]) -> bool:

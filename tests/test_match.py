@@ -150,3 +150,62 @@ def test_sentence_breaks_are_those_of_the_plain_pattern() -> None:
               "Путин и Беннет.\r\nОбсудили Сирию • Иран · ядерная программа"]
     for text in texts:
         assert _SENTENCE.split(text) == plain.split(text), repr(text)
+
+
+def test_labelled_roundups_report_no_development(matcher: Matcher) -> None:
+    for title in ("News in brief, June 3: Putin hosts Israeli minister; markets slide",
+                  "Главное за день: Путин принял министра Израиля, рынки снизились"):
+        r = matcher.match(title, "Vladimir Putin received Israel's foreign minister in Moscow.")
+        assert not r.scores, title
+    assert matcher.match("Putin hosts Israeli minister in Moscow", "").relevant
+
+
+def test_a_bare_surname_after_another_given_name_is_someone_else(matcher: Matcher) -> None:
+    r = matcher.match("Concert review", "The crooner Tony Bennett sang for a Moscow crowd "
+                      "and later flew on to Russia's second city.")
+    assert "russia-israel" not in r.scores
+    r2 = matcher.match("Talks in Sochi", "Prime Minister Naftali Bennett flew to meet the "
+                       "Russian president.")
+    assert "russia-israel" in r2.scores
+
+
+def test_a_word_that_only_stems_like_a_place_is_not_it(matcher: Matcher) -> None:
+    hits = {(h.concept, h.surface) for h in matcher.hits("Hamas fighters clashed with troops")}
+    assert ("syria", "Hamas") not in hits
+    assert ("syria", "Hama") in {(h.concept, h.surface)
+                                 for h in matcher.hits("Shelling near Hama killed two")}
+
+
+def test_run_on_text_pairs_actors_only_within_a_window(matcher: Matcher) -> None:
+    filler = " ".join(["the council debated road repairs and school budgets"] * 8)
+    text = f"Russia reported a harvest record {filler} while Israel opened a new rail line"
+    assert "russia-israel" not in matcher.match("Daily notes", text).scores
+    assert "russia-israel" in matcher.match("Daily notes", "Russia and Israel met.").scores
+
+
+def test_lebanon_alone_is_not_hezbollah(matcher: Matcher) -> None:
+    r = matcher.match("Lebanon's banks reopen as Israel watches its own markets", "")
+    assert "hezbollah" not in r.scores
+    r2 = matcher.match("Israeli strike in southern Lebanon", "")
+    assert "hezbollah" in r2.scores
+
+
+def test_commodities_named_by_country_are_not_its_government(matcher: Matcher) -> None:
+    r = matcher.match("Israel signs deal to ship gas to Europe in place of Russian gas", "")
+    assert "russia-israel" not in r.scores
+
+
+def test_the_iran_deal_by_its_shorthand_and_syria_diplomacy(matcher: Matcher) -> None:
+    assert "iran-nuclear" in matcher.match("Europeans try to save the Iran deal", "").scores
+    r = matcher.match("Astana-format talks: Russia, Turkey and Iran meet on Syria", "")
+    assert "syria" in r.scores
+
+
+def test_names_meet_across_scripts(matcher: Matcher) -> None:
+    from monitor.match import name_key
+
+    assert name_key(stem("Azovstal")) == name_key(stem("Азовсталь")) != ""
+    assert name_key(stem("Zelensky")) == name_key(stem("Зеленский"))
+    en = matcher.match("Evacuation", "Civilians left the Azovstal plant, Russia said.")
+    ru = matcher.match("Эвакуация", "Мирные жители покинули завод Азовсталь, сообщила Россия.")
+    assert en.names & ru.names
