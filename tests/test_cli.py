@@ -33,7 +33,9 @@ def config(tmp_path: Path, feeds: list[str], hook: str | None = None,
 
 
 STORY = [{"title": "Putin hosts Israel's prime minister for talks on Syria",
-          "link": "https://a.example/1", "description": "Talks lasted three hours."}]
+          "link": "https://a.example/1", "description": "Talks lasted three hours."},
+         {"title": "Israel's prime minister and Putin talk Syria for three hours in Sochi",
+          "link": "https://a.example/2", "description": "The talks lasted three hours."}]
 
 
 def test_poll_alerts_and_exits_zero_even_with_a_broken_feed(
@@ -54,6 +56,9 @@ def test_poll_alerts_and_exits_zero_even_with_a_broken_feed(
     assert r.returncode == 0, r.stderr
     assert "MATCHED" in r.stdout and "russia:Putin" in r.stdout
     assert "joined as: new" in r.stdout and "alert msg_" in r.stdout
+    # the other report of the same talks: what the two share, against the bar
+    assert "most alike clustered reports" in r.stdout and "[same development]" in r.stdout
+    assert "shares entities:" in r.stdout and "putin" in r.stdout
     r = run(["--config", str(cfg), "explain", "https://a.example/unknown"], tmp_path)
     assert r.returncode != 0 and "no stored entry" in r.stderr
 
