@@ -526,6 +526,14 @@ class Pipeline:
         the developments and alerts a function of what was fetched, not of the order in
         which the fetches completed. Pending entries left by a crashed or concurrent poll
         are settled by the next one that gets here (under the clustering lock)."""
+        try:
+            return self._settle()
+        except Exception:  # the entries stay pending: the next poll places them
+            log.exception("placing this poll's entries in developments failed")
+            self._forget_clustering()
+            return PollStats()
+
+    def _settle(self) -> PollStats:
         now = self.clock()
         stats = PollStats()
         with self.db.session() as s:
