@@ -537,11 +537,10 @@ class Pipeline:
         now = self.clock()
         stats = PollStats()
         with self.db.session() as s:
-            pending = store.pending_entries(s)
-            if not pending:
+            if not store.has_pending(s):  # the usual warm poll: nothing new on topic
                 return stats
             store.lock_clustering(s)
-            pending = store.pending_entries(s)  # another worker may have settled them
+            pending = store.pending_entries(s)  # read under the lock: no one else places them
             self._refresh_cluster_index(s, now)
             cutoff = now - self.settings.alerts.backfill
             for row in pending:
@@ -596,9 +595,8 @@ class Pipeline:
 
     def _place_new(self, s: Session, row: Entry, result: MatchResult, f: Features,
                    now: datetime, cutoff: datetime, stats: PollStats) -> None:
-        a = row
         fresh = store.developments_since(s, self.fresh_since) if self.fresh_since else set()
-        assignment = self.cluster.assign(a.canonical_url, a.content_hash, a.published_at, f,
+        assignment = self.cluster.assign(row.canonical_url, row.content_hash, row.published_at, f,
                                          frozenset(fresh))
         if assignment.development_id is not None:
             dev = s.get(Development, assignment.development_id)
@@ -607,10 +605,10 @@ class Pipeline:
                 row.join_reason = f"{assignment.reason}:{assignment.similarity}"
                 self._update_development(s, dev, row, result, now, cutoff, stats)
                 return
-        dev = Development(title=a.title or a.text[:200], topics=result.topics,
+        dev = Development(title=row.title or row.text[:200], topics=result.topics,
                           score=result.best, first_seen_at=now, last_seen_at=now,
-                          event_at=a.published_at,
-                          state="history" if a.published_at < cutoff else "quiet")
+                          event_at=row.published_at,
+                          state="history" if row.published_at < cutoff else "quiet")
         s.add(dev)
         s.flush()
         dev.primary_entry_id = row.id

@@ -200,6 +200,11 @@ def recent_entries(s: Session, since: datetime, after_id: int,
     yield from heapq.merge(members, latest, key=lambda row: row.id)
 
 
+def has_pending(s: Session) -> bool:
+    """Whether any entry waits to be placed (read through the partial index)."""
+    return s.scalar(select(Entry.id).where(Entry.join_reason == PENDING).limit(1)) is not None
+
+
 def pending_entries(s: Session) -> list[Entry]:
     """Entries waiting to be placed in a development, in the order they are placed:
     oldest first, then by URL and guid, so the order is the same whatever the order of
