@@ -118,7 +118,7 @@ class ClusterParams:
     same_language: float = 0.30
     cross_language: float = 0.40
     commentary_factor: float = 0.6
-    fresh_factor: float = 0.7
+    fresh_factor: float = 0.45
     place_conflict_factor: float = 0.3
     # Off-topic articles kept as the background of the word weights: the most recent ones.
     # Document frequencies settle long before this many, and a cap keeps memory and the
