@@ -361,8 +361,11 @@ class Matcher:
         """The sentence as profile-term hits and the leftover tokens, in order."""
         return self._scan(self._tokenize(sentence))
 
-    def _scan(self, tokens: list[Token]) -> list[Hit | Token]:
-        title_case: bool | None = None  # worked out only if a false friend turns up
+    def _scan(self, tokens: list[Token], headline: bool = True,
+              title_case: bool | None = None) -> list[Hit | Token]:
+        """`title_case`: whether the sentence is title case, if known; worked out only when
+        a rule needs it (a false friend anywhere; a bare surname in a headline, since only
+        headlines are written in title case)."""
         out: list[Hit | Token] = []
         stems = [t.stem for t in tokens]
         i = 0
@@ -384,10 +387,11 @@ class Matcher:
                 if n == 1 and term.spellings and not _CYR.search(tokens[i].surface) \
                         and _bare(tokens[i].surface) not in term.spellings:
                     break
-                if n == 1 and term.given and i > 0:
-                    if title_case is None:
+                if n == 1 and term.given and i > 0 \
+                        and _other_person(tokens[i - 1], term.given, out):
+                    if headline and title_case is None:
                         title_case = _is_title_case(tokens)
-                    if not title_case and _other_person(tokens[i - 1], term.given, out):
+                    if not (headline and title_case):
                         break
                 surface = " ".join(t.surface for t in tokens[i:i + n])
                 out.append(Hit(term.key, term.concept, surface, term.place, term.weight))
@@ -415,17 +419,14 @@ class Matcher:
         # of a run-on "sentence" (text whose sentences run together unpunctuated).
         all_sentences: list[tuple[str, bool]] = []
         found: list[list[Hit]] = []
-        names: set[str] = set()
+        read: list[tuple[list[Token], bool]] = []  # each sentence's tokens
         for s, is_title in sentences(title, text):
             tokens = self._tokenize(s)
-            # Inside a sentence a capital marks a name; a title-case headline marks none.
-            named = [t.name for t in tokens[1:] if t.name]
-            if named and not (is_title and _is_title_case(tokens)):
-                names.update(named)
+            read.append((tokens, is_title))
             scanned: list[Hit | Token] | list[Token] = tokens
             hits: list[Hit] = []
             if any(t.lead for t in tokens):  # else no profile term can be in it
-                scanned = self._scan(tokens)
+                scanned = self._scan(tokens, is_title)
                 tokens = []
                 for x in scanned:
                     if isinstance(x, Hit):
@@ -497,9 +498,19 @@ class Matcher:
         entities = frozenset(h.term for h in all_hits if h.concept not in generic)
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
-        names -= self._known_names
         return MatchResult(scores, entities, keywords, places, self.threshold, terms, words,
-                           frozenset(numbers), frozenset(names))
+                           frozenset(numbers), self._names(read))
+
+    def _names(self, read: list[tuple[list[Token], bool]]) -> frozenset[str]:
+        """Name keys of capitalized words inside sentences (a capital at a sentence's start
+        says nothing; a title-case headline marks no names), less the profile's own.
+        Only on-topic articles are clustered, so only they pay for this."""
+        names: set[str] = set()
+        for tokens, is_title in read:
+            named = [t.name for t in tokens[1:] if t.name]
+            if named and not (is_title and _is_title_case(tokens)):
+                names.update(named)
+        return frozenset(names - self._known_names)
 
     def match_article(self, article: Article) -> MatchResult:
         return self.match(article.title, article.text)
@@ -543,8 +554,13 @@ def _other_person(before: Token, given: frozenset[str], out: list[Hit | Token]) 
 
 
 def _is_title_case(tokens: Iterable[Token]) -> bool:
-    words = [t.surface for t in tokens if t.surface[:1].isalpha() and len(t.surface) > 3]
-    return len(words) >= 3 and sum(w[:1].isupper() for w in words) / len(words) > 0.7
+    words = upper = 0
+    for t in tokens:
+        w = t.surface
+        if len(w) > 3 and w[0].isalpha():
+            words += 1
+            upper += w[0].isupper()
+    return words >= 3 and upper > 0.7 * words
 
 
 def _snippet(sentence: str, hits: list[Hit], limit: int = 240) -> str:
