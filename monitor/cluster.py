@@ -39,6 +39,7 @@ class Features:
     language: str | None
     commentary: bool = False
     names: frozenset[str] = frozenset()  # match.name_key() of names outside the profile
+    days: frozenset[str] = frozenset()  # calendar days the text names, "MM-DD"
 
 
 _COMMENTARY = re.compile(
@@ -59,13 +60,13 @@ def features(match: MatchResult, language: str | None, title: str = "") -> Featu
     for key, n in match.terms.items():
         words["=" + key] += n
     return Features(words, match.entities, match.keywords, match.places, match.numbers,
-                    language, is_commentary(title), match.names)
+                    language, is_commentary(title), match.names, match.days)
 
 
 def features_to_json(f: Features) -> dict[str, Any]:
     return {"w": dict(f.words), "e": sorted(f.entities), "k": sorted(f.keywords),
             "p": sorted(f.places), "n": sorted(f.numbers), "l": f.language,
-            "c": f.commentary, "x": sorted(f.names)}
+            "c": f.commentary, "x": sorted(f.names), "d": sorted(f.days)}
 
 
 def keys_from_json(d: dict[str, Any]) -> list[str]:
@@ -80,7 +81,7 @@ def features_from_json(d: dict[str, Any]) -> Features:
     return Features(Counter(d.get("w") or {}), frozenset(d.get("e") or ()),
                     frozenset(d.get("k") or ()), frozenset(d.get("p") or ()),
                     frozenset(d.get("n") or ()), d.get("l"), bool(d.get("c")),
-                    frozenset(d.get("x") or ()))
+                    frozenset(d.get("x") or ()), frozenset(d.get("d") or ()))
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class ClusterParams:
     commentary_factor: float = 0.6
     fresh_factor: float = 0.45
     place_conflict_factor: float = 0.3
+    # Reports that name calendar days, none near each other's (see days_apart).
+    date_conflict_factor: float = 0.3
     # Off-topic articles kept as the background of the word weights: the most recent ones.
     # Document frequencies settle long before this many, and a cap keeps memory and the
     # start-up load flat however many feeds are watched.
@@ -184,7 +187,24 @@ def similarity(a: Features, b: Features, idf: Idf | dict[str, float],
     sim = _cosine(_vector(a, idf, cross), _vector(b, idf, cross))
     if a.places and b.places and not (a.places & b.places):
         sim *= params.place_conflict_factor
+    if days_apart(a.days, b.days):
+        sim *= params.date_conflict_factor
     return sim, cross
+
+
+def _day_number(day: str) -> int:
+    month, _, dom = day.partition("-")
+    return (int(month) - 1) * 31 + int(dom)
+
+
+def days_apart(a: frozenset[str], b: frozenset[str], slack: int = 2) -> bool:
+    """Both texts name calendar days and no day of one is within `slack` days of a day of
+    the other (across a new year too): they tell of different days' events."""
+    if not a or not b:
+        return False
+    year = 12 * 31
+    return all(min(abs(x - y), year - abs(x - y)) > slack
+               for x in map(_day_number, a) for y in map(_day_number, b))
 
 
 class Idf:

@@ -291,6 +291,9 @@ class MatchResult:
     # skeletons that Latin and Cyrillic spellings share: "Azovstal"/"Азовсталь", new
     # leaders, towns, ships. See name_key().
     names: frozenset[str] = frozenset()
+    # Calendar days the text names ("October 22", "22 октября") as "MM-DD": reports of one
+    # event name its day; a look-alike weeks later names another. See mentioned_days().
+    days: frozenset[str] = frozenset()
 
     @property
     def best(self) -> float:
@@ -499,7 +502,8 @@ class Matcher:
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
         return MatchResult(scores, entities, keywords, places, self.threshold, terms, words,
-                           frozenset(numbers), self._names(read))
+                           frozenset(numbers), self._names(read),
+                           mentioned_days(f"{title} {text}"))
 
     def _names(self, read: list[tuple[list[Token], bool]]) -> frozenset[str]:
         """Name keys of capitalized words inside sentences (a capital at a sentence's start
@@ -535,6 +539,38 @@ emir sheikh ayatollah rabbi judge justice secretary director head counterpart an
 """.split()) | frozenset("""
 господин госпожа генерал президент премьер министр посол глава лидер спикер аятолла раввин
 """.split())
+
+
+_MONTHS_EN = {m: i for i, names in enumerate((
+    "jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
+    "aug august", "sep sept september", "oct october", "nov november", "dec december"),
+    start=1) for m in names.split()}
+_MONTHS_RU = {m: i for i, m in enumerate((
+    "января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября",
+    "октября", "ноября", "декабря"), start=1)}
+_EN_MONTH = "|".join(sorted(_MONTHS_EN, key=len, reverse=True))
+_DAY_FIRST = re.compile(
+    rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_EN_MONTH}|{'|'.join(_MONTHS_RU)})\b",
+    re.IGNORECASE)
+# Month first only when capitalized: "may 12 people" is no date.
+_MONTH_FIRST = re.compile(
+    rf"\b({'|'.join(m.capitalize() for m in sorted(_MONTHS_EN, key=len, reverse=True))}"
+    rf"|{_EN_MONTH.upper()})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b")
+
+
+def mentioned_days(text: str) -> frozenset[str]:
+    """Calendar days named in the text, as "MM-DD" (years are left out: a dateline seldom
+    gives one)."""
+    out = set()
+    for day, month in _DAY_FIRST.findall(text):
+        m = _MONTHS_EN.get(month.lower()) or _MONTHS_RU.get(month.lower())
+        if m and 1 <= int(day) <= 31:
+            out.add(f"{m:02d}-{int(day):02d}")
+    for month, day in _MONTH_FIRST.findall(text):
+        m = _MONTHS_EN.get(month.lower())
+        if m and 1 <= int(day) <= 31:
+            out.add(f"{m:02d}-{int(day):02d}")
+    return frozenset(out)
 
 
 def _bare(surface: str) -> str:

@@ -194,3 +194,28 @@ def test_word_weight_keys_read_from_stored_features_are_those_of_the_features() 
         keys = keys_from_json(stored)
         assert len(keys) == len(set(keys)) and set(keys) == Idf.keys(f)
         assert set(keys) == Idf.keys(features_from_json(stored))
+
+
+def test_reports_naming_days_weeks_apart_are_different_events(matcher: Matcher) -> None:
+    """Published an hour apart (a feed catching up), told apart by the days they name."""
+    w = World(matcher)
+    text = ("DAMASCUS, {day}. Syrian state media said Israeli missiles struck the container "
+            "terminal at Latakia port, setting containers ablaze.")
+    d = w.add("Israeli strike hits Latakia port", text.format(day="December 7"),
+              "https://one.example/dec7")
+    same = w.add("Syria: Israeli missiles hit Latakia port", text.format(day="7 December"),
+                 "https://two.example/dec7", T0 + timedelta(minutes=30))
+    other = w.add("Israeli strike hits Latakia port", text.format(day="December 28"),
+                  "https://one.example/dec28", T0 + timedelta(hours=1))
+    assert same == d and other != d
+
+
+def test_days_apart_reads_both_languages_and_the_new_year() -> None:
+    from monitor.cluster import days_apart
+    from monitor.match import mentioned_days
+
+    assert mentioned_days("МОСКВА, 28 декабря. Суд") == {"12-28"}
+    assert mentioned_days("Talks on Nov. 29; may 12 people") == {"11-29"}
+    assert days_apart(frozenset({"12-07"}), frozenset({"12-28"}))
+    assert not days_apart(frozenset({"12-31"}), frozenset({"01-01"}))
+    assert not days_apart(frozenset(), frozenset({"01-01"}))
