@@ -40,6 +40,7 @@ class Features:
     commentary: bool = False
     names: frozenset[str] = frozenset()  # match.name_key() of names outside the profile
     days: frozenset[str] = frozenset()  # calendar days the text names, "MM-DD"
+    heads: frozenset[str] = frozenset()  # entity keys that are a concept itself (israel)
 
 
 _COMMENTARY = re.compile(
@@ -60,13 +61,14 @@ def features(match: MatchResult, language: str | None, title: str = "") -> Featu
     for key, n in match.terms.items():
         words["=" + key] += n
     return Features(words, match.entities, match.keywords, match.places, match.numbers,
-                    language, is_commentary(title), match.names, match.days)
+                    language, is_commentary(title), match.names, match.days, match.heads)
 
 
 def features_to_json(f: Features) -> dict[str, Any]:
     return {"w": dict(f.words), "e": sorted(f.entities), "k": sorted(f.keywords),
             "p": sorted(f.places), "n": sorted(f.numbers), "l": f.language,
-            "c": f.commentary, "x": sorted(f.names), "d": sorted(f.days)}
+            "c": f.commentary, "x": sorted(f.names), "d": sorted(f.days),
+            "h": sorted(f.heads)}
 
 
 def keys_from_json(d: dict[str, Any]) -> list[str]:
@@ -81,7 +83,8 @@ def features_from_json(d: dict[str, Any]) -> Features:
     return Features(Counter(d.get("w") or {}), frozenset(d.get("e") or ()),
                     frozenset(d.get("k") or ()), frozenset(d.get("p") or ()),
                     frozenset(d.get("n") or ()), d.get("l"), bool(d.get("c")),
-                    frozenset(d.get("x") or ()), frozenset(d.get("d") or ()))
+                    frozenset(d.get("x") or ()), frozenset(d.get("d") or ()),
+                    frozenset(d.get("h") or ()))
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,19 @@ def similarity(a: Features, b: Features, idf: Idf | dict[str, float],
     if days_apart(a.days, b.days):
         sim *= params.date_conflict_factor
     return sim, cross
+
+
+def shares_specifics(a: Features, b: Features) -> bool:
+    """Whether two reports share more than the subject's head actors (Israel, Syria): a
+    word, a name, a number, a place or a specific entity. Two events of one poll that share
+    only those are two events, however low the same-poll bar."""
+    heads = a.heads | b.heads
+    if (a.entities & b.entities) - heads or a.names & b.names or a.numbers & b.numbers:
+        return True
+    if a.language != b.language:
+        return bool(a.keywords & b.keywords)
+    return any(w in b.words and w[1:] not in heads for w in a.words if w[:1] != "=") \
+        or any(w in b.words for w in a.words if w[:1] == "=" and w[1:] not in heads)
 
 
 def _day_number(day: str) -> int:
@@ -369,7 +385,8 @@ def assign(article_url: str | None, article_hash: str, published_at: datetime, f
         if gap > params.window:
             continue
         sim, cross = similarity(f, m.features, idf, params)
-        threshold = params.threshold(cross, f.commentary, m.development_id in fresh)
+        threshold = params.threshold(cross, f.commentary, m.development_id in fresh
+                                     and shares_specifics(f, m.features))
         if sim >= threshold and sim - threshold >= best_margin:
             best_margin = sim - threshold
             best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id)

@@ -294,6 +294,9 @@ class MatchResult:
     # Calendar days the text names ("October 22", "22 октября") as "MM-DD": reports of one
     # event name its day; a look-alike weeks later names another. See mentioned_days().
     days: frozenset[str] = frozenset()
+    # Keys of the terms that are their concept itself (the country "israel" of the concept
+    # israel): every report on the subject names them, so sharing them says little.
+    heads: frozenset[str] = frozenset()
 
     @property
     def best(self) -> float:
@@ -501,9 +504,10 @@ class Matcher:
         entities = frozenset(h.term for h in all_hits if h.concept not in generic)
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
+        heads = frozenset(h.term for h in all_hits if h.term == h.concept)
         return MatchResult(scores, entities, keywords, places, self.threshold, terms, words,
                            frozenset(numbers), self._names(read),
-                           mentioned_days(f"{title} {text}"))
+                           mentioned_days(f"{title} {text}"), heads)
 
     def _names(self, read: list[tuple[list[Token], bool]]) -> frozenset[str]:
         """Name keys of capitalized words inside sentences (a capital at a sentence's start

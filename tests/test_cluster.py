@@ -219,3 +219,16 @@ def test_days_apart_reads_both_languages_and_the_new_year() -> None:
     assert days_apart(frozenset({"12-07"}), frozenset({"12-28"}))
     assert not days_apart(frozenset({"12-31"}), frozenset({"01-01"}))
     assert not days_apart(frozenset(), frozenset({"01-01"}))
+
+
+def test_same_poll_events_sharing_only_the_head_actors_stay_apart(matcher: Matcher) -> None:
+    """The same-poll bar is low, but two events that share nothing beyond "Israel" and
+    "Syria" (a Kremlin meeting, a strike) are two events."""
+    w = World(matcher)
+    d = w.add("Putin and Israel's prime minister discuss Syria in Kremlin talks",
+              "The Russian president hosted the Israeli prime minister in Moscow.",
+              "https://one.example/talks")
+    f = w.feats("Israeli jets strike weapons depot near Damascus",
+                "Syrian state media said Israeli missiles hit an Iran-linked depot.", "en")
+    assert w.index.assign("https://two.example/strike", "h2", T0, f,
+                          frozenset({d})).development_id is None
