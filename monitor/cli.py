@@ -16,9 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from monitor import __version__
-from monitor.config import DEFAULT_INTERVAL, ConfigError, FeedConfig, Settings, load_settings
+from monitor.config import ConfigError, FeedConfig, Settings, load_settings
 from monitor.db import Database
 from monitor.models import Alert, Delivery, Development, Entry, Feed
+from monitor.schedule import DEFAULT_INTERVAL
 
 log = logging.getLogger("monitor")
 M = TypeVar("M", Feed, Alert)

@@ -29,6 +29,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor.errors import MonitorError
+from monitor.schedule import DEFAULT_INTERVAL
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
@@ -36,7 +39,7 @@ _SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb":
                "gib": 2**30}
 
 
-class ConfigError(Exception):
+class ConfigError(MonitorError):
     """The configuration cannot be used; the message says which key and which file."""
 
 
@@ -133,7 +136,6 @@ class MatchingConfig(_Section):
     cluster_window: Duration = timedelta(days=3)
 
 
-DEFAULT_INTERVAL = timedelta(minutes=10)
 
 
 class FeedConfig(_Section):

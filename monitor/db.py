@@ -15,13 +15,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.errors import MonitorError
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 MIGRATION_LOCK_KEY = 0x6D6F6E6D  # any constant private to this application
 # The newest migration (tests/test_migrations.py checks it is Alembic's head). Every start
 # checks the database against it, and only a database behind it loads Alembic at all.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 
 WAL_CHECKPOINT_PAGES = 10_000
@@ -117,7 +119,7 @@ def schema_revision(engine: Engine) -> str | None:
     return str(revision) if revision is not None else None
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(MonitorError, RuntimeError):
     pass
 
 

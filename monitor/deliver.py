@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from monitor.alerts import AlertContent, payload, render_html, render_text, subject
 from monitor.config import AppriseChannel, ConsoleChannel, EmailChannel, WebhookChannel
 from monitor.fetch import USER_AGENT
+from monitor.schedule import parse_retry_after
 
 if TYPE_CHECKING:
     import httpx
 
 ChannelConfig = WebhookChannel | EmailChannel | ConsoleChannel | AppriseChannel
 # A server cannot push a retry further out than this (the retry_max setting caps it again).
-MAX_RETRY_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -33,25 +33,6 @@ class Outcome:
     retry: bool = False
     error: str | None = None
     retry_after: timedelta | None = None
-
-
-def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """Retry-After as seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return min(timedelta(seconds=int(value[:9])), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    try:
-        return min(max(timedelta(0), when - now), MAX_RETRY_AFTER)
-    except OverflowError:
-        return MAX_RETRY_AFTER
 
 
 def webhook_request(ch: WebhookChannel, content: AlertContent,

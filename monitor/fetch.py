@@ -52,6 +52,7 @@ class FetchResult:
     retry_after: str | None = None
     max_age: float | None = None  # seconds the server says the document stays fresh
     error: str | None = None
+    error_kind: str | None = None  # errors.KINDS
 
     @property
     def not_modified(self) -> bool:
@@ -158,7 +159,8 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
                     await resp.aread()
                     return base
                 if resp.status_code >= 400:
-                    return replace(base, error=f"HTTP {resp.status_code} {resp.reason_phrase}")
+                    return replace(base, error=f"HTTP {resp.status_code} {resp.reason_phrase}",
+                                   error_kind="gone" if resp.status_code == 410 else "http")
                 declared = resp.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > opts.max_body:
                     raise BodyTooLarge(declared)
@@ -175,16 +177,20 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
                 await resp.aclose()
     except BodyTooLarge:
         return FetchResult(req.feed_id, req.url,
-                           error=f"body larger than the {opts.max_body}-byte cap")
+                           error=f"body larger than the {opts.max_body}-byte cap",
+                           error_kind="too-large")
     except TimeoutError:
         return FetchResult(req.feed_id, req.url,
-                           error=f"timed out after {opts.timeout.total_seconds():g}s")
+                           error=f"timed out after {opts.timeout.total_seconds():g}s",
+                           error_kind="timeout")
     except netguard.BlockedAddress as exc:
-        return FetchResult(req.feed_id, req.url, error=str(exc))
+        return FetchResult(req.feed_id, req.url, error=str(exc), error_kind="blocked")
     except httpx.TooManyRedirects:
-        return FetchResult(req.feed_id, req.url, error="too many redirects")
+        return FetchResult(req.feed_id, req.url, error="too many redirects",
+                           error_kind="http")
     except httpx.HTTPError as exc:
-        return FetchResult(req.feed_id, req.url, error=_describe(exc))
+        return FetchResult(req.feed_id, req.url, error=_describe(exc),
+                           error_kind="network")
 
 
 def freshness(headers: httpx.Headers) -> float | None:

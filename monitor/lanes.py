@@ -210,7 +210,7 @@ async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None],
                 prepared = Prepared(error=str(exc))
             except Exception as exc:  # a bug: this feed only
                 log.exception("feed %s: preparing failed", result.url)
-                prepared = Prepared(error=f"processing failed: {exc}")
+                prepared = Prepared(error=f"processing failed: {exc}", error_kind="store")
             send(("result", (result, prepared)))
 
     async def own() -> None:
@@ -422,10 +422,11 @@ class Lanes:
                     continue
                 for r in left:
                     answered.add(r.feed_id)
-                    yield FetchResult(r.feed_id, r.url, error=DIED), None
+                    yield FetchResult(r.feed_id, r.url, error=DIED, error_kind="worker"), None
                 for result in resend:
                     answer(lane, result.feed_id)
-                    yield FetchResult(result.feed_id, result.url, error=DIED), None
+                    yield FetchResult(result.feed_id, result.url, error=DIED,
+                                      error_kind="worker"), None
         finally:
             here.cancel()
             self.discard()
@@ -467,4 +468,4 @@ def _ended(lane: _Lane, answered: set[int]) -> list[Outcome]:
         next(r.url for r in lane.requests if r.feed_id == victim)
     log.error("feed %s: the parser process died while reading it (exit %s)", url,
               lane.process.returncode)
-    return [(FetchResult(victim, url, error=DIED), None)]
+    return [(FetchResult(victim, url, error=DIED, error_kind="worker"), None)]

@@ -89,6 +89,8 @@ class Feed(Base):
     permanent_url: Mapped[str | None] = mapped_column(String(2048))
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # errors.KINDS: what kind of failure last_error is, for machines (health, the web).
+    error_kind: Mapped[str | None] = mapped_column(String(20))
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     first_polled_at: Mapped[datetime | None]
     last_polled_at: Mapped[datetime | None]

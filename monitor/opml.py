@@ -5,8 +5,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from monitor.errors import MonitorError
 
-class OpmlError(ValueError):
+
+class OpmlError(MonitorError, ValueError):
     pass
 
 

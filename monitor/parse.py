@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.errors import ParseError as ParseError  # raised here; re-exported
+
 # RFC 822 dates name zones by abbreviation; feedparser knows the North American ones only
 # and reads any other as UTC. These are unambiguous and common in European and Russian feeds.
 _ZONES = {"bst": 1, "cet": 1, "cest": 2, "eet": 2, "eest": 3, "msk": 3, "wet": 0, "west": 1}
@@ -28,10 +30,6 @@ def feedparser_configured() -> Any:  # feedparser has no type information
     feedparser.SANITIZE_HTML = True
     feedparser.datetimes.rfc822.timezone_names.update(_ZONES)
     return feedparser
-
-
-class ParseError(Exception):
-    """The document is not a feed at all (as opposed to a feed with small defects)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ class Prepared:
     quiet: QuietRows = field(default_factory=QuietRows)
     against: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    error_kind: str = "parse"  # errors.KINDS, when `error` is set
 
 
 @dataclass(frozen=True, slots=True)

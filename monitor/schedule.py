@@ -8,15 +8,20 @@ to poll faster than the feed's interval. Errors back off exponentially up to MAX
 
 from __future__ import annotations
 
+import email.utils
 import random
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+# The polling interval of a feed that names none; adaptive feeds are never polled faster.
+DEFAULT_INTERVAL = timedelta(minutes=10)
 MAX_HINT = timedelta(hours=6)
 MAX_BACKOFF = timedelta(hours=6)
 JITTER = 0.1  # up to 10% of the interval
 ADAPTIVE_MAX = timedelta(hours=1)
+# A receiver or a feed server asking to wait longer than this is not believed.
+MAX_RETRY_AFTER = timedelta(days=1)
 
 
 def next_success(now: datetime, due: datetime | None, interval: timedelta,
@@ -51,3 +56,22 @@ def adaptive_interval(base: timedelta, published: Sequence[datetime]) -> timedel
     gaps = sorted(b - a for a, b in pairwise(times))
     median = gaps[len(gaps) // 2]
     return max(base, min(ADAPTIVE_MAX, median / 2))
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return min(timedelta(seconds=int(value[:9])), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        return min(max(timedelta(0), when - now), MAX_RETRY_AFTER)
+    except OverflowError:
+        return MAX_RETRY_AFTER

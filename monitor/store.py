@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
-from monitor.config import DEFAULT_INTERVAL, FeedConfig
-from monitor.models import PENDING, Alert, Delivery, Development, Entry, Feed
+from monitor.models import PENDING, Alert, Delivery, Development, Entry, Feed, TopicMatch
 from monitor.rows import ADDED_COLUMNS, ENTRY_COLUMNS, encode_datetime
+from monitor.schedule import DEFAULT_INTERVAL
 
 if TYPE_CHECKING:
+    from monitor.config import FeedConfig
+    from monitor.match import MatchResult
     from monitor.normalize import Article
 
 # Any constant unique to this application: the key of the PostgreSQL advisory lock that
@@ -96,7 +98,7 @@ def schedules(s: Session, ids: Sequence[int]) -> dict[int, Row[Any]]:
     """What recording a poll without news needs of these feeds, as plain rows."""
     rows: list[Row[Any]] = list(s.connection().execute(select(
         Feed.id, Feed.url, Feed.permanent_url, Feed.next_poll_at, Feed.interval_seconds,
-        Feed.error_count).where(Feed.id.in_(ids))))
+        Feed.error_count, Feed.error_kind).where(Feed.id.in_(ids))))
     return {r.id: r for r in rows}
 
 
@@ -176,6 +178,21 @@ def article_values(a: Article, now: datetime) -> dict[str, Any]:
 def apply_article(e: Entry, a: Article, now: datetime) -> None:
     for column, value in article_values(a, now).items():
         setattr(e, column, value)
+
+
+def save_matches(row: Entry, result: MatchResult) -> None:
+    """An entry's topic scores, replacing what it had."""
+    row.score = result.best
+    row.relevant = result.relevant
+    current = {m.topic: m for m in row.matches}
+    for topic, ts in result.scores.items():
+        m = current.pop(topic, None)
+        if m is None:
+            row.matches.append(TopicMatch(topic=topic, score=ts.score, evidence=ts.evidence))
+        else:
+            m.score, m.evidence = ts.score, ts.evidence
+    for m in current.values():
+        row.matches.remove(m)
 
 
 def recent_entries(s: Session, since: datetime, after_id: int,

@@ -30,11 +30,11 @@ from monitor.config import ConsoleChannel, EmailChannel, WebhookChannel
 from monitor.deliver import (
     Outcome,
     email_message,
-    parse_retry_after,
     send,
     send_console,
     send_email,
 )
+from monitor.schedule import parse_retry_after
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 HOSTILE = '<script>alert(1)</script><iframe src="http://evil/"></iframe>' \

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, update
 
-from monitor import store
+from monitor import refresh, store
 from monitor.config import Settings
 from monitor.db import Database
 from monitor.fetch import FetchResult
@@ -465,15 +465,15 @@ def test_a_batch_of_feeds_commits_once_and_one_failure_stays_that_feeds(
     clock.advance(timedelta(minutes=10))
     docs = [rss([item(OTHER_RELEVANT, f"https://{n}.example/3", clock.now)]) for n in "abc"]
     batch = [(fetched(database, u, d), None) for u, d in zip(urls, docs, strict=True)]
-    real = p._store_articles
+    real = refresh.save_entries
     index = p.cluster
 
-    def failing(s: Any, feed: Feed, *args: Any) -> None:
-        real(s, feed, *args)
+    def failing(ctx: Any, s: Any, feed: Feed, *args: Any) -> None:
+        real(ctx, s, feed, *args)
         if feed.url == urls[1]:
             raise RuntimeError("a bug while storing feed b")
 
-    monkeypatch.setattr(p, "_store_articles", failing)
+    monkeypatch.setattr(refresh, "save_entries", failing)
     stats = p.process_batch(batch)
     assert stats.errors == 1 and stats.failed_feeds == [urls[1]] and stats.new_entries == 2
     with database.session() as s:
@@ -535,3 +535,32 @@ def test_not_modified_answers_in_a_batch_are_recorded_as_one_by_one(
     assert got[urls[3]][1] == "https://moved.example/feed"
     for p in (batched, single):
         p.db.dispose()
+
+
+def test_a_feed_that_stops_parsing_counts_as_failing_even_when_answered_304(
+        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    """A good feed turns into an HTML page: each poll is a failure (back-off, health), also
+    when the server answers 304 to the page's validator; the feed recovers when it is a
+    feed again."""
+    url = feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/1", clock.now)]))
+    p = make(database, clock, [url], None)
+    assert asyncio.run(p.poll()).errors == 0
+    feed_server.serve("/a.xml", "<html><body>We moved our news.</body></html>",
+                      content_type="text/html")
+    seen = []
+    for _ in range(3):
+        clock.advance(timedelta(hours=1))
+        stats = asyncio.run(p.poll())
+        with database.session() as s:
+            feed = s.scalars(select(Feed)).one()
+            seen.append((stats.errors, feed.error_count, feed.error_kind))
+    assert seen == [(1, 1, "parse"), (1, 2, "parse"), (1, 3, "parse")]
+    # the second and third polls were answered 304 (the page's ETag was kept)
+    assert [r["headers"].get("If-None-Match") is not None
+            for r in feed_server.requests[-2:]] == [True, True]
+    feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/2", clock.now)]))
+    clock.advance(timedelta(hours=1))
+    assert asyncio.run(p.poll()).errors == 0
+    with database.session() as s:
+        feed = s.scalars(select(Feed)).one()
+        assert (feed.error_count, feed.error_kind, feed.last_error) == (0, None, None)

@@ -1,0 +1,257 @@
+"""The poller: claim due feeds, fetch them concurrently, and store each answer in a
+transaction (refresh.refresh_feed); at the end of the poll, place the new on-topic entries
+(developments.Developments.settle). Claiming, concurrency and transactions live here; what
+an answer means lives in refresh.py.
+
+Each feed's answer commits with its entries, their matches, their developments and any
+alert's outbox rows, or not at all: a crash never leaves an alert without its development.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from monitor import metrics, store
+from monitor.decide import FeedView, feed_succeeded
+from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
+from monitor.lanes import FeedState, Lanes, changed
+from monitor.models import Feed
+from monitor.refresh import Context, fail, refresh_feed
+from monitor.stats import PollStats
+
+if TYPE_CHECKING:
+    from monitor.db import Database
+    from monitor.prepare import Prepared
+
+log = logging.getLogger("monitor.poller")
+
+FEED_LEASE = timedelta(minutes=5)
+NOT_MODIFIED_BATCH = 200
+# Changed feeds stored per transaction: one commit and one flush of feed rows for many,
+# gathered for at most BATCH_WAIT seconds.
+STORE_BATCH = 16
+BATCH_WAIT = 0.2
+
+Answer = tuple[FetchResult, "Prepared | None"]
+
+
+class Poller:
+    """One worker's polls; `threshold` is the matcher's, for the entries `settle` places."""
+
+    def __init__(self, db: Database, ctx: Context, lanes: Lanes, options: FetchOptions,
+                 clock: Callable[[], datetime], owner: str,
+                 threshold: Callable[[], float]) -> None:
+        self.db = db
+        self.ctx = ctx
+        self.lanes = lanes
+        self.fetch_options = options
+        self.clock = clock
+        self.owner = owner
+        self.threshold = threshold
+        self.laned: bool | None = None  # whether the last poll ran in lanes
+
+    def expect_poll(self, feeds: int) -> None:
+        """Start the lanes of the coming poll now if it will likely use them (as the last
+        poll did; the first, if `feeds` is enough), so they start while this process claims
+        the feeds. A wrong guess costs lanes killed before doing anything."""
+        likely = self.laned if self.laned is not None else self.lanes.use(feeds)
+        if likely:
+            self.lanes.prestart()
+
+    async def poll(self, only_due: bool = False) -> PollStats:
+        """Fetch every claimed feed and store each answer as it arrives.
+
+        Fetching runs in one task, storing in another: in a large poll the lanes (worker
+        processes, lanes.py) fetch and prepare while the storing thread writes what they
+        send, up to STORE_BATCH changed feeds per transaction; a small poll fetches here
+        and prepares in the storing thread."""
+        now = self.clock()
+        try:
+            with self.db.session() as s:
+                feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
+                requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag,
+                                         f.last_modified) for f in feeds]
+                state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None)
+                         for f in feeds}
+        except BaseException:
+            self.lanes.discard()
+            raise
+        self.laned = self.lanes.use(len(requests))
+        if not self.laned:
+            self.lanes.discard()
+        stats = PollStats(feeds=len(requests))
+        if not requests:
+            return stats
+        source = self.lanes.run(requests, state, self.fetch_options, now) \
+            if self.laned else self._fetch_here(requests)
+        try:
+            await self._store_as_they_come(source, state, stats)
+        finally:
+            await source.aclose()
+        stats.add(await asyncio.to_thread(self.settle))
+        return stats
+
+    async def _store_as_they_come(self, source: AsyncGenerator[Answer, None],
+                                  state: dict[int, FeedState], stats: PollStats) -> None:
+        # Changed bodies held at once (arrived, waiting to be stored): enough for a batch
+        # and what the lanes send meanwhile; past it they wait, so memory stays flat.
+        ahead = 2 * STORE_BATCH
+        pending: deque[Answer] = deque()
+        bodies = 0  # entries of `pending` with a changed body
+        arrived = asyncio.Condition()
+        fetched_all = False
+
+        def room() -> bool:
+            return bodies < ahead
+
+        async def produce() -> None:
+            nonlocal bodies, fetched_all
+            async for result, prepared in source:
+                async with arrived:
+                    await arrived.wait_for(room)
+                    bodies += changed(result, state[result.feed_id])
+                    pending.append((result, prepared))
+                    arrived.notify_all()
+            async with arrived:
+                fetched_all = True
+                arrived.notify_all()
+
+        async def consume() -> None:
+            nonlocal bodies
+            loop = asyncio.get_running_loop()
+            batch: list[Answer] = []
+            changed_feeds = 0  # entries of `batch` with a changed body
+            due = 0.0  # when a batch holding changed feeds is stored, full or not
+            while True:
+                async with arrived:
+                    try:
+                        async with asyncio.timeout_at(due if changed_feeds else None):
+                            await arrived.wait_for(lambda: bool(pending) or fetched_all)
+                    except TimeoutError:
+                        pass
+                    while pending and changed_feeds < STORE_BATCH:
+                        batch.append(pending.popleft())
+                        if changed(batch[-1][0], state[batch[-1][0].feed_id]):
+                            bodies -= 1
+                            changed_feeds += 1
+                            if changed_feeds == 1:
+                                due = loop.time() + BATCH_WAIT
+                    arrived.notify_all()
+                    end = fetched_all and not pending
+                # A batch of changed feeds fills for up to BATCH_WAIT (one commit for
+                # many); unchanged feeds alone wait for a larger batch, being only a few
+                # column updates each.
+                if batch and (end or changed_feeds >= STORE_BATCH
+                              or (changed_feeds and loop.time() >= due)
+                              or len(batch) >= NOT_MODIFIED_BATCH):
+                    stats.add(await asyncio.to_thread(self.process_batch, batch))
+                    batch, changed_feeds = [], 0
+                if end:
+                    return
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            group.create_task(consume())
+
+    async def _fetch_here(self, requests: list[FetchRequest]
+                          ) -> AsyncGenerator[Answer, None]:
+        async for result in fetch_stream(requests, self.fetch_options):
+            yield result, None
+
+    def process_batch(self, batch: Sequence[Answer]) -> PollStats:
+        """Store several fetched feeds in one transaction (one commit, one flush of the feed
+        rows); should that fail, each is stored on its own, so a failure stays one feed's."""
+        if len(batch) == 1:
+            return self.process_result(*batch[0])
+        now = self.clock()
+        stats = PollStats()
+        try:
+            with self.db.session() as s:
+                rest = self._not_modified(s, [r for r, _ in batch if r.not_modified], now,
+                                          stats)
+                rest.update(r.feed_id for r, _ in batch if not r.not_modified)
+                feeds = store.feeds_by_id(s, sorted(rest))
+                for result, prepared in batch:
+                    if (feed := feeds.get(result.feed_id)) is not None:
+                        stats.add(refresh_feed(self.ctx, s, feed, result, prepared, now))
+            return stats
+        except Exception:
+            log.exception("storing %d feeds at once failed; one by one", len(batch))
+            self.ctx.developments.forget()
+        stats = PollStats()
+        for result, prepared in batch:
+            stats.add(self.process_result(result, prepared))
+        return stats
+
+    def process_result(self, result: FetchResult, prepared: Prepared | None = None) -> PollStats:
+        """Everything that follows one fetch, in one transaction."""
+        now = self.clock()
+        try:
+            with self.db.session() as s:
+                feed = s.get(Feed, result.feed_id)
+                if feed is None:
+                    return PollStats()
+                return refresh_feed(self.ctx, s, feed, result, prepared, now)
+        except Exception as exc:  # one feed's failure must not end the poll
+            log.exception("feed %s: processing failed", result.url)
+            self.ctx.developments.forget()
+            # What was counted was rolled back: only the failure counts.
+            stats = PollStats()
+            with self.db.session() as s:
+                feed = s.get(Feed, result.feed_id)
+                if feed is not None:
+                    fail(self.ctx, s, feed, f"processing failed: {exc}", "store", now, stats)
+                else:
+                    stats.failed(result.url)
+            return stats
+
+    def _not_modified(self, s: Session, results: Sequence[FetchResult], now: datetime,
+                      stats: PollStats) -> set[int]:
+        """Record plain "not modified" answers, the bulk of most polls, in one UPDATE (what
+        refresh_feed does for them, on plain rows: a thousand ORM objects cost more than the
+        rest of a warm poll's storing). Returns the feeds that need refresh_feed."""
+        if not results:
+            return set()
+        rows = store.schedules(s, [r.feed_id for r in results])
+        values = []
+        for r in results:
+            row = rows.get(r.feed_id)
+            if row is None:
+                continue
+            if r.error is not None or row.error_kind == "parse" or (
+                    r.permanent_url and r.permanent_url != (row.permanent_url or row.url)):
+                rows.pop(r.feed_id)
+                continue
+            hint = timedelta(seconds=r.max_age) if r.max_age is not None else None
+            feed = FeedView(row.url, timedelta(seconds=row.interval_seconds), row.error_count,
+                            row.next_poll_at)
+            update = feed_succeeded(feed, now, hint)
+            if update.recovered:
+                log.info("feed %s recovered after %d errors", row.url, row.error_count)
+            values.append({"feed_id": r.feed_id, "last_polled_at": now,
+                           "last_status": r.status, "lease_owner": None, "lease_until": None,
+                           "etag": r.etag, "last_modified": r.last_modified, **update.columns})
+        store.update_feeds(s, values)
+        metrics.POLLS.labels("not_modified").inc(len(values))
+        stats.not_modified += len(values)
+        return {r.feed_id for r in results} - rows.keys()
+
+    def settle(self) -> PollStats:
+        """Place this poll's pending entries (Developments.settle) in one transaction.
+        Deciding at the end of the poll, rather than as each feed's answer arrives, makes
+        the developments and alerts a function of what was fetched, not of the order in
+        which the fetches completed."""
+        try:
+            with self.db.session() as s:
+                return self.ctx.developments.settle(s, self.clock(), self.threshold)
+        except Exception:  # the entries stay pending: the next poll places them
+            log.exception("placing this poll's entries in developments failed")
+            self.ctx.developments.forget()
+            return PollStats()
