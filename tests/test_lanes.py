@@ -337,7 +337,8 @@ print(json.dumps([stats.fetched, stats.not_modified, p.laned, sorted(sys.modules
         assert laned_poll is True
         return fetched, not_modified, set(modules)
 
-    parsing = {"aiosmtplib", "feedparser", "chardet", "lxml", "monitor.parse_fast"}
+    parsing = {"aiosmtplib", "feedparser", "chardet", "lxml", "monitor.parse.fast",
+               "monitor.parse.generic"}
     fetched, _, modules = poll()  # cold: documents arrive prepared (their classes load)
     assert fetched == len(feeds) - 1 and parsing.isdisjoint(modules), parsing & modules
     # warm: every feed answers 304; the broken one's unchanged document fails again

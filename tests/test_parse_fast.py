@@ -10,7 +10,7 @@ import pytest
 
 from monitor.normalize import normalize_entry
 from monitor.parse import ParsedFeed, ParseError, parse_feed, parse_with_feedparser
-from monitor.parse_fast import parse_fast
+from monitor.parse.fast import parse_fast
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 DOCUMENTS = sorted(p for p in FEEDS.iterdir() if p.suffix == ".xml")

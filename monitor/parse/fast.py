@@ -1,9 +1,10 @@
-"""A fast path for parse.py: the common, clean feed read with lxml instead of feedparser.
+"""The fast path of parse_feed: the common, clean feed read with lxml instead of feedparser.
 
 feedparser reads anything (broken markup, every charset, a dozen dialects) but spends
 about 200 µs of Python per entry; most of a large poll is well-formed UTF-8 RSS 2.0 or
 Atom 1.0, which libxml2 reads in a few. This module reads only documents it can read as
-feedparser does and returns None for everything else, which parse.py hands to feedparser:
+feedparser does and returns None for everything else, which parse_feed hands to
+feedparser (generic.py):
 
 - no DOCTYPE (so no entities to expand) and no xml:base; UTF-8; well-formed;
 - an RSS 2.0 or Atom 1.0 root;
@@ -30,9 +31,10 @@ from feedparser.mixin import _cp1252, _FeedParserMixin
 from feedparser.urls import RelativeURIResolver, _urljoin
 from lxml import etree
 
-from monitor.parse import ParsedEntry, ParsedFeed, _date, feedparser_configured
+from monitor.parse.generic import feedparser_configured
+from monitor.parse.types import ParsedEntry, ParsedFeed, struct_date
 
-feedparser_configured()  # its date reader knows the zones parse.py adds
+feedparser_configured()  # its date reader knows the zones generic.py adds
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                           huge_tree=False, recover=False, remove_comments=True,
@@ -230,7 +232,7 @@ class _Reader:
 
         def date(kind: str) -> Any:
             value = found.get(kind)
-            return _date(_parse_date(value)) if value else None
+            return struct_date(_parse_date(value)) if value else None
 
         guid = found.get("guid")
         if guid and permalink:

@@ -1,16 +1,18 @@
-"""Parse a feed document (RSS 0.9x/1.0/2.0, Atom) into plain dataclasses. Pure: no I/O."""
+"""Any feed document, through feedparser: every dialect and charset, broken markup too.
+
+Before feedparser: a charset guess for documents that declare none and are not UTF-8,
+and the repair of character references it cannot take. feedparser is imported on first
+use, so a process that only stores prepared documents never loads it.
+"""
 
 from __future__ import annotations
 
-import calendar
 import functools
 import re
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from monitor.errors import ParseError as ParseError  # raised here; re-exported
+from monitor.errors import ParseError
+from monitor.parse.types import ParsedEntry, ParsedFeed, struct_date
 
 # RFC 822 dates name zones by abbreviation; feedparser knows the North American ones only
 # and reads any other as UTC. These are unambiguous and common in European and Russian feeds.
@@ -30,39 +32,6 @@ def feedparser_configured() -> Any:  # feedparser has no type information
     feedparser.SANITIZE_HTML = True
     feedparser.datetimes.rfc822.timezone_names.update(_ZONES)
     return feedparser
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedEntry:
-    guid: str | None
-    link: str | None
-    title: str
-    summary_html: str
-    content_html: str
-    published: datetime | None
-    updated: datetime | None
-    author: str | None = None
-    language: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFeed:
-    title: str | None
-    link: str | None
-    language: str | None
-    ttl_minutes: int | None
-    version: str
-    entries: list[ParsedEntry] = field(default_factory=list)
-    warning: str | None = None
-
-
-def _date(value: Any) -> datetime | None:
-    if not isinstance(value, time.struct_time):
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
-    except (OverflowError, ValueError, OSError):
-        return None
 
 
 def _text(value: Any) -> str:
@@ -90,8 +59,9 @@ def _entry(e: Any) -> ParsedEntry:
         summary_html=_text(e.get("summary")),
         content_html=content_html,
         # dict.get: FeedParserDict would silently map a missing `updated` to `published`.
-        published=_date(dict.get(e, "published_parsed")) or _date(dict.get(e, "created_parsed")),
-        updated=_date(dict.get(e, "updated_parsed")),
+        published=struct_date(dict.get(e, "published_parsed"))
+        or struct_date(dict.get(e, "created_parsed")),
+        updated=struct_date(dict.get(e, "updated_parsed")),
         author=_text(e.get("author")) or None,
         language=language or None,
     )
@@ -129,17 +99,6 @@ def _valid_charref(m: re.Match[bytes]) -> bytes:
             or 0x10000 <= code <= 0x10FFFF:
         return m.group(0)
     return b"&#xFFFD;"
-
-
-def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse `body` fetched from `url`. Raises ParseError when it holds no feed.
-
-    A clean UTF-8 RSS 2.0 or Atom document is read by parse_fast (lxml, several times
-    faster, same result); anything else by feedparser."""
-    from monitor.parse_fast import parse_fast  # it builds on this module's dataclasses
-
-    fast = parse_fast(body, url, content_type)
-    return fast if fast is not None else parse_with_feedparser(body, url, content_type)
 
 
 def parse_with_feedparser(body: bytes, url: str, content_type: str | None = None
