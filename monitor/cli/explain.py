@@ -1,0 +1,89 @@
+"""`monitor explain URL`: why an entry matched (or not) and where it was grouped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from monitor import store
+from monitor.cli.app import Context, cli
+from monitor.models import Development, Entry, Feed
+
+
+@cli.command()
+@click.argument("url")
+@click.pass_obj
+def explain(obj: Context, url: str) -> None:
+    """Show why the stored entry at URL did or did not match, and where it was grouped."""
+    from monitor.match import Matcher, load_profile
+    from monitor.match import explain as explain_match
+    from monitor.normalize import canonical_url
+
+    db = obj.database()
+    canon = canonical_url(url)
+    with db.session() as s:
+        entry = store.entry_by_url(s, url, canon)
+        if entry is None:
+            raise click.ClickException(f"no stored entry has the URL {canon}")
+        feed = s.get(Feed, entry.feed_id)
+        profile = load_profile(obj.settings.matching.topics)
+        matcher = Matcher(profile, obj.settings.matching.threshold)
+        ex = explain_match(matcher, entry.title, entry.text)
+        verdict = "MATCHED" if ex.result.relevant else "did not match"
+        click.echo(f"{entry.title}\n  {entry.canonical_url or entry.url}\n  feed: "
+                   f"{feed.name if feed else '?'}; published {entry.published_at:%Y-%m-%d %H:%M}"
+                   f" UTC; revision {entry.revision}")
+        click.echo(f"\n{verdict}: best score {ex.result.best:.2f}, threshold "
+                   f"{matcher.threshold:.2f}")
+        for topic in profile.topics:
+            ts = ex.result.scores.get(topic.id)
+            if ts is None:
+                groups = " or ".join("+".join(g) for g in topic.require)
+                click.echo(f"  {topic.id:18} -     (needs {groups} in one sentence)")
+            else:
+                click.echo(f"  {topic.id:18} {ts.score:.2f}")
+        click.echo("\nconcepts found, sentence by sentence:")
+        for sentence, hits in ex.sentences:
+            found = ", ".join(f"{h.concept}:{h.surface}" for h in hits) or "-"
+            click.echo(f"  {sentence[:100]}\n      -> {found}")
+        if entry.development_id is None:
+            click.echo("\nnot in a development")
+            return
+        dev = s.get(Development, entry.development_id)
+        assert dev is not None
+        others = store.development_size(s, dev.id)
+        click.echo(f"\ndevelopment #{dev.id} ({dev.state}): {dev.title}\n  joined as: "
+                   f"{entry.join_reason or '-'}; {others} report(s) in it")
+        alert = store.alert_of(s, dev.id)
+        if alert is not None:
+            click.echo(f"  alert {alert.public_id} at {alert.created_at:%Y-%m-%d %H:%M} UTC")
+        _explain_neighbours(obj, s, entry)
+
+
+def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
+    """The clustered reports published within the window before and after `entry`, most
+    alike first: what each shares with it, and whether that clears the bar."""
+    from monitor.cluster import ClusterParams, compare, document_frequencies, features_from_json
+
+    if not entry.cluster_features:
+        return
+    params = ClusterParams(window=obj.settings.matching.cluster_window)
+    near = store.clustered_near(s, entry, params.window)
+    mine = features_from_json(entry.cluster_features)
+    theirs = [(e, features_from_json(e.cluster_features)) for e in near if e.cluster_features]
+    idf = document_frequencies([mine, *(f for _, f in theirs)])
+    rows = sorted(((compare(mine, f, idf, params), e) for e, f in theirs),
+                  key=lambda r: -r[0].similarity)[:5]
+    if not rows:
+        return
+    click.echo("\nmost alike clustered reports (similarity / bar; what they share):")
+    for c, e in rows:
+        same = "same development" if e.development_id == entry.development_id else \
+            f"development #{e.development_id}"
+        shared = "; ".join(f"{k}: {', '.join(v)}" for k, v in (
+            ("entities", c.entities), ("names", c.names), ("numbers", c.numbers),
+            ("words", c.words)) if v) or "nothing"
+        conflict = "; different places" if c.place_conflict else ""
+        click.echo(f"  {c.similarity:.2f} / {c.bar:.2f}{' across languages' if c.cross else ''}"
+                   f" [{same}] {e.title[:70]}\n      shares {shared}{conflict}")

@@ -1,0 +1,95 @@
+"""Running: poll, deliver, run, status, db upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor import store
+from monitor.cli.app import Context, cli
+from monitor.db import Database
+
+log = logging.getLogger("monitor")
+
+
+@cli.command()
+@click.pass_obj
+def poll(obj: Context) -> None:
+    """Poll every enabled feed once now, process it, deliver what is due, exit."""
+    p = obj.pipeline(polling=True)
+    stats = asyncio.run(p.poll(only_due=False))
+    log.info("polled %d feeds: %d changed, %d not modified, %d unchanged, %d errors; "
+             "%d new and %d updated entries, %d developments, %d alerts", stats.feeds,
+             stats.fetched, stats.not_modified, stats.unchanged, stats.errors,
+             stats.new_entries, stats.updated_entries, stats.developments, stats.alerts)
+    d = asyncio.run(p.deliver_due())
+    log.info("delivered %d, retrying %d, dead %d", d.delivered, d.retrying, d.dead)
+
+
+@cli.command()
+@click.pass_obj
+def deliver(obj: Context) -> None:
+    """Deliver every alert delivery that is due, then exit."""
+    p = obj.pipeline()
+    d = asyncio.run(p.deliver_due())
+    log.info("delivered %d, retrying %d, dead %d", d.delivered, d.retrying, d.dead)
+
+
+@cli.command()
+@click.pass_obj
+def run(obj: Context) -> None:
+    """Run the service: poll feeds on their schedule until SIGTERM or Ctrl-C."""
+    from monitor.db import AlreadyRunning, single_worker
+    from monitor.service import serve
+
+    db = obj.database()
+    try:
+        with single_worker(db.engine):
+            asyncio.run(serve(obj.pipeline()))
+    except AlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.pass_obj
+def status(obj: Context) -> None:
+    """Check the database and print feeds, developments and the outbox at a glance.
+
+    Exits non-zero when the database is unreachable or not migrated (a health check)."""
+    db = obj.database(upgrade=False)
+    try:
+        _status(db)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"database not usable: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0]}") from None
+
+
+def _status(db: Database) -> None:
+    with db.session() as s:
+        n = store.counts(s)
+    click.echo(f"database   {db.engine.url.render_as_string(hide_password=True)}  (reachable)")
+    click.echo(f"feeds      {n['feeds']} ({n['failing']} failing)")
+    click.echo(f"entries    {n['entries']}")
+    click.echo(f"developments {n['developments']}, alerts {n['alerts']}")
+    click.echo("deliveries " + (", ".join(f"{k} {v}" for k, v in
+                                          sorted(n["deliveries"].items())) or "none"))
+
+
+# ------------------------------------------------------------------------ db --
+
+# ------------------------------------------------------------------------ db --
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj: Context) -> None:
+    """Apply all migrations (also done automatically on start)."""
+    obj.database(upgrade=True)
+    click.echo("database schema is up to date")
