@@ -15,7 +15,9 @@ from collections import Counter
 from itertools import combinations
 from typing import Any
 
-from monitor.match import STOPWORDS, Matcher, parse_profile, sentences, stem
+from monitor.match import Matcher
+from monitor.profile import parse_profile
+from monitor.text import STOPWORDS, sentences, stem
 
 _NAME = re.compile(r"\b([A-ZА-ЯЁ][\w’'-]+(?:\s+[A-ZА-ЯЁ][\w’'-]+)*)")
 

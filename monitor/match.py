@@ -11,49 +11,35 @@ Russia in one item and Israel in the next. The score weighs where the evidence s
 from __future__ import annotations
 
 import math
-import re
-import tomllib
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING
 
-import Stemmer
+from monitor.profile import Profile, Term
+from monitor.profile import load_profile as load_profile  # the matcher's input; re-exported
+from monitor.text import (
+    CYRILLIC,
+    NUMBER,
+    STOPWORDS,
+    TITLES,
+    WORD,
+    WORD_RE,
+    Token,
+    bare,
+    is_roundup,
+    is_title_case,
+    kind_of,
+    mentioned_days,
+    name_key,
+    name_of,
+    sentences,
+    stem,
+    tokenize,
+)
 
-from monitor.normalize import Article
+if TYPE_CHECKING:
+    from monitor.normalize import Article
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
-# Sentence breaks: whitespace after . ! ? ;, line breaks, or a spaced separator (| • · — –).
-# Written to start with \s, so the engine skips to the next whitespace in C rather than
-# trying three alternatives at every character (~3x faster; the same splits as
-# (?<=[.!?;])\s+|[\n\r]+|\s+[|•·—–]\s+ , which tests/test_match.py checks).
-_SENTENCE = re.compile(r"\s(?:(?<=[.!?;]\s)\s*|(?<=[\n\r])[\n\r]*|\s*[|•·—–]\s+)")
-_CYR = re.compile(r"[\u0400-\u04ff]")
-_EN = Stemmer.Stemmer("english")
-_RU = Stemmer.Stemmer("russian")
-
-_DIGITS = re.compile(r"^\d+$")
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before
-being below between both but by can could did do does doing down during each few for from
-further had has have having he her here hers him his how i if in into is it its itself just
-me more most my no nor not now of off on once only or other our out over own same she should
-so some such than that the their them then there these they this those through to too under
-until up very was we were what when where which while who whom why will with would you your
-said says say told according report reports reported new after amid over week day year news
-update live analysis video photos watch via one two three first last и в во не что он на я с
-со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня еще
-нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять
-уж вам ведь там потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была
-сам чтобы без будто чего раз тоже себе под будет ж тогда кто этот того потому этого какой
-совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда зачем всех никогда можно
-при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
-разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более
-всегда конечно всю между заявил сообщил сообщает заявила также года году
-""".split())
 
 # Cosine likeness of an article to a topic's description and vocabulary. Measured on the
 # dev scenario it separates on- from off-topic articles worse than the same-sentence rules
@@ -67,22 +53,6 @@ DESCRIPTION_BONUS = 0.3
 # in it do not count as one statement.
 RUN_ON = 60
 WINDOW = 30
-# A headline that labels a list of unrelated items (a roundup, a briefing, a press
-# review): what it names in one item says nothing about the next, so it reports no
-# development of its own.
-_ROUNDUP = re.compile(
-    r"^\s*(?:[\w ]{0,20}\b)?(?:news\s+)?(?:round-?up|briefing|digest|press\s+review|"
-    r"news\s+review|news\s+in\s+brief|in\s+brief|headlines|top\s+stories|what\s+we(?:'|’)re\s+reading|the\s+day\s+in|"
-    r"week\s+in\s+review|daily\s+brief|morning\s+report|evening\s+report|live(?:\s+updates)?|"
-    r"главное(?:\s+за\s+\w+|\s+к\s+\w+)?|обзор\s+(?:прессы|сми|печати|новостей)|дайджест|"
-    r"итоги\s+(?:дня|недели)|новости\s+(?:дня|к\s+\w+)|что\s+(?:пишут|случилось)|коротко)"
-    r"(?:\s*[:|—–-]|,?\s+\w+\s+\d{1,2}\b|,?\s+\d{1,2}\s+\w+)",
-    re.IGNORECASE)
-
-
-def is_roundup(title: str) -> bool:
-    """A headline labelled as a roundup, digest or press review (in English or Russian)."""
-    return bool(_ROUNDUP.match(title))
 
 
 TITLE_WEIGHT = 1.5
@@ -91,170 +61,6 @@ BODY_WEIGHT = 0.8
 LEAD_SENTENCES = 3
 # Distinct word forms a matcher keeps tokenized (a few hundred bytes each).
 TOKEN_CACHE = 200_000
-
-
-@lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    """Lower-case Snowball stem, Russian or English by the word's script."""
-    w = word.lower().replace("ё", "е").replace("’", "'")
-    if w.endswith("'s"):
-        w = w[:-2]
-    if _CYR.search(w):
-        return str(_RU.stemWord(w))
-    return str(_EN.stemWord(w))
-
-
-# What a token counts as in an article's word bag.
-SKIP, WORD, NUMBER = 0, 1, 2
-
-
-class Token(NamedTuple):
-    """A word as found, its stem and what it counts as (a tuple: every word of every entry
-    makes one, and a matcher shares one per distinct surface form)."""
-
-    stem: str
-    surface: str
-    kind: int = SKIP
-    lead: bool = False  # some profile phrase starts with this stem
-    name: str = ""  # name_key() of a capitalized word, "" for any other
-
-
-# Capitalized in English without being names.
-_NOT_NAMES = frozenset("""
-january february march april may june july august september october november december
-monday tuesday wednesday thursday friday saturday sunday mr mrs ms dr
-""".split())
-# Spellings that differ between transliterations of one name, made one: kh/h, ch/c, sh/s.
-_DIGRAPHS = re.compile(r"kh|ch|sh|zh|ts|tz|ph|ck|dzh|x|w|q|j")
-_DIGRAPH_MAP = {"kh": "h", "ch": "c", "sh": "s", "zh": "z", "ts": "c", "tz": "c", "ph": "f",
-                "ck": "k", "dzh": "y", "x": "ks", "w": "v", "q": "k", "j": "y"}
-_VOWELS = re.compile(r"(?<=.)[aeiouy]+")
-_REPEATS = re.compile(r"(.)\1+")
-
-
-@lru_cache(maxsize=100_000)
-def name_key(word_stem: str) -> str:
-    """A name's spelling skeleton, the same for most Latin and Cyrillic spellings of it:
-    transliterated (anyascii), digraphs folded, vowels after the first letter dropped,
-    doubled letters merged, five letters kept. "Bennett", "Беннета" → "bnt";
-    "Zelensky", "Зеленский" → "zlnsk". Shorter than three letters: no key."""
-    from anyascii import anyascii
-
-    ascii_ = re.sub(r"[^a-z]", "", anyascii(word_stem).lower())
-    folded = _DIGRAPHS.sub(lambda m: _DIGRAPH_MAP[m.group()], ascii_)
-    key = _REPEATS.sub(r"\1", _VOWELS.sub("", folded))[:5]
-    return key if len(key) >= 3 else ""
-
-
-def _name_of(token_stem: str, surface: str, kind: int) -> str:
-    if kind != WORD or not surface[:1].isupper() or (surface.isupper() and len(surface) < 4):
-        return ""
-    if surface.lower() in _NOT_NAMES:
-        return ""
-    return name_key(token_stem)
-
-
-def _kind(token_stem: str, surface: str) -> int:
-    if _DIGITS.match(token_stem):
-        return NUMBER if len(token_stem) >= 2 else SKIP
-    if len(token_stem) > 1 and token_stem not in STOPWORDS \
-            and surface.lower() not in STOPWORDS:
-        return WORD
-    return SKIP
-
-
-def tokenize(text: str) -> list[Token]:
-    return [Token(st, w, _kind(st, w)) for w in _WORD.findall(text) for st in (stem(w),)]
-
-
-def sentences(title: str, text: str) -> list[tuple[str, bool]]:
-    """(sentence, is_headline): the headline's clauses first, then the body's sentences."""
-    out = [(s.strip(), True) for s in _SENTENCE.split(title) if s.strip()]
-    out += [(s.strip(), False) for s in _SENTENCE.split(text) if s.strip()]
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    key: str  # the first alias: one identity across languages
-    concept: str
-    phrases: tuple[tuple[str, ...], ...]
-    place: bool = False  # a concrete location
-    weight: float = 1.0  # how strongly a hit stands for its concept
-    # Stems of given names the term's full-name aliases put before its surname
-    # ("naftali bennett|bennett"): a bare surname after another given name is someone else.
-    given: frozenset[str] = frozenset()
-    # A place's one-word Latin spellings: English place names do not inflect, so a word
-    # that only stems like one ("Hamas" → "hama") is not that place.
-    spellings: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Topic:
-    id: str
-    title: str
-    description: str
-    require: tuple[tuple[str, ...], ...]
-    support: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Profile:
-    topics: tuple[Topic, ...]
-    terms: tuple[Term, ...]
-    generic_concepts: frozenset[str]
-    false_friends: dict[str, frozenset[str]]
-    threshold: float
-    source: str = "built-in"
-
-    @property
-    def concepts(self) -> list[str]:
-        return sorted({t.concept for t in self.terms})
-
-
-def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
-    """Build a profile from its TOML structure (see data/topics.toml for the format)."""
-    terms: list[Term] = []
-    generic: set[str] = set()
-    for concept, spec in (data.get("concepts") or {}).items():
-        if spec.get("generic"):
-            generic.add(concept)
-        for line in spec.get("terms", []):
-            place = line.startswith("@")
-            line, _, w = line.removeprefix("@").partition("~")
-            weight = float(w) if w.strip() else 1.0
-            aliases = [a.strip() for a in line.split("|") if a.strip()]
-            phrases = tuple(dict.fromkeys(
-                tuple(t.stem for t in tokenize(a)) for a in aliases if tokenize(a)))
-            singles = {ph[0] for ph in phrases if len(ph) == 1}
-            given = frozenset(ph[-2] for ph in phrases if len(ph) >= 2 and ph[-1] in singles)
-            spellings = frozenset(a.lower() for a in aliases
-                                  if place and " " not in a and not _CYR.search(a))
-            terms.append(Term(key=aliases[0].lower(), concept=concept, phrases=phrases,
-                              place=place, weight=weight, given=given, spellings=spellings))
-    known = {t.concept for t in terms}
-    topics = []
-    for spec in data.get("topics", []):
-        require = tuple(tuple(group) for group in spec["require"])
-        for c in {c for g in require for c in g} | set(spec.get("support", [])):
-            if c not in known:
-                raise ValueError(f"topic {spec['id']!r} names unknown concept {c!r}")
-        topics.append(Topic(id=spec["id"], title=spec.get("title", spec["id"]),
-                            description=spec.get("description", "").strip(),
-                            require=require, support=tuple(spec.get("support", []))))
-    friends = {stem(k): frozenset(w.lower() for w in v)
-               for k, v in (data.get("false_friends") or {}).items()}
-    return Profile(topics=tuple(topics), terms=tuple(terms),
-                   generic_concepts=frozenset(generic), false_friends=friends,
-                   threshold=float(data.get("threshold", 1.0)), source=source)
-
-
-def load_profile(path: Path | None = None) -> Profile:
-    """The profile at `path`, else the built-in one."""
-    if path is None:
-        text = resources.files("monitor").joinpath("data/topics.toml").read_text("utf-8")
-        return parse_profile(tomllib.loads(text))
-    return parse_profile(tomllib.loads(path.read_text("utf-8")), source=str(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,14 +158,14 @@ class Matcher:
         a word is done once, not once per occurrence (the cache is emptied when large)."""
         cache = self._tokens
         out = []
-        for w in _WORD.findall(sentence):
+        for w in WORD_RE.findall(sentence):
             token = cache.get(w)
             if token is None:
                 if len(cache) >= TOKEN_CACHE:
                     cache.clear()
                 st = stem(w)
-                kind = _kind(st, w)
-                token = cache[w] = Token(st, w, kind, st in self._index, _name_of(st, w, kind))
+                kind = kind_of(st, w)
+                token = cache[w] = Token(st, w, kind, st in self._index, name_of(st, w, kind))
             out.append(token)
         return out
 
@@ -387,16 +193,16 @@ class Matcher:
                     continue
                 if n == 1 and phrase[0] in self.profile.false_friends:
                     if title_case is None:
-                        title_case = _is_title_case(tokens)
+                        title_case = is_title_case(tokens)
                     if not title_case and self._false_friend(tokens, i):
                         break
-                if n == 1 and term.spellings and not _CYR.search(tokens[i].surface) \
-                        and _bare(tokens[i].surface) not in term.spellings:
+                if n == 1 and term.spellings and not CYRILLIC.search(tokens[i].surface) \
+                        and bare(tokens[i].surface) not in term.spellings:
                     break
                 if n == 1 and term.given and i > 0 \
                         and _other_person(tokens[i - 1], term.given, out):
                     if headline and title_case is None:
-                        title_case = _is_title_case(tokens)
+                        title_case = is_title_case(tokens)
                     if not (headline and title_case):
                         break
                 surface = " ".join(t.surface for t in tokens[i:i + n])
@@ -516,7 +322,7 @@ class Matcher:
         names: set[str] = set()
         for tokens, is_title in read:
             named = [t.name for t in tokens[1:] if t.name]
-            if named and not (is_title and _is_title_case(tokens)):
+            if named and not (is_title and is_title_case(tokens)):
                 names.update(named)
         return frozenset(names - self._known_names)
 
@@ -535,72 +341,15 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
     return sum(v * b.get(k, 0.0) for k, v in a.items())
 
 
-# Words that may stand before an official's surname without being a given name.
-_TITLES = frozenset("""
-mr mrs ms dr gen general adm admiral col colonel lt sen senator rep pm fm dm president
-minister premier chancellor ambassador envoy spokesman spokeswoman chief deputy leader king
-emir sheikh ayatollah rabbi judge justice secretary director head counterpart and or but
-""".split()) | frozenset("""
-господин госпожа генерал президент премьер министр посол глава лидер спикер аятолла раввин
-""".split())
-
-
-_MONTHS_EN = {m: i for i, names in enumerate((
-    "jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
-    "aug august", "sep sept september", "oct october", "nov november", "dec december"),
-    start=1) for m in names.split()}
-_MONTHS_RU = {m: i for i, m in enumerate((
-    "января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября",
-    "октября", "ноября", "декабря"), start=1)}
-_EN_MONTH = "|".join(sorted(_MONTHS_EN, key=len, reverse=True))
-_DAY_FIRST = re.compile(
-    rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_EN_MONTH}|{'|'.join(_MONTHS_RU)})\b",
-    re.IGNORECASE)
-# Month first only when capitalized: "may 12 people" is no date.
-_MONTH_FIRST = re.compile(
-    rf"\b({'|'.join(m.capitalize() for m in sorted(_MONTHS_EN, key=len, reverse=True))}"
-    rf"|{_EN_MONTH.upper()})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b")
-
-
-def mentioned_days(text: str) -> frozenset[str]:
-    """Calendar days named in the text, as "MM-DD" (years are left out: a dateline seldom
-    gives one)."""
-    out = set()
-    for day, month in _DAY_FIRST.findall(text):
-        m = _MONTHS_EN.get(month.lower()) or _MONTHS_RU.get(month.lower())
-        if m and 1 <= int(day) <= 31:
-            out.add(f"{m:02d}-{int(day):02d}")
-    for month, day in _MONTH_FIRST.findall(text):
-        m = _MONTHS_EN.get(month.lower())
-        if m and 1 <= int(day) <= 31:
-            out.add(f"{m:02d}-{int(day):02d}")
-    return frozenset(out)
-
-
-def _bare(surface: str) -> str:
-    w = surface.lower().replace("’", "'")
-    return w[:-2] if w.endswith("'s") else w
-
-
 def _other_person(before: Token, given: frozenset[str], out: list[Hit | Token]) -> bool:
     """Whether the capitalized word before an official's bare surname is another given
     name ("Tony Bennett", "Amir Lapid"): not the official's, not a title, not a term."""
     surface = before.surface
     if not surface[:1].isupper() or before.stem in given:
         return False
-    if surface.lower().rstrip(".") in _TITLES or before.stem in _TITLES:
+    if surface.lower().rstrip(".") in TITLES or before.stem in TITLES:
         return False
     return not (out and isinstance(out[-1], Hit))  # "Prime Minister", "Israel's"
-
-
-def _is_title_case(tokens: Iterable[Token]) -> bool:
-    words = upper = 0
-    for t in tokens:
-        w = t.surface
-        if len(w) > 3 and w[0].isalpha():
-            words += 1
-            upper += w[0].isupper()
-    return words >= 3 and upper > 0.7 * words
 
 
 def _snippet(sentence: str, hits: list[Hit], limit: int = 240) -> str:

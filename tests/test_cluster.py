@@ -212,7 +212,7 @@ def test_reports_naming_days_weeks_apart_are_different_events(matcher: Matcher) 
 
 def test_days_apart_reads_both_languages_and_the_new_year() -> None:
     from monitor.cluster import days_apart
-    from monitor.match import mentioned_days
+    from monitor.text import mentioned_days
 
     assert mentioned_days("МОСКВА, 28 декабря. Суд") == {"12-28"}
     assert mentioned_days("Talks on Nov. 29; may 12 people") == {"11-29"}

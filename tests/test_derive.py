@@ -6,7 +6,8 @@ import tomllib
 from importlib import resources
 
 from monitor.derive import derive
-from monitor.match import Matcher, parse_profile
+from monitor.match import Matcher
+from monitor.profile import parse_profile
 
 ARTICLE = """Hezbollah chief warns Israel after strike on Lebanese border village
 Hezbollah's leader said on Sunday that the group would answer an Israeli strike that hit a

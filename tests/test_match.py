@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.match import Matcher, load_profile, parse_profile, sentences, stem
+from monitor.match import Matcher
+from monitor.profile import load_profile, parse_profile
+from monitor.text import sentences, stem
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,7 @@ def test_sentence_breaks_are_those_of_the_plain_pattern() -> None:
     import random
     import re
 
-    from monitor.match import _SENTENCE
+    from monitor.text import SENTENCE
 
     plain = re.compile(r"(?<=[.!?;])\s+|[\n\r]+|\s+[|•·—–]\s+")
     rng = random.Random(7)
@@ -149,7 +151,7 @@ def test_sentence_breaks_are_those_of_the_plain_pattern() -> None:
     texts += ["Putin met Bennett. They talked; Syria came up!  Iran — too\n\nNext | item",
               "Путин и Беннет.\r\nОбсудили Сирию • Иран · ядерная программа"]
     for text in texts:
-        assert _SENTENCE.split(text) == plain.split(text), repr(text)
+        assert SENTENCE.split(text) == plain.split(text), repr(text)
 
 
 def test_labelled_roundups_report_no_development(matcher: Matcher) -> None:
@@ -202,7 +204,7 @@ def test_the_iran_deal_by_its_shorthand_and_syria_diplomacy(matcher: Matcher) ->
 
 
 def test_names_meet_across_scripts(matcher: Matcher) -> None:
-    from monitor.match import name_key
+    from monitor.text import name_key
 
     assert name_key(stem("Azovstal")) == name_key(stem("Азовсталь")) != ""
     assert name_key(stem("Zelensky")) == name_key(stem("Зеленский"))
