@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from monitor import metrics, store
+from monitor.alerts import TopicRef
 from monitor.cluster import (
     ClusterIndex,
     ClusterParams,
@@ -193,6 +194,13 @@ class Developments:
         if may_announce(dev.state, result.relevant, row.published_at, cutoff):
             self._announce(s, dev, row, result, now, stats)
 
+    def _topics(self, result: MatchResult) -> list[TopicRef]:
+        """The topics an alert names: those over the bar, best first, with their titles."""
+        titles = {t.id: t.title for t in self.matcher().profile.topics}
+        return [TopicRef(ts.topic, titles.get(ts.topic, ts.topic), ts.score, list(ts.evidence))
+                for ts in sorted(result.scores.values(), key=lambda ts: -ts.score)
+                if ts.score >= result.threshold]
+
     def _announce(self, s: Session, dev: Development, row: Entry, result: MatchResult,
                   now: datetime, stats: PollStats) -> None:
         dev.state = "alerted"
@@ -200,6 +208,6 @@ class Developments:
         dev.title = row.title or dev.title
         dev.topics = result.topics
         dev.score = result.best
-        self.outbox.announce(s, dev, now)
+        self.outbox.announce(s, dev, now, self._topics(result))
         stats.alerts += 1
         log.info("alert: %s [%s] %.2f", dev.title, ", ".join(dev.topics), dev.score)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -30,7 +30,6 @@ from monitor.routing import last_fire, parse_quiet_hours, parse_rate, quiet_unti
 if TYPE_CHECKING:
     import httpx
 
-    from monitor.match import Matcher
 
 log = logging.getLogger("monitor.outbox")
 
@@ -45,11 +44,10 @@ class DeliveryStats:
 
 
 class Outbox:
-    def __init__(self, settings: Settings, db: Database, matcher: Callable[[], Matcher],
-                 clock: Callable[[], datetime], owner: str) -> None:
+    def __init__(self, settings: Settings, db: Database, clock: Callable[[], datetime],
+                 owner: str) -> None:
         self.settings = settings
         self.db = db
-        self.matcher = matcher  # the topic profile, made when an alert first needs it
         self.clock = clock
         self.owner = owner
         self.channels: dict[str, ChannelConfig] = dict(
@@ -57,12 +55,15 @@ class Outbox:
         if not self.channels:
             self.channels = {"console": ConsoleChannel(type="console", name="console")}
 
-    def announce(self, s: Session, dev: Development, now: datetime) -> Alert:
+    def announce(self, s: Session, dev: Development, now: datetime,
+                 topics: Sequence[TopicRef] = ()) -> Alert:
         """The alert for a development and a delivery row for each channel that wants it,
-        in the caller's transaction."""
+        in the caller's transaction. `topics` (with their titles and evidence) are frozen
+        into the alert: what it says about topics does not change, nor need a matcher."""
         routes = [self._route(s, name, ch, now) for name, ch in self.channels.items()
                   if ch.wants(dev.topics, dev.score)]
-        alert = store.add_alert(s, dev, new_alert_id(), routes, now)
+        alert = store.add_alert(s, dev, new_alert_id(), routes, now,
+                                {"topics": [t.to_json() for t in topics]})
         metrics.ALERTS.labels("development").inc()
         return alert
 
@@ -234,7 +235,8 @@ class Outbox:
                             topics=list(topics.values()), articles=articles)
 
     def _development_content(self, s: Session, alert: Alert) -> AlertContent:
-        """The alert as sent now: the development with every report known so far."""
+        """The alert as sent now: its frozen topics, and the development with every
+        report known so far (a redelivery carries the reports that arrived meanwhile)."""
         dev = s.get(Development, alert.development_id) if alert.development_id else None
         entries = store.development_entries(s, dev.id) if dev else []
         if dev is not None and dev.primary_entry_id is not None:
@@ -253,15 +255,11 @@ class Outbox:
                                        source=(f.name or f.url) if f else "",
                                        published=e.published_at, language=e.language,
                                        summary=e.text[:500]))
-        primary = entries[0] if entries else None
-        topics = []
-        if primary is not None:
-            matcher = self.matcher()
-            titles = {t.id: t.title for t in matcher.profile.topics}
-            for m in sorted(primary.matches, key=lambda m: -m.score):
-                if m.score >= matcher.threshold:
-                    topics.append(TopicRef(m.topic, titles.get(m.topic, m.topic), m.score,
-                                           list(m.evidence)))
+        frozen = (alert.payload or {}).get("topics")
+        if frozen is not None:
+            topics = [TopicRef.from_json(t) for t in frozen]
+        else:  # written before topics were frozen into alerts: the development's own
+            topics = [TopicRef(t, t, dev.score) for t in dev.topics] if dev else []
         return AlertContent(id=alert.public_id, kind=alert.kind, created_at=alert.created_at,
                             title=dev.title if dev else "", score=dev.score if dev else 0.0,
                             topics=topics, articles=articles,

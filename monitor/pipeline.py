@@ -68,7 +68,7 @@ class Pipeline:
             allow_link_local=http.allow_link_local,
             **({"user_agent": http.user_agent} if http.user_agent else {}),
         )
-        self.outbox = Outbox(settings, db, lambda: self.matcher, clock, self.owner)
+        self.outbox = Outbox(settings, db, clock, self.owner)
         self.developments = Developments(
             ClusterParams(window=settings.matching.cluster_window), lambda: self.matcher,
             self.outbox, settings.alerts.backfill)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -564,3 +567,42 @@ def test_a_feed_that_stops_parsing_counts_as_failing_even_when_answered_304(
     with database.session() as s:
         feed = s.scalars(select(Feed)).one()
         assert (feed.error_count, feed.error_kind, feed.last_error) == (0, None, None)
+
+
+def test_an_alert_keeps_the_topics_it_was_written_with_and_delivers_without_a_matcher(
+        tmp_path: Any, clock: Clock, feed_server: FeedServer,
+        webhook_sink: WebhookSink) -> None:
+    """The alert's topics (titles, scores, evidence) are frozen when it is written: a
+    `monitor deliver` process sends it without loading the matcher, and says the same."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    database = Database(url)
+    database.upgrade()
+    feeds = [feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1",
+                                                   clock.now)]))]
+    p = make(database, clock, feeds, webhook_sink.url, retry_initial="1s")
+    webhook_sink.responses = [(503, {})]  # the first attempt fails: deliver retries it
+    asyncio.run(p.poll())
+    asyncio.run(p.deliver_due())
+    with database.session() as s:
+        frozen = s.scalars(select(Alert)).one().payload["topics"]
+        # make the delivery due now, as the retry would be
+        for d in s.scalars(select(Delivery)):
+            d.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+    database.dispose()
+    assert frozen and all(t["title"] and t["evidence"] for t in frozen)
+    script = f"""
+import asyncio, json, sys
+from monitor.config import Settings
+from monitor.db import Database
+from monitor.pipeline import Pipeline
+db = Database({url!r})
+p = Pipeline(Settings(database={{"url": {url!r}}},
+                      channels=[{{"type": "webhook", "name": "hook",
+                                  "url": {webhook_sink.url!r}}}]), db)
+d = asyncio.run(p.deliver_due())
+print(json.dumps([d.delivered, "monitor.match" in sys.modules]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == [1, False]
+    assert webhook_sink.accepted[-1]["body"]["topics"] == frozen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -12,10 +13,13 @@ from monitor.models import Alert, Delivery, Development
 
 
 def add_alert(s: Session, dev: Development, public_id: str,
-              routes: Sequence[tuple[str, str, datetime]], now: datetime) -> Alert:
+              routes: Sequence[tuple[str, str, datetime]], now: datetime,
+              payload: dict[str, Any] | None = None) -> Alert:
     """The outbox rows (channel, status, first attempt), written in the caller's
-    transaction with the development."""
-    alert = Alert(public_id=public_id, development_id=dev.id, created_at=now, kind="development")
+    transaction with the development; `payload`: what the alert says that is decided
+    now (its topics), kept so that delivering it needs no matcher."""
+    alert = Alert(public_id=public_id, development_id=dev.id, created_at=now, kind="development",
+                  payload=payload or {})
     for name, status, at in routes:
         alert.deliveries.append(Delivery(channel=name, status=status, next_attempt_at=at,
                                          created_at=now))
