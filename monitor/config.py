@@ -6,101 +6,38 @@ message that names the key and the file, so a typo never silently disables a fea
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 import tomllib
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor.channels import Channel
 from monitor.errors import MonitorError
 from monitor.schedule import DEFAULT_INTERVAL
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9,
-               "gib": 2**30}
+from monitor.values import Duration, Section, Size
+from monitor.values import parse_duration as parse_duration  # re-exported
+from monitor.values import parse_size as parse_size  # re-exported
 
 
 class ConfigError(MonitorError):
     """The configuration cannot be used; the message says which key and which file."""
 
 
-def parse_duration(value: object) -> timedelta:
-    """Read "2s", "10m", "24h", "7d" (or a number of seconds) as a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    raise ValueError(f"invalid duration {value!r}: use a number and a unit, e.g. 30s, 10m, 24h")
-
-
-def parse_size(value: object) -> int:
-    """Read "10MB", "512KiB" or a byte count."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and (m := _SIZE.match(value)):
-        return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
-    raise ValueError(f"invalid size {value!r}: use e.g. 10MB or 512KiB")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-
-
-# Keys whose value may instead be read from a file (`password_file = "/run/secrets/smtp"`,
-# `MONITOR_DATABASE__URL_FILE=...`), so secrets can stay out of the config file and the
-# environment: Docker secrets and systemd credentials are files. The file wins over the
-# plain key, so an environment `..._FILE` overrides a value in the config file.
-SECRET_KEYS = ("password", "secret", "url", "username")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_secret_files(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        for key in SECRET_KEYS:
-            file = data.get(f"{key}_file")
-            if key not in cls.model_fields or file is None:
-                continue
-            path = Path(str(file)).expanduser()
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise ValueError(f"{key}_file: cannot read {path}: {reason}") from None
-            data = {k: v for k, v in data.items() if k != f"{key}_file"} | {key: value}
-        return data
-
-
-class DatabaseConfig(_Section):
+class DatabaseConfig(Section):
     url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data folder")
 
 
-class AlertsConfig(_Section):
+class AlertsConfig(Section):
     backfill: Duration = timedelta(hours=24)
     retry_initial: Duration = timedelta(seconds=30)
     retry_max: Duration = timedelta(hours=1)
@@ -109,7 +46,7 @@ class AlertsConfig(_Section):
     feed_failure_alert: Duration = timedelta(hours=6)
 
 
-class HttpConfig(_Section):
+class HttpConfig(Section):
     connect_timeout: Duration = timedelta(seconds=10)
     timeout: Duration = timedelta(seconds=30)
     max_body: Size = 10 * 2**20
@@ -119,7 +56,7 @@ class HttpConfig(_Section):
     allow_link_local: bool = False  # link-local / cloud metadata addresses (see README)
 
 
-class ServiceConfig(_Section):
+class ServiceConfig(Section):
     # host:port of /healthz and /metrics while `monitor run` runs; "" turns it off.
     listen: str = "127.0.0.1:9464"
     # Entries and developments not seen for this long are deleted daily (alerts stay).
@@ -130,7 +67,7 @@ class ServiceConfig(_Section):
     processes: int | None = Field(None, ge=0)
 
 
-class MatchingConfig(_Section):
+class MatchingConfig(Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
     cluster_window: Duration = timedelta(days=3)
@@ -138,7 +75,7 @@ class MatchingConfig(_Section):
 
 
 
-class FeedConfig(_Section):
+class FeedConfig(Section):
     url: str
     name: str | None = None
     # None: start at DEFAULT_INTERVAL and follow the feed's publishing rate.
@@ -155,114 +92,6 @@ class FeedConfig(_Section):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"feed url must be http(s)://…, got {v!r}")
         return v.strip()
-
-
-class _ChannelBase(_Section):
-    """What every channel has: a name and the filter deciding which alerts it gets."""
-
-    name: str | None = None
-    topics: list[str] | None = Field(None, description="only alerts on these topics")
-    min_score: float = Field(0.0, ge=0, description="only alerts scoring at least this")
-
-    mode: Literal["instant", "digest"] = "instant"
-    digest_cron: str = Field("0 8 * * *", description="when digests go out (crontab)")
-    timezone: str = "UTC"
-    rate_limit: str | None = Field(None, description="e.g. 10/1h; the excess joins the digest")
-    quiet_hours: str | None = Field(None, description="e.g. 22:00-07:00, in `timezone`")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use e.g. Europe/Moscow)") from None
-        return v
-
-    @field_validator("digest_cron")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
-        try:
-            CronTrigger.from_crontab(v)
-        except ValueError as exc:
-            raise ValueError(f"invalid crontab {v!r}: {exc}") from None
-        return v
-
-    @field_validator("rate_limit")
-    @classmethod
-    def _rate(cls, v: str | None) -> str | None:
-        from monitor.routing import parse_rate
-
-        if v is not None:
-            parse_rate(v)
-        return v
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet(cls, v: str | None) -> str | None:
-        from monitor.routing import parse_quiet_hours
-
-        if v is not None:
-            parse_quiet_hours(v)
-        return v
-
-    def wants(self, topics: list[str], score: float) -> bool:
-        if score < self.min_score:
-            return False
-        return self.topics is None or bool(set(self.topics) & set(topics))
-
-
-class WebhookChannel(_ChannelBase):
-    type: Literal["webhook"]
-    url: str
-    secret: SecretStr | None = None
-    timeout: Duration = timedelta(seconds=15)
-
-    @field_validator("secret")
-    @classmethod
-    def _base64_secret(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is None:
-            return None
-        raw = v.get_secret_value().removeprefix("whsec_")
-        try:
-            ok = bool(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True))
-        except (binascii.Error, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError("secret must be base64, as Standard Webhooks secrets are "
-                             "(e.g. whsec_ followed by base64 of 24-64 random bytes)")
-        return v
-
-
-class EmailChannel(_ChannelBase):
-    type: Literal["email"]
-    host: str
-    port: int | None = None
-    security: Literal["ssl", "starttls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
-    sender: str = Field(alias="from")
-    to: list[str] = Field(min_length=1)
-    timeout: Duration = timedelta(seconds=30)
-    ca_file: Path | None = Field(None, description="PEM bundle to trust (a private CA)")
-    verify_tls: bool = True
-
-
-class ConsoleChannel(_ChannelBase):
-    type: Literal["console"]
-
-
-class AppriseChannel(_ChannelBase):
-    """Chat and push services through Apprise URLs (slack://, tgram://, discord://, …)."""
-
-    type: Literal["apprise"]
-    urls: list[SecretStr] = Field(min_length=1)  # they carry tokens: never printed
-
-
-Channel = Annotated[WebhookChannel | EmailChannel | ConsoleChannel | AppriseChannel,
-                    Field(discriminator="type")]
 
 
 class Settings(BaseSettings):

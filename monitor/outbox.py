@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from monitor import metrics, store
 from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
-from monitor.config import ConsoleChannel, Settings
+from monitor.channels import ChannelConfig, ConsoleChannel, Outcome, send
+from monitor.config import Settings
 from monitor.db import Database, is_sqlite
-from monitor.deliver import ChannelConfig, Outcome, send
 from monitor.models import Alert, Delivery, Development, Feed
-from monitor.routing import last_fire, parse_quiet_hours, parse_rate, quiet_until
+from monitor.routing import last_fire, quiet_until
 
 if TYPE_CHECKING:
     import httpx
@@ -85,13 +85,11 @@ class Outbox:
         for the digest (digest channels, and instant ones over their rate limit)."""
         if ch.mode == "digest":
             return name, "waiting", now
-        if ch.rate_limit:
-            limit, per = parse_rate(ch.rate_limit)
-            if store.instant_sent_since(s, name, now - per) >= limit:
-                log.info("channel %s is over its rate limit; the alert joins its digest", name)
-                return name, "waiting", now
-        quiet = parse_quiet_hours(ch.quiet_hours) if ch.quiet_hours else None
-        held = quiet_until(now, quiet, ch.timezone)
+        rate = ch.rate_limit
+        if rate and store.instant_sent_since(s, name, now - rate.per) >= rate.limit:
+            log.info("channel %s is over its rate limit; the alert joins its digest", name)
+            return name, "waiting", now
+        held = quiet_until(now, ch.quiet_hours, ch.timezone)
         return name, "pending", held or now
 
     def build_digests(self) -> int:

@@ -8,26 +8,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from monitor.config import parse_duration
-
 TICK = timedelta(microseconds=1)
-
-
-def parse_rate(value: str) -> tuple[int, timedelta]:
-    """"10/1h" → (10, 1 hour)."""
-    count, _, per = value.partition("/")
-    if not count.strip().isdigit() or int(count) < 1 or not per:
-        raise ValueError(f"invalid rate {value!r}: use COUNT/DURATION, e.g. 10/1h")
-    return int(count), parse_duration(per)
-
-
-def parse_quiet_hours(value: str) -> tuple[time, time]:
-    """"22:00-07:00" → (22:00, 07:00); the span may cross midnight."""
-    start, _, end = value.partition("-")
-    try:
-        return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
-    except ValueError:
-        raise ValueError(f"invalid quiet hours {value!r}: use HH:MM-HH:MM") from None
 
 
 def quiet_until(now: datetime, quiet: tuple[time, time] | None, tz: str) -> datetime | None:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.channels import EmailChannel, WebhookChannel
 from monitor.config import (
     ConfigError,
-    EmailChannel,
-    WebhookChannel,
     load_settings,
     parse_duration,
 )

@@ -35,7 +35,7 @@ def channels_test(obj: Context, name: str) -> None:
     from datetime import UTC, datetime
 
     from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
-    from monitor.deliver import send
+    from monitor.channels import send
 
     settings = obj.settings
     by_name = dict(zip(settings.channel_names(), settings.channels, strict=True))

@@ -26,17 +26,17 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from monitor.alerts import AlertContent, ArticleRef, TopicRef
-from monitor.config import ConsoleChannel, EmailChannel, WebhookChannel
-from monitor.deliver import (
-    Outcome,
-    email_message,
-    send,
-    send_console,
-    send_email,
-)
+from monitor.channels import ConsoleChannel, EmailChannel, Outcome, WebhookChannel, send
+from monitor.channels import smtp as smtp_channel
+from monitor.channels.console import send_console
+from monitor.channels.smtp import email_message
 from monitor.schedule import parse_retry_after
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+async def send_email(ch: EmailChannel, c: AlertContent) -> Outcome:
+    return await smtp_channel.send(ch, c, NOW, None)  # type: ignore[arg-type]  # SMTP needs no client
 HOSTILE = '<script>alert(1)</script><iframe src="http://evil/"></iframe>' \
           "<img src=http://tracker/pixel onerror=alert(2)>"
 ALLOWED_TAGS = {"html", "body", "h2", "p", "ul", "li", "blockquote", "ol", "a"}
@@ -352,7 +352,7 @@ def test_console_writes_title_and_primary_url(capsys: pytest.CaptureFixture[str]
 # ------------------------------------------------------------------ apprise --
 
 def test_apprise_channel_posts_through_a_real_server(webhook_sink: Any) -> None:
-    from monitor.config import AppriseChannel
+    from monitor.channels import AppriseChannel
 
     url = webhook_sink.url.replace("http://", "json://")
     ch = AppriseChannel(type="apprise", urls=[url])
@@ -362,7 +362,7 @@ def test_apprise_channel_posts_through_a_real_server(webhook_sink: Any) -> None:
 
 
 def test_apprise_failures_retry_or_fail_for_good(webhook_sink: Any) -> None:
-    from monitor.config import AppriseChannel
+    from monitor.channels import AppriseChannel
 
     webhook_sink.responses.append((503, {}))
     url = webhook_sink.url.replace("http://", "json://")
