@@ -26,7 +26,7 @@ WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY monitor/ ./monitor/
 COPY migrations/ ./migrations/
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[postgres,chat]' \
  && monitor --version
 
 COPY monitor.example.toml /etc/monitor/monitor.toml

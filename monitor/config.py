@@ -22,15 +22,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.channels import Channel
-from monitor.errors import MonitorError
+from monitor.errors import ConfigError as ConfigError  # raised here; re-exported
 from monitor.schedule import DEFAULT_INTERVAL
 from monitor.values import Duration, Section, Size
 from monitor.values import parse_duration as parse_duration  # re-exported
 from monitor.values import parse_size as parse_size  # re-exported
-
-
-class ConfigError(MonitorError):
-    """The configuration cannot be used; the message says which key and which file."""
 
 
 class DatabaseConfig(Section):

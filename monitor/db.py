@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.errors import MonitorError
+from monitor.errors import ConfigError, MonitorError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -51,7 +51,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # a driver that is an extra
+        extra = "monitor[postgres]" if parsed.get_backend_name() == "postgresql" else \
+            f"the {exc.name} package"
+        raise ConfigError(f"database {parsed.render_as_string(hide_password=True)} needs a "
+                          f"driver that is not installed ({exc.name}): pip install "
+                          f"'{extra}'") from None
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -28,6 +28,10 @@ class MonitorError(Exception):
     """The root of every error `monitor` raises on purpose."""
 
 
+class ConfigError(MonitorError):
+    """The configuration cannot be used; the message says which key and which file."""
+
+
 class FeedError(MonitorError):
     """A feed could not be polled; `kind` is one of KINDS."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from monitor.channels import EmailChannel, WebhookChannel
 from monitor.config import (
     ConfigError,
+    Settings,
     load_settings,
     parse_duration,
 )
@@ -135,3 +137,18 @@ def test_unreadable_secret_files_are_named(tmp_path: Path) -> None:
                                     f'password_file = "{tmp_path / "missing"}"'))
     with pytest.raises(ConfigError, match=r"channels\.1.*password_file: cannot read .*missing"):
         load_settings(cfg)
+
+
+def test_optional_parts_missing_are_named_with_the_extra_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PostgreSQL driver and Apprise are extras: a config that needs one that is not
+    installed gets one line saying which to install."""
+    from monitor.db import Database
+    from monitor.errors import ConfigError as Error
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(Error, match=r"pip install 'monitor\[postgres\]'"):
+        Database("postgresql+psycopg://monitor:secret@127.0.0.1:1/monitor")
+    monkeypatch.setitem(sys.modules, "apprise", None)
+    with pytest.raises(ValueError, match=r"pip install 'monitor\[chat\]'"):
+        Settings(channels=[{"type": "apprise", "urls": ["json://127.0.0.1:1/"]}])

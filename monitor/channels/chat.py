@@ -3,10 +3,11 @@ one URL scheme for all; Apprise is imported only when such a channel sends."""
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from monitor.alerts import AlertContent, render_text, subject
 from monitor.channels.base import ChannelBase, Outcome
@@ -20,6 +21,13 @@ class AppriseChannel(ChannelBase):
 
     type: Literal["apprise"]
     urls: list[SecretStr] = Field(min_length=1)  # they carry tokens: never printed
+
+    @model_validator(mode="after")
+    def _installed(self) -> AppriseChannel:
+        if importlib.util.find_spec("apprise") is None:
+            raise ValueError("apprise channels need Apprise, an optional part: "
+                             "pip install 'monitor[chat]'")
+        return self
 
 
 async def send(ch: AppriseChannel, content: AlertContent, now: datetime,
