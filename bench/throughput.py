@@ -15,7 +15,8 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from monitor.cluster import ClusterIndex, Member, features
+from monitor.cluster import Member, features
+from monitor.cluster_index import ClusterIndex
 from monitor.match import Matcher, MatchResult, load_profile
 
 WORDS = ("government minister said talks officials week report market city police court "

@@ -1,7 +1,7 @@
 """Developments: the in-memory clustering index of one worker, and placing stored entries
 in developments, opening and announcing new ones.
 
-The index (cluster.ClusterIndex) is a cache of the recent entries in the database: it
+The index (cluster_index.ClusterIndex) is a cache of the recent entries in the database: it
 catches up by entry id under the clustering lock before anything is placed, and is started
 afresh after a rollback. New on-topic entries are stored as pending and placed together at
 the end of the poll (`settle`), oldest first, so what is alerted does not depend on the
@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from monitor import metrics, store
 from monitor.alerts import TopicRef
 from monitor.cluster import (
-    ClusterIndex,
     ClusterParams,
     Features,
     Member,
@@ -28,6 +27,7 @@ from monitor.cluster import (
     features_from_json,
     keys_from_json,
 )
+from monitor.cluster_index import ClusterIndex
 from monitor.decide import may_announce, place
 from monitor.models import PENDING, Development, Entry
 from monitor.stats import PollStats

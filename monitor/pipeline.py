@@ -20,7 +20,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from monitor import store
-from monitor.cluster import ClusterIndex, ClusterParams
+from monitor.cluster import ClusterParams
+from monitor.cluster_index import ClusterIndex
 from monitor.config import Settings
 from monitor.db import Database
 from monitor.developments import Developments

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.cluster import ClusterIndex, Features, Idf, Member, features
+from monitor.cluster import Features, Idf, Member, features
+from monitor.cluster_index import ClusterIndex
 from monitor.match import Matcher, load_profile
 from monitor.normalize import canonical_url, content_hash
 

@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
 
 # The steps that decide: they may import each other and the standard library only.
 PURE = {
-    "monitor.alerts", "monitor.cluster", "monitor.decide", "monitor.derive", "monitor.errors",
+    "monitor.alerts", "monitor.cluster", "monitor.cluster_index", "monitor.decide",
+    "monitor.derive", "monitor.errors",
     "monitor.match", "monitor.normalize", "monitor.opml", "monitor.parse",
     "monitor.parse.fast", "monitor.parse.generic", "monitor.parse.types", "monitor.prepare",
     "monitor.profile", "monitor.routing", "monitor.rows", "monitor.schedule",

@@ -1,0 +1,116 @@
+"""The clustering index of one worker: recent development members in memory, with the pool
+of word weights, so placing an article costs about the same with a thousand members as
+with ten. Pure; developments.py keeps it in step with the database."""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections.abc import Iterable
+from datetime import datetime
+
+from monitor.cluster import Assignment, ClusterParams, Features, Idf, Member, assign
+
+
+class ClusterIndex:
+    """Recent development members in memory, with their IDF pool; pure, no I/O.
+
+    Candidates for a new article come from an inverted index over the informative features
+    (those in at most a fifth of the pool), best overlap first, so assigning costs about
+    the same with a thousand members as with ten.
+    """
+
+    MAX_CANDIDATES = 64
+
+    def __init__(self, params: ClusterParams | None = None) -> None:
+        self.params = params or ClusterParams()
+        self.members: dict[int, Member] = {}
+        self.idf = Idf()
+        self.max_entry_id = 0
+        # Articles that count for word weights only (off-topic ones are not clustered, but
+        # they are the background that tells a telling word from a common one).
+        self._background: dict[int, tuple[datetime, tuple[str, ...]]] = {}
+        # (published_at, entry id) of everything held, oldest first, so pruning costs
+        # O(log n) per article dropped rather than a scan per poll; stale pairs (an entry
+        # re-added with another date) are skipped when they surface.
+        self._by_time: list[tuple[datetime, int]] = []
+        self._postings: dict[str, set[int]] = {}
+        self._by_url: dict[str, set[int]] = {}
+        self._by_hash: dict[str, set[int]] = {}
+
+    def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
+        """Count an article that is not clustered towards the word weights."""
+        self.observe_keys(entry_id, published_at, Idf.keys(f))
+
+    def observe_keys(self, entry_id: int, published_at: datetime,
+                     keys: Iterable[str]) -> None:
+        """`observe`, given the article's `Idf.keys` (as a parser worker computes them)."""
+        self._drop(entry_id)
+        # Only what the weights need, not the whole article; interned, so the many
+        # articles that share a word share its string.
+        keys = tuple(map(sys.intern, keys))
+        self._background[entry_id] = (published_at, keys)
+        self.idf.add_keys(keys)
+        while len(self._background) > self.params.background:  # oldest observed first
+            self._drop(next(iter(self._background)))
+        heapq.heappush(self._by_time, (published_at, entry_id))
+        self.max_entry_id = max(self.max_entry_id, entry_id)
+
+    def add(self, m: Member) -> None:
+        self._drop(m.entry_id)
+        self.members[m.entry_id] = m
+        self.idf.add(m.features)
+        for key in Idf.keys(m.features):
+            self._postings.setdefault(key, set()).add(m.entry_id)
+        if m.canonical_url:
+            self._by_url.setdefault(m.canonical_url, set()).add(m.entry_id)
+        self._by_hash.setdefault(m.content_hash, set()).add(m.entry_id)
+        heapq.heappush(self._by_time, (m.published_at, m.entry_id))
+        self.max_entry_id = max(self.max_entry_id, m.entry_id)
+
+    def _drop(self, entry_id: int) -> None:
+        background = self._background.pop(entry_id, None)
+        if background is not None:
+            self.idf.remove_keys(background[1])
+        old = self.members.pop(entry_id, None)
+        if old is None:
+            return
+        self.idf.remove(old.features)
+        for key in Idf.keys(old.features):
+            self._postings[key].discard(entry_id)
+            if not self._postings[key]:
+                del self._postings[key]
+        if old.canonical_url:
+            self._by_url[old.canonical_url].discard(entry_id)
+        self._by_hash[old.content_hash].discard(entry_id)
+
+    def prune(self, before: datetime) -> None:
+        """Forget what was published before `before`."""
+        heap = self._by_time
+        while heap and heap[0][0] < before:
+            at, entry_id = heapq.heappop(heap)
+            member = self.members.get(entry_id)
+            background = self._background.get(entry_id)
+            if (member is not None and member.published_at == at) or \
+                    (background is not None and background[0] == at):
+                self._drop(entry_id)
+
+    def candidates(self, url: str | None, content_hash: str, f: Features) -> list[Member]:
+        exact = set(self._by_url.get(url, ())) if url else set()
+        exact |= self._by_hash.get(content_hash, set())
+        limit = max(5, len(self.members) // 5)
+        overlap: dict[int, float] = {}
+        for key in Idf.keys(f):
+            posting = self._postings.get(key)
+            if not posting or len(posting) > limit:
+                continue
+            weight = self.idf.get(key)
+            for mid in posting:
+                overlap[mid] = overlap.get(mid, 0.0) + weight
+        best = sorted(overlap, key=overlap.__getitem__, reverse=True)[: self.MAX_CANDIDATES]
+        return [self.members[i] for i in exact | set(best)]
+
+    def assign(self, url: str | None, content_hash: str, published_at: datetime,
+               f: Features, fresh: frozenset[int] = frozenset()) -> Assignment:
+        return assign(url, content_hash, published_at, f,
+                      self.candidates(url, content_hash, f), self.params, self.idf, fresh)
