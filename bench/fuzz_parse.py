@@ -32,11 +32,28 @@ FEEDS = Path(__file__).resolve().parent.parent / "tests" / "data" / "feeds"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ACTIVE = re.compile(rb"<script|<iframe|\son[a-z]+\s*=|javascript:", re.IGNORECASE)
 
-SNIPPETS = [b"<", b">", b"&", b"&amp;", b"&#0;", b"&#xD800;", b"]]>", b"<![CDATA[", b"</item>",
-            b"<item>", b"\x00", b"\xff\xfe", b"\xef\xbb\xbf", b"<script>alert(1)</script>",
-            b"<img src=x onerror=alert(1)>", b"<pubDate>Thu, 31 Feb 99999 25:61:00 XYZ</pubDate>",
-            b"<!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\">]>", "Израиль".encode("cp1251"),
-            "Израиль".encode(), b"<title>" + b"A" * 100_000 + b"</title>"]
+SNIPPETS = [
+    b"<",
+    b">",
+    b"&",
+    b"&amp;",
+    b"&#0;",
+    b"&#xD800;",
+    b"]]>",
+    b"<![CDATA[",
+    b"</item>",
+    b"<item>",
+    b"\x00",
+    b"\xff\xfe",
+    b"\xef\xbb\xbf",
+    b"<script>alert(1)</script>",
+    b"<img src=x onerror=alert(1)>",
+    b"<pubDate>Thu, 31 Feb 99999 25:61:00 XYZ</pubDate>",
+    b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>',
+    "Израиль".encode("cp1251"),
+    "Израиль".encode(),
+    b"<title>" + b"A" * 100_000 + b"</title>",
+]
 
 
 def mutate(body: bytes, rng: random.Random) -> bytes:
@@ -51,9 +68,9 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
             for i in range(at, min(len(data), at + rng.randint(1, 8))):
                 data[i] = rng.randrange(256)
         elif op == 1:  # cut a span
-            del data[at:at + rng.randint(1, 2000)]
+            del data[at : at + rng.randint(1, 2000)]
         elif op == 2:  # repeat a span
-            data[at:at] = data[at:at + rng.randint(1, 500)] * rng.randint(2, 20)
+            data[at:at] = data[at : at + rng.randint(1, 500)] * rng.randint(2, 20)
         elif op == 3:  # insert a hostile snippet
             data[at:at] = rng.choice(SNIPPETS)
         elif op == 4:  # truncate
@@ -62,8 +79,9 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
             data[at:at] = b"<a>" * 2000
         else:  # re-encode as another charset (mojibake for the declared one)
             text = bytes(data).decode("utf-8", "replace")
-            data = bytearray(text.encode(rng.choice(["cp1251", "koi8-r", "latin-1", "utf-16"]),
-                                         "replace"))
+            data = bytearray(
+                text.encode(rng.choice(["cp1251", "koi8-r", "latin-1", "utf-16"]), "replace")
+            )
     return bytes(data)
 
 
@@ -93,13 +111,24 @@ def run(seconds: float | None, iterations: int | None, seed: int) -> int:
     matcher = Matcher(load_profile())
     deadline = time.monotonic() + seconds if seconds else None
     done = 0
-    while (iterations is None or done < iterations) and \
-            (deadline is None or time.monotonic() < deadline):
+    while (iterations is None or done < iterations) and (
+        deadline is None or time.monotonic() < deadline
+    ):
         name, body = rng.choice(corpus)
         doc = mutate(body, rng)
         try:
-            problem = check(prepare(doc, "https://example.com/feed", None,
-                                    "https://example.com/feed", NOW, matcher, {}, "sqlite"))
+            problem = check(
+                prepare(
+                    doc,
+                    "https://example.com/feed",
+                    None,
+                    "https://example.com/feed",
+                    NOW,
+                    matcher,
+                    {},
+                    "sqlite",
+                )
+            )
         except Exception:
             problem = traceback.format_exc()
         if problem:

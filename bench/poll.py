@@ -54,21 +54,26 @@ class Feeds:
         # profile's topics, 3 mod 10 Russian ones, the rest filler. Here about 3% are on
         # topic, as in a general news feed.
         k, roll = self.rng.randrange(10**6), self.rng.random()
-        title, text, _ = entry(self.rng, 5 * k if roll < 0.02 else
-                               10 * k + 3 if roll < 0.03 else 10 * k + 1)
+        title, text, _ = entry(
+            self.rng, 5 * k if roll < 0.02 else 10 * k + 3 if roll < 0.03 else 10 * k + 1
+        )
         when = at or self.now - timedelta(minutes=self.rng.randint(1, 600))
         return title, text, f"https://outlet{f % 50}.example/{f}/{self.count}", when
 
     def _render(self, f: int) -> bytes:
         items = sorted(self.items[f], key=lambda i: i[3], reverse=True)[: self.entries]
-        out = ['<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-               f"<title>Outlet {f}</title><link>https://outlet{f % 50}.example/</link>"
-               "<description>synthetic</description>"]
+        out = [
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Outlet {f}</title><link>https://outlet{f % 50}.example/</link>"
+            "<description>synthetic</description>"
+        ]
         for title, text, url, when in items:
-            out.append(f"<item><title>{escape(title)}</title><link>{url}</link>"
-                       f"<guid>{url}</guid><pubDate>{email.utils.format_datetime(when)}"
-                       f"</pubDate><description>{escape('<p>' + text + '</p>')}"
-                       "</description></item>")
+            out.append(
+                f"<item><title>{escape(title)}</title><link>{url}</link>"
+                f"<guid>{url}</guid><pubDate>{email.utils.format_datetime(when)}"
+                f"</pubDate><description>{escape('<p>' + text + '</p>')}"
+                "</description></item>"
+            )
         out.append("</channel></rss>")
         return "".join(out).encode()
 
@@ -115,8 +120,12 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, int]:
     assert proc.stderr is not None
     if os.waitstatus_to_exitcode(status):
         sys.stderr.write(proc.stderr.read().decode()[-2000:])
-    return (wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-            os.waitstatus_to_exitcode(status))
+    return (
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        os.waitstatus_to_exitcode(status),
+    )
 
 
 def main() -> int:
@@ -129,11 +138,18 @@ def main() -> int:
     feeds = Feeds(args.feeds, args.entries, args.seed)
     httpd, counts = serve(feeds)
     folder = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
-    lines = ["[database]", f'url = "sqlite:///{(folder / "bench.db").as_posix()}"',
-             "[[channels]]", 'type = "console"']
+    lines = [
+        "[database]",
+        f'url = "sqlite:///{(folder / "bench.db").as_posix()}"',
+        "[[channels]]",
+        'type = "console"',
+    ]
     for f in range(args.feeds):
-        lines += ["[[feeds]]", f'url = "http://127.0.0.1:{httpd.server_address[1]}/{f}.xml"',
-                  f'name = "Outlet {f}"']
+        lines += [
+            "[[feeds]]",
+            f'url = "http://127.0.0.1:{httpd.server_address[1]}/{f}.xml"',
+            f'name = "Outlet {f}"',
+        ]
     (folder / "monitor.toml").write_text("\n".join(lines) + "\n")
     cmd = [*shlex.split(args.cmd), "--config", str(folder / "monitor.toml"), "poll"]
     print(f"{args.feeds} feeds x {args.entries} entries, in {folder}")
@@ -144,8 +160,10 @@ def main() -> int:
         before = dict(counts)
         wall, cpu, peak, rc = measure(cmd, folder)
         answers = {k: counts[k] - before[k] for k in counts}
-        print(f"{phase:6} {wall:8.2f} s  cpu {cpu:8.2f} s  peak {peak:7.1f} MiB  rc {rc}  "
-              f"200: {answers['200']}  304: {answers['304']}")
+        print(
+            f"{phase:6} {wall:8.2f} s  cpu {cpu:8.2f} s  peak {peak:7.1f} MiB  rc {rc}  "
+            f"200: {answers['200']}  304: {answers['304']}"
+        )
         failed |= rc
     return 1 if failed else 0
 

@@ -44,8 +44,9 @@ def load_referee(path: Path) -> ModuleType:
     return module
 
 
-def run(referee: ModuleType, scenario: Path, calendar: bool, order_seed: int | None,
-        folder: Path) -> tuple[dict[str, Any], list[str]]:
+def run(
+    referee: ModuleType, scenario: Path, calendar: bool, order_seed: int | None, folder: Path
+) -> tuple[dict[str, Any], list[str]]:
     """Replay `scenario` through an in-process pipeline; (score, alerted development ids
     in the order alerted)."""
     from monitor.config import load_settings
@@ -58,11 +59,22 @@ def run(referee: ModuleType, scenario: Path, calendar: bool, order_seed: int | N
     now = datetime.now(UTC).replace(microsecond=0)
     polls = referee.timeline(sc, now, calendar)
     cfg = folder / "monitor.toml"
-    lines = ["[database]", f'url = "sqlite:///{(folder / "monitor.db").as_posix()}"',
-             "[alerts]", 'backfill = "24h"', "[service]", "processes = 0", ""]
+    lines = [
+        "[database]",
+        f'url = "sqlite:///{(folder / "monitor.db").as_posix()}"',
+        "[alerts]",
+        'backfill = "24h"',
+        "[service]",
+        "processes = 0",
+        "",
+    ]
     for o in sc["outlets"]:
-        lines += ["[[feeds]]", f'url = "http://127.0.0.1:9/feeds/{o["id"]}.xml"',
-                  f'name = "{o["name"]}"', ""]
+        lines += [
+            "[[feeds]]",
+            f'url = "http://127.0.0.1:9/feeds/{o["id"]}.xml"',
+            f'name = "{o["name"]}"',
+            "",
+        ]
     lines += ["[[channels]]", 'type = "webhook"', 'url = "http://127.0.0.1:9/hook"', ""]
     cfg.write_text("\n".join(lines), encoding="utf-8")
     settings = load_settings(cfg, use_defaults=False)
@@ -72,8 +84,9 @@ def run(referee: ModuleType, scenario: Path, calendar: bool, order_seed: int | N
     pipeline = Pipeline(settings, db, clock=lambda: clock["now"])
     pipeline.sync_feeds()
     with db.session() as s:
-        feed_ids = {f.url.rsplit("/", 1)[1].removesuffix(".xml"): f.id
-                    for f in s.scalars(select(Feed))}
+        feed_ids = {
+            f.url.rsplit("/", 1)[1].removesuffix(".xml"): f.id for f in s.scalars(select(Feed))
+        }
     rng = random.Random(order_seed)
     alerts: list[dict[str, Any]] = []
     seen_alerts: set[int] = set()
@@ -85,23 +98,35 @@ def run(referee: ModuleType, scenario: Path, calendar: bool, order_seed: int | N
             rng.shuffle(outlets)
         for oid in outlets:
             body, ctype = referee.render(sc, oid, k, polls)
-            pipeline.process_result(FetchResult(feed_ids[oid], f"http://127.0.0.1:9/feeds/"
-                                                f"{oid}.xml", 200, body, None, ctype))
+            pipeline.process_result(
+                FetchResult(
+                    feed_ids[oid], f"http://127.0.0.1:9/feeds/{oid}.xml", 200, body, None, ctype
+                )
+            )
         if hasattr(pipeline, "settle"):  # (older versions placed entries as they came)
             pipeline.settle()
         with db.session() as s:
-            for alert in s.scalars(select(Alert).where(Alert.kind == "development")
-                                   .order_by(Alert.id)):
+            for alert in s.scalars(
+                select(Alert).where(Alert.kind == "development").order_by(Alert.id)
+            ):
                 if alert.id in seen_alerts:
                     continue
                 seen_alerts.add(alert.id)
                 dev = s.get(Development, alert.development_id)
                 assert dev is not None
-                rows = list(s.scalars(select(Entry).where(Entry.development_id == dev.id)
-                                      .order_by(Entry.id)))
+                rows = list(
+                    s.scalars(
+                        select(Entry).where(Entry.development_id == dev.id).order_by(Entry.id)
+                    )
+                )
                 rows.sort(key=lambda e: e.id != dev.primary_entry_id)
-                alerts.append({"id": alert.public_id, "poll": k,
-                               "body": {"articles": [{"url": e.url} for e in rows]}})
+                alerts.append(
+                    {
+                        "id": alert.public_id,
+                        "poll": k,
+                        "body": {"articles": [{"url": e.url} for e in rows]},
+                    }
+                )
     db.dispose()
     result = referee.score(sc, alerts)
     alerted = [dev for verdict, dev, _, _ in result["rows"] if dev]
@@ -121,8 +146,16 @@ def main() -> int:
         return 0
     logging.basicConfig(level=logging.WARNING)
     referee = load_referee(args.replay)
-    keys = ("expected", "alerts", "true_positives", "false_positives", "duplicates",
-            "precision", "recall", "f1")
+    keys = (
+        "expected",
+        "alerts",
+        "true_positives",
+        "false_positives",
+        "duplicates",
+        "precision",
+        "recall",
+        "f1",
+    )
     for scenario in args.scenarios:
         with tempfile.TemporaryDirectory() as tmp:
             result, alerted = run(referee, scenario, args.calendar, None, Path(tmp))

@@ -41,8 +41,13 @@ def main() -> int:
         if path.suffix == ".md":
             continue
         try:
-            doc = read_document(path.read_bytes(), f"https://corpus.invalid/{path.name}",
-                                None, f"https://corpus.invalid/{path.name}", now)
+            doc = read_document(
+                path.read_bytes(),
+                f"https://corpus.invalid/{path.name}",
+                None,
+                f"https://corpus.invalid/{path.name}",
+                now,
+            )
         except ParseError:
             continue
         for a in doc.articles:
@@ -60,9 +65,19 @@ def main() -> int:
                 print(f"  {'FP' if said else 'FN'} {path.name}: {a.title[:90]}")
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    print(json.dumps({"entries": tp + fp + fn + tn, "borderline_skipped": skipped,
-                      "true_positives": tp, "false_positives": fp, "false_negatives": fn,
-                      "precision": round(precision, 3), "recall": round(recall, 3)}))
+    print(
+        json.dumps(
+            {
+                "entries": tp + fp + fn + tn,
+                "borderline_skipped": skipped,
+                "true_positives": tp,
+                "false_positives": fp,
+                "false_negatives": fn,
+                "precision": round(precision, 3),
+                "recall": round(recall, 3),
+            }
+        )
+    )
     return 0
 
 

@@ -19,17 +19,37 @@ from monitor.cluster import Member, features
 from monitor.cluster_index import ClusterIndex
 from monitor.match import Matcher, MatchResult, load_profile
 
-WORDS = ("government minister said talks officials week report market city police court "
-         "election budget energy company school health weather team season project plan "
-         "president parliament agreement meeting region security statement visit economy "
-         "growth prices trade workers union strike airport port border").split()
-ACTORS_EN = ["Putin", "Lavrov", "Netanyahu", "Israeli officials", "Iran", "the IAEA",
-             "Hezbollah", "Syrian state media", "the Kremlin", "Russia's envoy"]
-ACTS_EN = ["met", "warned", "discussed enrichment with", "struck targets near Damascus with",
-           "spoke by phone with", "criticised"]
-RU = ["Путин обсудил с премьером Израиля ситуацию в Сирии.",
-      "Иран расширил обогащение урана, сообщило МАГАТЭ.",
-      "Хезболла выпустила ракеты по северу Израиля."]
+WORDS = (
+    "government minister said talks officials week report market city police court "
+    "election budget energy company school health weather team season project plan "
+    "president parliament agreement meeting region security statement visit economy "
+    "growth prices trade workers union strike airport port border"
+).split()
+ACTORS_EN = [
+    "Putin",
+    "Lavrov",
+    "Netanyahu",
+    "Israeli officials",
+    "Iran",
+    "the IAEA",
+    "Hezbollah",
+    "Syrian state media",
+    "the Kremlin",
+    "Russia's envoy",
+]
+ACTS_EN = [
+    "met",
+    "warned",
+    "discussed enrichment with",
+    "struck targets near Damascus with",
+    "spoke by phone with",
+    "criticised",
+]
+RU = [
+    "Путин обсудил с премьером Израиля ситуацию в Сирии.",
+    "Иран расширил обогащение урана, сообщило МАГАТЭ.",
+    "Хезболла выпустила ракеты по северу Израиля.",
+]
 
 
 def entry(rng: random.Random, i: int) -> tuple[str, str, str]:
@@ -44,8 +64,9 @@ def entry(rng: random.Random, i: int) -> tuple[str, str, str]:
     return title, filler, "en"
 
 
-def cluster_all(docs: list[tuple[str, str, str]], results: list[MatchResult]
-                ) -> tuple[ClusterIndex, int]:
+def cluster_all(
+    docs: list[tuple[str, str, str]], results: list[MatchResult]
+) -> tuple[ClusterIndex, int]:
     """Every entry through the index, as the pipeline places them; (index, developments)."""
     index = ClusterIndex()
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,8 +85,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=5,
-                    help="runs of each part; the fastest counts (a shared machine is noisy)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="runs of each part; the fastest counts (a shared machine is noisy)",
+    )
     args = ap.parse_args()
     rng = random.Random(args.seed)
     docs = [entry(rng, i) for i in range(args.entries)]
@@ -86,8 +111,10 @@ def main() -> None:
     relevant = sum(r.relevant for r in results)
     print(f"entries {n}, relevant {relevant}, developments {dev}")
     print(f"match:   {n / match_s:9.0f} entries/s per core ({match_s:.2f} s CPU)")
-    print(f"cluster: {n / cluster_s:9.0f} entries/s per core ({cluster_s:.2f} s CPU, "
-          f"index of up to {len(index.members)} members)")
+    print(
+        f"cluster: {n / cluster_s:9.0f} entries/s per core ({cluster_s:.2f} s CPU, "
+        f"index of up to {len(index.members)} members)"
+    )
     print(f"both:    {n / (match_s + cluster_s):9.0f} entries/s per core")
 
 

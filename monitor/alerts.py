@@ -34,13 +34,21 @@ class TopicRef:
     evidence: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "score": self.score,
-                "evidence": list(self.evidence)}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "score": self.score,
+            "evidence": list(self.evidence),
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TopicRef:
-        return cls(str(d["id"]), str(d.get("title") or d["id"]), float(d.get("score", 0.0)),
-                   [str(e) for e in d.get("evidence") or ()])
+        return cls(
+            str(d["id"]),
+            str(d.get("title") or d["id"]),
+            float(d.get("score", 0.0)),
+            [str(e) for e in d.get("evidence") or ()],
+        )
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,17 @@ def payload(a: AlertContent) -> dict[str, Any]:
         "development": {"id": a.development_id, "title": a.title, "score": a.score},
         "title": a.title,
         "topics": [t.to_json() for t in a.topics],
-        "articles": [{"url": r.url, "title": r.title, "source": r.source,
-                      "published": r.published.isoformat(), "language": r.language,
-                      "summary": r.summary[:500]} for r in a.articles],
+        "articles": [
+            {
+                "url": r.url,
+                "title": r.title,
+                "source": r.source,
+                "published": r.published.isoformat(),
+                "language": r.language,
+                "summary": r.summary[:500],
+            }
+            for r in a.articles
+        ],
     }
 
 

@@ -44,7 +44,8 @@ class Features:
 _COMMENTARY = re.compile(
     r"^\s*(analysis|opinion|comment|commentary|editorial|explainer|explained|q&a|column|"
     r"review|op-ed|perspective|анализ|мнение|комментарий|колонка|разбор|объясняем)\s*[:|—–-]",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def is_commentary(title: str) -> bool:
@@ -58,31 +59,60 @@ def features(match: MatchResult, language: str | None, title: str = "") -> Featu
     words: Counter[str] = Counter(match.words)
     for key, n in match.terms.items():
         words["=" + key] += n
-    return Features(words, match.entities, match.keywords, match.places, match.numbers,
-                    language, is_commentary(title), match.names, match.days, match.heads)
+    return Features(
+        words,
+        match.entities,
+        match.keywords,
+        match.places,
+        match.numbers,
+        language,
+        is_commentary(title),
+        match.names,
+        match.days,
+        match.heads,
+    )
 
 
 def features_to_json(f: Features) -> dict[str, Any]:
-    return {"w": dict(f.words), "e": sorted(f.entities), "k": sorted(f.keywords),
-            "p": sorted(f.places), "n": sorted(f.numbers), "l": f.language,
-            "c": f.commentary, "x": sorted(f.names), "d": sorted(f.days),
-            "h": sorted(f.heads)}
+    return {
+        "w": dict(f.words),
+        "e": sorted(f.entities),
+        "k": sorted(f.keywords),
+        "p": sorted(f.places),
+        "n": sorted(f.numbers),
+        "l": f.language,
+        "c": f.commentary,
+        "x": sorted(f.names),
+        "d": sorted(f.days),
+        "h": sorted(f.heads),
+    }
 
 
 def keys_from_json(d: dict[str, Any]) -> list[str]:
     """`Idf.keys` of stored features, without building them: all that word weights need
     of the many entries that are only background."""
-    return ([f"w:{w}" for w in d.get("w") or ()] + [f"e:{e}" for e in d.get("e") or ()]
-            + [f"k:{k}" for k in d.get("k") or ()] + [f"n:{n}" for n in d.get("n") or ()]
-            + [f"x:{x}" for x in d.get("x") or ()])
+    return (
+        [f"w:{w}" for w in d.get("w") or ()]
+        + [f"e:{e}" for e in d.get("e") or ()]
+        + [f"k:{k}" for k in d.get("k") or ()]
+        + [f"n:{n}" for n in d.get("n") or ()]
+        + [f"x:{x}" for x in d.get("x") or ()]
+    )
 
 
 def features_from_json(d: dict[str, Any]) -> Features:
-    return Features(Counter(d.get("w") or {}), frozenset(d.get("e") or ()),
-                    frozenset(d.get("k") or ()), frozenset(d.get("p") or ()),
-                    frozenset(d.get("n") or ()), d.get("l"), bool(d.get("c")),
-                    frozenset(d.get("x") or ()), frozenset(d.get("d") or ()),
-                    frozenset(d.get("h") or ()))
+    return Features(
+        Counter(d.get("w") or {}),
+        frozenset(d.get("e") or ()),
+        frozenset(d.get("k") or ()),
+        frozenset(d.get("p") or ()),
+        frozenset(d.get("n") or ()),
+        d.get("l"),
+        bool(d.get("c")),
+        frozenset(d.get("x") or ()),
+        frozenset(d.get("d") or ()),
+        frozenset(d.get("h") or ()),
+    )
 
 
 @dataclass(frozen=True)
@@ -178,12 +208,16 @@ def document_frequencies(pool: Sequence[Features]) -> Idf:
     return idf
 
 
-def similarity(a: Features, b: Features, idf: Idf | dict[str, float],
-               params: ClusterParams = ClusterParams()) -> tuple[float, bool]:
+def similarity(
+    a: Features, b: Features, idf: Idf | dict[str, float], params: ClusterParams = ClusterParams()
+) -> tuple[float, bool]:
     """(similarity, whether the pair is compared across languages)."""
     cross = bool(a.language and b.language and a.language != b.language)
-    if cross and len(a.entities & b.entities) + len(a.numbers & b.numbers) \
-            + len(a.names & b.names) < MIN_SHARED:
+    if (
+        cross
+        and len(a.entities & b.entities) + len(a.numbers & b.numbers) + len(a.names & b.names)
+        < MIN_SHARED
+    ):
         return 0.0, cross
     sim = _cosine(_vector(a, idf, cross), _vector(b, idf, cross))
     if a.places and b.places and not (a.places & b.places):
@@ -202,8 +236,9 @@ def shares_specifics(a: Features, b: Features) -> bool:
         return True
     if a.language != b.language:
         return bool(a.keywords & b.keywords)
-    return any(w in b.words and w[1:] not in heads for w in a.words if w[:1] != "=") \
-        or any(w in b.words for w in a.words if w[:1] == "=" and w[1:] not in heads)
+    return any(w in b.words and w[1:] not in heads for w in a.words if w[:1] != "=") or any(
+        w in b.words for w in a.words if w[:1] == "=" and w[1:] not in heads
+    )
 
 
 def _day_number(day: str) -> int:
@@ -217,8 +252,11 @@ def days_apart(a: frozenset[str], b: frozenset[str], slack: int = 2) -> bool:
     if not a or not b:
         return False
     year = 12 * 31
-    return all(min(abs(x - y), year - abs(x - y)) > slack
-               for x in map(_day_number, a) for y in map(_day_number, b))
+    return all(
+        min(abs(x - y), year - abs(x - y)) > slack
+        for x in map(_day_number, a)
+        for y in map(_day_number, b)
+    )
 
 
 class Idf:
@@ -230,9 +268,13 @@ class Idf:
 
     @staticmethod
     def keys(f: Features) -> set[str]:
-        return ({"w:" + w for w in f.words} | {"e:" + e for e in f.entities}
-                | {"k:" + k for k in f.keywords} | {"n:" + n for n in f.numbers}
-                | {"x:" + x for x in f.names})
+        return (
+            {"w:" + w for w in f.words}
+            | {"e:" + e for e in f.entities}
+            | {"k:" + k for k in f.keywords}
+            | {"n:" + n for n in f.numbers}
+            | {"x:" + x for x in f.names}
+        )
 
     def add(self, f: Features) -> None:
         self.add_keys(self.keys(f))
@@ -258,10 +300,16 @@ class Idf:
         return math.log((self.n + 2) / (self.df.get(key, 0) + 1)) + 1.0
 
 
-def assign(article_url: str | None, article_hash: str, published_at: datetime, f: Features,
-           members: Sequence[Member], params: ClusterParams = ClusterParams(),
-           idf: Idf | dict[str, float] | None = None,
-           fresh: frozenset[int] = frozenset()) -> Assignment:
+def assign(
+    article_url: str | None,
+    article_hash: str,
+    published_at: datetime,
+    f: Features,
+    members: Sequence[Member],
+    params: ClusterParams = ClusterParams(),
+    idf: Idf | dict[str, float] | None = None,
+    fresh: frozenset[int] = frozenset(),
+) -> Assignment:
     """Decide which development an article belongs to, given recent members; `fresh` are
     the developments first seen in the current poll."""
     for m in members:
@@ -279,8 +327,9 @@ def assign(article_url: str | None, article_hash: str, published_at: datetime, f
         if gap > params.window:
             continue
         sim, cross = similarity(f, m.features, idf, params)
-        threshold = params.threshold(cross, f.commentary, m.development_id in fresh
-                                     and shares_specifics(f, m.features))
+        threshold = params.threshold(
+            cross, f.commentary, m.development_id in fresh and shares_specifics(f, m.features)
+        )
         if sim >= threshold and sim - threshold >= best_margin:
             best_margin = sim - threshold
             best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id)
@@ -302,12 +351,18 @@ class Comparison:
     place_conflict: bool
 
 
-def compare(a: Features, b: Features, idf: Idf | dict[str, float],
-            params: ClusterParams = ClusterParams()) -> Comparison:
+def compare(
+    a: Features, b: Features, idf: Idf | dict[str, float], params: ClusterParams = ClusterParams()
+) -> Comparison:
     sim, cross = similarity(a, b, idf, params)
     shared = sorted(set(a.words) & set(b.words), key=lambda w: -idf.get("w:" + w, 1.0))
-    return Comparison(round(sim, 3), cross, round(params.threshold(cross, a.commentary), 3),
-                      tuple(sorted(a.entities & b.entities)), tuple(sorted(a.names & b.names)),
-                      tuple(sorted(a.numbers & b.numbers)),
-                      tuple(w for w in shared if not w.startswith("="))[:8],
-                      bool(a.places and b.places and not a.places & b.places))
+    return Comparison(
+        round(sim, 3),
+        cross,
+        round(params.threshold(cross, a.commentary), 3),
+        tuple(sorted(a.entities & b.entities)),
+        tuple(sorted(a.names & b.names)),
+        tuple(sorted(a.numbers & b.numbers)),
+        tuple(w for w in shared if not w.startswith("="))[:8],
+        bool(a.places and b.places and not a.places & b.places),
+    )

@@ -42,8 +42,7 @@ class ClusterIndex:
         """Count an article that is not clustered towards the word weights."""
         self.observe_keys(entry_id, published_at, Idf.keys(f))
 
-    def observe_keys(self, entry_id: int, published_at: datetime,
-                     keys: Iterable[str]) -> None:
+    def observe_keys(self, entry_id: int, published_at: datetime, keys: Iterable[str]) -> None:
         """`observe`, given the article's `Idf.keys` (as a parser worker computes them)."""
         self._drop(entry_id)
         # Only what the weights need, not the whole article; interned, so the many
@@ -91,8 +90,9 @@ class ClusterIndex:
             at, entry_id = heapq.heappop(heap)
             member = self.members.get(entry_id)
             background = self._background.get(entry_id)
-            if (member is not None and member.published_at == at) or \
-                    (background is not None and background[0] == at):
+            if (member is not None and member.published_at == at) or (
+                background is not None and background[0] == at
+            ):
                 self._drop(entry_id)
 
     def candidates(self, url: str | None, content_hash: str, f: Features) -> list[Member]:
@@ -110,7 +110,21 @@ class ClusterIndex:
         best = sorted(overlap, key=overlap.__getitem__, reverse=True)[: self.MAX_CANDIDATES]
         return [self.members[i] for i in exact | set(best)]
 
-    def assign(self, url: str | None, content_hash: str, published_at: datetime,
-               f: Features, fresh: frozenset[int] = frozenset()) -> Assignment:
-        return assign(url, content_hash, published_at, f,
-                      self.candidates(url, content_hash, f), self.params, self.idf, fresh)
+    def assign(
+        self,
+        url: str | None,
+        content_hash: str,
+        published_at: datetime,
+        f: Features,
+        fresh: frozenset[int] = frozenset(),
+    ) -> Assignment:
+        return assign(
+            url,
+            content_hash,
+            published_at,
+            f,
+            self.candidates(url, content_hash, f),
+            self.params,
+            self.idf,
+            fresh,
+        )

@@ -14,11 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.channels import Channel
@@ -67,8 +63,6 @@ class MatchingConfig(Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
     cluster_window: Duration = timedelta(days=3)
-
-
 
 
 class FeedConfig(Section):

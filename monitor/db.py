@@ -54,11 +54,16 @@ def make_engine(url: str) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:  # a driver that is an extra
-        extra = "monitor[postgres]" if parsed.get_backend_name() == "postgresql" else \
-            f"the {exc.name} package"
-        raise ConfigError(f"database {parsed.render_as_string(hide_password=True)} needs a "
-                          f"driver that is not installed ({exc.name}): pip install "
-                          f"'{extra}'") from None
+        extra = (
+            "monitor[postgres]"
+            if parsed.get_backend_name() == "postgresql"
+            else f"the {exc.name} package"
+        )
+        raise ConfigError(
+            f"database {parsed.render_as_string(hide_password=True)} needs a "
+            f"driver that is not installed ({exc.name}): pip install "
+            f"'{extra}'"
+        ) from None
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -148,7 +153,8 @@ def single_worker(engine: Engine) -> Iterator[None]:
             raise AlreadyRunning(
                 f"another monitor ({holder}) is already running on the SQLite database "
                 f"{path}; SQLite supports one service at a time. Stop it, or use PostgreSQL "
-                "to run several workers.") from None
+                "to run several workers."
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")

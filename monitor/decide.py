@@ -17,6 +17,7 @@ from monitor.schedule import DEFAULT_INTERVAL, adaptive_interval, next_error, ne
 
 # ------------------------------------------------------------------------ feeds --
 
+
 @dataclass(frozen=True)
 class FeedView:
     """What the cadence decider needs of a feed row."""
@@ -43,8 +44,12 @@ class FeedUpdate:
     report_failing: bool = False
 
 
-def feed_succeeded(feed: FeedView, now: datetime, hint: timedelta | None = None,
-                   dates: Sequence[datetime] | None = None) -> FeedUpdate:
+def feed_succeeded(
+    feed: FeedView,
+    now: datetime,
+    hint: timedelta | None = None,
+    dates: Sequence[datetime] | None = None,
+) -> FeedUpdate:
     """A successful poll (a new document, the same one, or 304). `hint`: the longest
     freshness the server or the document asked for (Cache-Control, Expires, RSS ttl);
     `dates`: the entries' dates, which set an adaptive feed's interval."""
@@ -53,27 +58,45 @@ def feed_succeeded(feed: FeedView, now: datetime, hint: timedelta | None = None,
     if feed.adaptive and dates is not None:
         interval = adaptive_interval(DEFAULT_INTERVAL, dates)
         columns["interval_seconds"] = int(interval.total_seconds())
-    columns.update(error_count=0, last_error=None, error_kind=None, last_success_at=now,
-                   health_alerted_at=None,
-                   next_poll_at=next_success(now, feed.due, interval, hint))
+    columns.update(
+        error_count=0,
+        last_error=None,
+        error_kind=None,
+        last_success_at=now,
+        health_alerted_at=None,
+        next_poll_at=next_success(now, feed.due, interval, hint),
+    )
     return FeedUpdate(columns, recovered=feed.error_count > 0)
 
 
-def feed_failed(feed: FeedView, now: datetime, error: str, kind: str = "network",
-                retry_after: timedelta | None = None, disable: bool = False,
-                failure_alert: timedelta | None = None) -> FeedUpdate:
+def feed_failed(
+    feed: FeedView,
+    now: datetime,
+    error: str,
+    kind: str = "network",
+    retry_after: timedelta | None = None,
+    disable: bool = False,
+    failure_alert: timedelta | None = None,
+) -> FeedUpdate:
     """A failed poll (`kind` is one of errors.KINDS): back off, and report a feed that has
     been failing for `failure_alert`, once."""
     errors = feed.error_count + 1
     columns: dict[str, Any] = {
-        "error_count": errors, "last_error": error[:2000], "error_kind": kind,
+        "error_count": errors,
+        "last_error": error[:2000],
+        "error_kind": kind,
         "last_polled_at": now,
-        "next_poll_at": next_error(now, feed.interval, errors, retry_after)}
+        "next_poll_at": next_error(now, feed.interval, errors, retry_after),
+    }
     if disable:
         columns["enabled"] = False
     since = feed.last_success_at or feed.created_at
-    report = bool(failure_alert and feed.health_alerted_at is None and since is not None
-                  and now - since >= failure_alert)
+    report = bool(
+        failure_alert
+        and feed.health_alerted_at is None
+        and since is not None
+        and now - since >= failure_alert
+    )
     if report:
         columns["health_alerted_at"] = now
     return FeedUpdate(columns, failed=True, report_failing=report)
@@ -87,6 +110,7 @@ def longest(*hints: timedelta | None) -> timedelta | None:
 
 # ----------------------------------------------------------------- developments --
 
+
 @dataclass(frozen=True)
 class Placement:
     """Intent for a new on-topic entry: join `development_id` (None: open a development in
@@ -98,21 +122,29 @@ class Placement:
     announce: bool = False
 
 
-def may_announce(state: str, relevant: bool, published_at: datetime,
-                 cutoff: datetime) -> bool:
+def may_announce(state: str, relevant: bool, published_at: datetime, cutoff: datetime) -> bool:
     """A development is announced once: when an entry on topic and newer than the backfill
     cutoff reaches it while it is still quiet."""
     return state == "quiet" and relevant and published_at >= cutoff
 
 
-def place(joined: int | None, joined_state: str | None, reason: str, relevant: bool,
-          commentary: bool, published_at: datetime, cutoff: datetime) -> Placement:
+def place(
+    joined: int | None,
+    joined_state: str | None,
+    reason: str,
+    relevant: bool,
+    commentary: bool,
+    published_at: datetime,
+    cutoff: datetime,
+) -> Placement:
     """Where a new on-topic entry goes, given the clusterer's choice (`joined`, with that
     development's state; None when it opens a new one)."""
     if joined is not None and joined_state is not None:
-        return Placement(joined, reason, joined_state,
-                         may_announce(joined_state, relevant, published_at, cutoff))
+        return Placement(
+            joined, reason, joined_state, may_announce(joined_state, relevant, published_at, cutoff)
+        )
     state = "history" if published_at < cutoff else "quiet"
     # Analysis of an event we did not see is not an event: it opens, it does not alert.
-    return Placement(None, "new", state,
-                     not commentary and may_announce(state, relevant, published_at, cutoff))
+    return Placement(
+        None, "new", state, not commentary and may_announce(state, relevant, published_at, cutoff)
+    )

@@ -51,8 +51,13 @@ class Developments:
     """Places entries in developments; `matcher` is called only when an old entry stored
     without features must be matched again."""
 
-    def __init__(self, params: ClusterParams, matcher: Callable[[], Matcher],
-                 outbox: Outbox, backfill: timedelta) -> None:
+    def __init__(
+        self,
+        params: ClusterParams,
+        matcher: Callable[[], Matcher],
+        outbox: Outbox,
+        backfill: timedelta,
+    ) -> None:
         self.index = ClusterIndex(params)
         self.matcher = matcher
         self.outbox = outbox
@@ -96,19 +101,28 @@ class Developments:
             if e.development_id is None:
                 index.observe(e.id, e.published_at, f)
             else:
-                index.add(Member(e.id, e.development_id, e.canonical_url, e.content_hash,
-                                 e.published_at, f))
+                index.add(
+                    Member(
+                        e.id, e.development_id, e.canonical_url, e.content_hash, e.published_at, f
+                    )
+                )
 
-    def observe_quiet(self, ids: Sequence[int], published: Sequence[datetime],
-                      keys: Sequence[Sequence[str]]) -> None:
+    def observe_quiet(
+        self, ids: Sequence[int], published: Sequence[datetime], keys: Sequence[Sequence[str]]
+    ) -> None:
         """Off-topic entries, stored in bulk: only the background of the word weights."""
         for entry_id, at, k in zip(ids, published, keys, strict=True):
             self.index.observe_keys(entry_id, at, k)
 
     # -------------------------------------------------------------- placing --
 
-    def stored(self, s: Session, planned: Sequence[tuple[Entry, bool, MatchResult, Features]],
-               now: datetime, stats: PollStats) -> None:
+    def stored(
+        self,
+        s: Session,
+        planned: Sequence[tuple[Entry, bool, MatchResult, Features]],
+        now: datetime,
+        stats: PollStats,
+    ) -> None:
         """Entries just stored and flushed (`is_new`, or revisions of stored ones): a
         revision stays in its development (which it may now announce), a new on-topic entry
         waits for `settle`, the rest count as background."""
@@ -153,28 +167,57 @@ class Developments:
 
     def _track(self, row: Entry, f: Features) -> None:
         if row.development_id is not None:
-            self.index.add(Member(row.id, row.development_id, row.canonical_url,
-                                  row.content_hash, row.published_at, f))
+            self.index.add(
+                Member(
+                    row.id,
+                    row.development_id,
+                    row.canonical_url,
+                    row.content_hash,
+                    row.published_at,
+                    f,
+                )
+            )
         else:
             self.index.observe(row.id, row.published_at, f)
 
-    def _place(self, s: Session, row: Entry, result: MatchResult, f: Features,
-               now: datetime, cutoff: datetime, stats: PollStats) -> None:
+    def _place(
+        self,
+        s: Session,
+        row: Entry,
+        result: MatchResult,
+        f: Features,
+        now: datetime,
+        cutoff: datetime,
+        stats: PollStats,
+    ) -> None:
         fresh = store.developments_since(s, self.fresh_since) if self.fresh_since else set()
-        a = self.index.assign(row.canonical_url, row.content_hash, row.published_at, f,
-                              frozenset(fresh))
+        a = self.index.assign(
+            row.canonical_url, row.content_hash, row.published_at, f, frozenset(fresh)
+        )
         dev = s.get(Development, a.development_id) if a.development_id is not None else None
-        intent = place(dev.id if dev else None, dev.state if dev else None,
-                       f"{a.reason}:{a.similarity}", result.relevant, f.commentary,
-                       row.published_at, cutoff)
+        intent = place(
+            dev.id if dev else None,
+            dev.state if dev else None,
+            f"{a.reason}:{a.similarity}",
+            result.relevant,
+            f.commentary,
+            row.published_at,
+            cutoff,
+        )
         if dev is not None:
             row.development_id = dev.id
             row.join_reason = intent.reason
             self._joined(s, dev, row, result, now, cutoff, stats)
             return
-        dev = Development(title=row.title or row.text[:200], topics=result.topics,
-                          score=result.best, first_seen_at=now, last_seen_at=now,
-                          event_at=row.published_at, state=intent.state)
+        dev = Development(
+            title=row.title or row.text[:200],
+            topics=result.topics,
+            score=result.best,
+            first_seen_at=now,
+            last_seen_at=now,
+            event_at=row.published_at,
+            state=intent.state,
+        )
         s.add(dev)
         s.flush()
         dev.primary_entry_id = row.id
@@ -185,8 +228,16 @@ class Developments:
         if intent.announce:
             self._announce(s, dev, row, result, now, stats)
 
-    def _joined(self, s: Session, dev: Development, row: Entry, result: MatchResult,
-                now: datetime, cutoff: datetime, stats: PollStats) -> None:
+    def _joined(
+        self,
+        s: Session,
+        dev: Development,
+        row: Entry,
+        result: MatchResult,
+        now: datetime,
+        cutoff: datetime,
+        stats: PollStats,
+    ) -> None:
         dev.last_seen_at = now
         if result.relevant:
             dev.topics = sorted(set(dev.topics) | set(result.topics))
@@ -197,12 +248,21 @@ class Developments:
     def _topics(self, result: MatchResult) -> list[TopicRef]:
         """The topics an alert names: those over the bar, best first, with their titles."""
         titles = {t.id: t.title for t in self.matcher().profile.topics}
-        return [TopicRef(ts.topic, titles.get(ts.topic, ts.topic), ts.score, list(ts.evidence))
-                for ts in sorted(result.scores.values(), key=lambda ts: -ts.score)
-                if ts.score >= result.threshold]
+        return [
+            TopicRef(ts.topic, titles.get(ts.topic, ts.topic), ts.score, list(ts.evidence))
+            for ts in sorted(result.scores.values(), key=lambda ts: -ts.score)
+            if ts.score >= result.threshold
+        ]
 
-    def _announce(self, s: Session, dev: Development, row: Entry, result: MatchResult,
-                  now: datetime, stats: PollStats) -> None:
+    def _announce(
+        self,
+        s: Session,
+        dev: Development,
+        row: Entry,
+        result: MatchResult,
+        now: datetime,
+        stats: PollStats,
+    ) -> None:
         dev.state = "alerted"
         dev.primary_entry_id = row.id
         dev.title = row.title or dev.title

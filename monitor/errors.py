@@ -20,8 +20,17 @@ from __future__ import annotations
 from typing import Final
 
 # error_kind values of a feed row. "worker": the process preparing it died.
-KINDS: Final = ("network", "timeout", "http", "gone", "too-large", "blocked", "parse",
-                "store", "worker")
+KINDS: Final = (
+    "network",
+    "timeout",
+    "http",
+    "gone",
+    "too-large",
+    "blocked",
+    "parse",
+    "store",
+    "worker",
+)
 
 
 class MonitorError(Exception):

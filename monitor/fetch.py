@@ -25,9 +25,13 @@ if TYPE_CHECKING:
 
     import httpx
 
-USER_AGENT = f"monitor/{__version__} (self-hosted news feed monitor; +https://pypi.org/project/feedparser/)"
-ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
-          "text/xml;q=0.9, */*;q=0.5")
+USER_AGENT = (
+    f"monitor/{__version__} (self-hosted news feed monitor; +https://pypi.org/project/feedparser/)"
+)
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
+    "text/xml;q=0.9, */*;q=0.5"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +121,12 @@ class _Client:
         try:
             target = request.url.join(location)
         except httpx.InvalidURL as exc:
-            raise httpx.RemoteProtocolError(f"bad redirect location: {exc}",
-                                            request=request) from None
-        followed = await self.http.send(self.http.build_request("GET", target, headers=headers),
-                                        stream=True)
+            raise httpx.RemoteProtocolError(
+                f"bad redirect location: {exc}", request=request
+            ) from None
+        followed = await self.http.send(
+            self.http.build_request("GET", target, headers=headers), stream=True
+        )
         return followed, _moved([first, *followed.history], followed)
 
 
@@ -147,11 +153,14 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
             resp, moved_to = await client.send(req.url, headers)
             try:
                 base = FetchResult(
-                    feed_id=req.feed_id, url=req.url, status=resp.status_code,
+                    feed_id=req.feed_id,
+                    url=req.url,
+                    status=resp.status_code,
                     content_type=resp.headers.get("content-type"),
                     etag=resp.headers.get("etag") or req.etag,
                     last_modified=resp.headers.get("last-modified") or req.last_modified,
-                    permanent_url=moved_to, retry_after=resp.headers.get("retry-after"),
+                    permanent_url=moved_to,
+                    retry_after=resp.headers.get("retry-after"),
                     max_age=freshness(resp.headers),
                 )
                 if resp.status_code == 304:
@@ -159,8 +168,11 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
                     await resp.aread()
                     return base
                 if resp.status_code >= 400:
-                    return replace(base, error=f"HTTP {resp.status_code} {resp.reason_phrase}",
-                                   error_kind="gone" if resp.status_code == 410 else "http")
+                    return replace(
+                        base,
+                        error=f"HTTP {resp.status_code} {resp.reason_phrase}",
+                        error_kind="gone" if resp.status_code == 410 else "http",
+                    )
                 declared = resp.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > opts.max_body:
                     raise BodyTooLarge(declared)
@@ -176,21 +188,25 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
             finally:
                 await resp.aclose()
     except BodyTooLarge:
-        return FetchResult(req.feed_id, req.url,
-                           error=f"body larger than the {opts.max_body}-byte cap",
-                           error_kind="too-large")
+        return FetchResult(
+            req.feed_id,
+            req.url,
+            error=f"body larger than the {opts.max_body}-byte cap",
+            error_kind="too-large",
+        )
     except TimeoutError:
-        return FetchResult(req.feed_id, req.url,
-                           error=f"timed out after {opts.timeout.total_seconds():g}s",
-                           error_kind="timeout")
+        return FetchResult(
+            req.feed_id,
+            req.url,
+            error=f"timed out after {opts.timeout.total_seconds():g}s",
+            error_kind="timeout",
+        )
     except netguard.BlockedAddress as exc:
         return FetchResult(req.feed_id, req.url, error=str(exc), error_kind="blocked")
     except httpx.TooManyRedirects:
-        return FetchResult(req.feed_id, req.url, error="too many redirects",
-                           error_kind="http")
+        return FetchResult(req.feed_id, req.url, error="too many redirects", error_kind="http")
     except httpx.HTTPError as exc:
-        return FetchResult(req.feed_id, req.url, error=_describe(exc),
-                           error_kind="network")
+        return FetchResult(req.feed_id, req.url, error=_describe(exc), error_kind="network")
 
 
 def freshness(headers: httpx.Headers) -> float | None:
@@ -202,8 +218,11 @@ def freshness(headers: httpx.Headers) -> float | None:
     if expires := headers.get("expires"):
         try:
             when = email.utils.parsedate_to_datetime(expires)
-            date = email.utils.parsedate_to_datetime(headers["date"]) \
-                if headers.get("date") else datetime.now(UTC)
+            date = (
+                email.utils.parsedate_to_datetime(headers["date"])
+                if headers.get("date")
+                else datetime.now(UTC)
+            )
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
@@ -234,17 +253,21 @@ def make_client(opts: FetchOptions) -> _Client:
 
     from monitor import netguard
 
-    timeout = httpx.Timeout(opts.timeout.total_seconds(),
-                            connect=opts.connect_timeout.total_seconds())
-    limits = httpx.Limits(max_connections=opts.concurrency,
-                          max_keepalive_connections=opts.concurrency)
+    timeout = httpx.Timeout(
+        opts.timeout.total_seconds(), connect=opts.connect_timeout.total_seconds()
+    )
+    limits = httpx.Limits(
+        max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
+    )
     # Proxies from the environment are the client's to route to (it ignores them when
     # given a transport): with any set, the client sends every request itself.
-    direct = None if getproxies() else \
-        httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
+    direct = None if getproxies() else httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
     guard = netguard.make_guard(opts.allow_link_local)
     http = httpx.AsyncClient(
-        verify=ssl_context(), transport=direct, limits=limits, timeout=timeout,
+        verify=ssl_context(),
+        transport=direct,
+        limits=limits,
+        timeout=timeout,
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS - (direct is not None),  # a direct first hop counts
         headers={"User-Agent": opts.user_agent, "Accept": ACCEPT},
@@ -263,8 +286,9 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-async def fetch_stream(requests: Sequence[FetchRequest],
-                       opts: FetchOptions) -> AsyncIterator[FetchResult]:
+async def fetch_stream(
+    requests: Sequence[FetchRequest], opts: FetchOptions
+) -> AsyncIterator[FetchResult]:
     """Yield results as they complete, at most `concurrency` at once and `per_host` per host."""
     total = asyncio.Semaphore(opts.concurrency)
     hosts: dict[str, asyncio.Semaphore] = {}

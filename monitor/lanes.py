@@ -84,8 +84,9 @@ def changed(result: FetchResult, feed: FeedState) -> bool:
     return result.ok and result.body is not None and result.body_hash != feed.body_hash
 
 
-def split(requests: Sequence[FetchRequest], options: FetchOptions,
-          lanes: int) -> list[tuple[list[FetchRequest], FetchOptions]]:
+def split(
+    requests: Sequence[FetchRequest], options: FetchOptions, lanes: int
+) -> list[tuple[list[FetchRequest], FetchOptions]]:
     """Requests divided between `lanes` lanes, with the limits divided too.
 
     A host allowed at least one connection per lane has its feeds dealt out to every lane
@@ -103,12 +104,16 @@ def split(requests: Sequence[FetchRequest], options: FetchOptions,
                 shares[(start + i) % lanes].append(r)
         else:
             shares[start].extend(host_requests)
-    limits = replace(options, concurrency=max(1, options.concurrency // lanes),
-                     per_host=max(1, options.per_host // lanes))
+    limits = replace(
+        options,
+        concurrency=max(1, options.concurrency // lanes),
+        per_host=max(1, options.per_host // lanes),
+    )
     return [(s, limits) for s in shares if s]
 
 
 # ------------------------------------------------------------------ in the lane --
+
 
 def lane_main() -> None:
     """A lane's process (`python -c "...lane_main()"`). Frames (8-byte length, pickle) in
@@ -134,8 +139,9 @@ def lane_main() -> None:
 async def _lane(out: BinaryIO) -> None:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin),
-                                 os.fdopen(0, "rb", buffering=0))
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stdin), os.fdopen(0, "rb", buffering=0)
+    )
     try:
         share: Share = await _receive(stdin)
     except asyncio.IncompleteReadError:
@@ -181,9 +187,12 @@ async def _receive(stream: asyncio.StreamReader) -> Any:
     return pickle.loads(await stream.readexactly(size))
 
 
-async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None],
-                     known: Callable[[int, list[str]], Awaitable[dict[str, str]]],
-                     sent: asyncio.Queue[tuple[FetchResult, FeedState] | None]) -> None:
+async def _run_share(
+    share: Share,
+    send: Callable[[tuple[str, Any]], None],
+    known: Callable[[int, list[str]], Awaitable[dict[str, str]]],
+    sent: asyncio.Queue[tuple[FetchResult, FeedState] | None],
+) -> None:
     """Fetch the share, preparing each changed document, and prepare the documents the
     main process sends, one document at a time, until the share is done and the main
     process says nothing more will come."""
@@ -202,8 +211,13 @@ async def _run_share(share: Share, send: Callable[[tuple[str, Any]], None],
             send(("preparing", result.feed_id))
             try:
                 matcher = matcher or Matcher(load_profile(share.topics), share.threshold)
-                doc = read_document(result.body or b"", result.permanent_url or feed.url,
-                                    result.content_type, feed.url, share.now)
+                doc = read_document(
+                    result.body or b"",
+                    result.permanent_url or feed.url,
+                    result.content_type,
+                    feed.url,
+                    share.now,
+                )
                 stored = {} if feed.first_sight else await known(result.feed_id, doc.guids)
                 prepared = prepare_document(doc, matcher, stored, share.dialect)
             except ParseError as exc:
@@ -252,15 +266,15 @@ class _Lane:
     sent: dict[int, FetchResult] = field(default_factory=dict)
 
     @classmethod
-    async def adopt(cls, process: subprocess.Popen[bytes],
-                    requests: list[FetchRequest]) -> _Lane:
+    async def adopt(cls, process: subprocess.Popen[bytes], requests: list[FetchRequest]) -> _Lane:
         """Read and write the pipes of a process started earlier, perhaps before this loop
         ran (lanes started ahead, see Lanes.prestart)."""
         assert process.stdout is not None and process.stdin is not None
         loop = asyncio.get_running_loop()
         output = asyncio.StreamReader()
         reading, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(output), process.stdout)
+            lambda: asyncio.StreamReaderProtocol(output), process.stdout
+        )
         writing, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
         return cls(process, requests, output, (reading, writing))
 
@@ -283,9 +297,15 @@ class _Lane:
 class Lanes:
     """Starts the lanes of one poll and yields their outcomes as they come."""
 
-    def __init__(self, processes: int, topics: Path | None, threshold: float | None,
-                 dialect: str, known: Callable[[int, list[str]], dict[str, str]],
-                 command: Sequence[str] = LANE_COMMAND) -> None:
+    def __init__(
+        self,
+        processes: int,
+        topics: Path | None,
+        threshold: float | None,
+        dialect: str,
+        known: Callable[[int, list[str]], dict[str, str]],
+        command: Sequence[str] = LANE_COMMAND,
+    ) -> None:
         self.processes = processes
         self.topics = topics
         self.threshold = threshold
@@ -315,8 +335,13 @@ class Lanes:
         # (lane_main) and end when this process closes their input or kills them.
         return subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    async def run(self, requests: Sequence[FetchRequest], feeds: dict[int, FeedState],
-                  options: FetchOptions, now: datetime) -> AsyncGenerator[Outcome, None]:
+    async def run(
+        self,
+        requests: Sequence[FetchRequest],
+        feeds: dict[int, FeedState],
+        options: FetchOptions,
+        now: datetime,
+    ) -> AsyncGenerator[Outcome, None]:
         """Every request's outcome, in the order they finish: the fetch result and, for a
         changed body, the prepared document (None: the caller prepares it).
 
@@ -335,10 +360,18 @@ class Lanes:
         helper: _Lane | None = None  # the lane preparing what this process fetched
         (mine, limits), *theirs = split(requests, options, self.processes)
 
-        async def start(share_requests: list[FetchRequest],
-                        resend: Sequence[FetchResult] = ()) -> _Lane:
-            share = Share(share_requests, {r.feed_id: feeds[r.feed_id] for r in share_requests},
-                          limits, self.topics, self.threshold, self.dialect, now)
+        async def start(
+            share_requests: list[FetchRequest], resend: Sequence[FetchResult] = ()
+        ) -> _Lane:
+            share = Share(
+                share_requests,
+                {r.feed_id: feeds[r.feed_id] for r in share_requests},
+                limits,
+                self.topics,
+                self.threshold,
+                self.dialect,
+                now,
+            )
             process = self.ready.pop() if self.ready else self._spawn()
             lane = await _Lane.adopt(process, share_requests)
             lane.tell(share)
@@ -413,9 +446,12 @@ class Lanes:
                     continue
                 if restarts < MAX_RESTARTS:
                     restarts += 1
-                    log.warning("a lane process ended (exit %s) with %d feeds unanswered; "
-                                "a new one takes them", lane.process.returncode,
-                                len(left) + len(resend))
+                    log.warning(
+                        "a lane process ended (exit %s) with %d feeds unanswered; "
+                        "a new one takes them",
+                        lane.process.returncode,
+                        len(left) + len(resend),
+                    )
                     replacement = await start(left, resend)
                     if lane is helper:
                         helper = replacement
@@ -425,8 +461,10 @@ class Lanes:
                     yield FetchResult(r.feed_id, r.url, error=DIED, error_kind="worker"), None
                 for result in resend:
                     answer(lane, result.feed_id)
-                    yield FetchResult(result.feed_id, result.url, error=DIED,
-                                      error_kind="worker"), None
+                    yield (
+                        FetchResult(result.feed_id, result.url, error=DIED, error_kind="worker"),
+                        None,
+                    )
         finally:
             here.cancel()
             self.discard()
@@ -439,8 +477,11 @@ class Lanes:
                 lane.close()
 
 
-async def _pump(lane: _Lane, inbox: asyncio.Queue[tuple[_Lane | None, Any]],
-                known: Callable[[int, list[str]], dict[str, str]]) -> None:
+async def _pump(
+    lane: _Lane,
+    inbox: asyncio.Queue[tuple[_Lane | None, Any]],
+    known: Callable[[int, list[str]], dict[str, str]],
+) -> None:
     """Move a lane's messages to the inbox, None once its output ends; its questions are
     answered here, so a lane never waits for the storing side to catch up."""
     stream = lane.output
@@ -464,8 +505,12 @@ def _ended(lane: _Lane, answered: set[int]) -> list[Outcome]:
     if victim is None or victim in answered:
         return []
     answered.add(victim)
-    url = lane.sent[victim].url if victim in lane.sent else \
-        next(r.url for r in lane.requests if r.feed_id == victim)
-    log.error("feed %s: the parser process died while reading it (exit %s)", url,
-              lane.process.returncode)
+    url = (
+        lane.sent[victim].url
+        if victim in lane.sent
+        else next(r.url for r in lane.requests if r.feed_id == victim)
+    )
+    log.error(
+        "feed %s: the parser process died while reading it (exit %s)", url, lane.process.returncode
+    )
     return [(FetchResult(victim, url, error=DIED, error_kind="worker"), None)]

@@ -136,15 +136,18 @@ class Matcher:
         self._require = {t.id: [frozenset(g) for g in t.require] for t in profile.topics}
         self._key_stems = {t.key: t.phrases[0] for t in profile.terms if t.phrases}
         # Names the profile's terms already stand for (their entity keys say it better).
-        self._known_names = frozenset(name_key(st) for t in profile.terms
-                                      for phrase in t.phrases for st in phrase) - {""}
+        self._known_names = frozenset(
+            name_key(st) for t in profile.terms for phrase in t.phrases for st in phrase
+        ) - {""}
         # Each topic as a bag of stems: its description plus every alias of its concepts.
         self._topic_bags: dict[str, dict[str, float]] = {}
         for t in profile.topics:
             concepts = {c for g in t.require for c in g} | set(t.support)
             bag: Counter[str] = Counter(
-                x.stem for x in tokenize(t.description)
-                if x.stem not in STOPWORDS and len(x.stem) > 2)
+                x.stem
+                for x in tokenize(t.description)
+                if x.stem not in STOPWORDS and len(x.stem) > 2
+            )
             for term in profile.terms:
                 if term.concept in concepts:
                     bag.update(s for phrase in term.phrases for s in phrase)
@@ -173,8 +176,9 @@ class Matcher:
         """The sentence as profile-term hits and the leftover tokens, in order."""
         return self._scan(self._tokenize(sentence))
 
-    def _scan(self, tokens: list[Token], headline: bool = True,
-              title_case: bool | None = None) -> list[Hit | Token]:
+    def _scan(
+        self, tokens: list[Token], headline: bool = True, title_case: bool | None = None
+    ) -> list[Hit | Token]:
         """`title_case`: whether the sentence is title case, if known; worked out only when
         a rule needs it (a false friend anywhere; a bare surname in a headline, since only
         headlines are written in title case)."""
@@ -189,23 +193,31 @@ class Matcher:
             matched = 0
             for phrase, term in self._index[stems[i]]:
                 n = len(phrase)  # (the first stem matched: that is the index's key)
-                if n > 1 and tuple(stems[i:i + n]) != phrase:
+                if n > 1 and tuple(stems[i : i + n]) != phrase:
                     continue
                 if n == 1 and phrase[0] in self.profile.false_friends:
                     if title_case is None:
                         title_case = is_title_case(tokens)
                     if not title_case and self._false_friend(tokens, i):
                         break
-                if n == 1 and term.spellings and not CYRILLIC.search(tokens[i].surface) \
-                        and bare(tokens[i].surface) not in term.spellings:
+                if (
+                    n == 1
+                    and term.spellings
+                    and not CYRILLIC.search(tokens[i].surface)
+                    and bare(tokens[i].surface) not in term.spellings
+                ):
                     break
-                if n == 1 and term.given and i > 0 \
-                        and _other_person(tokens[i - 1], term.given, out):
+                if (
+                    n == 1
+                    and term.given
+                    and i > 0
+                    and _other_person(tokens[i - 1], term.given, out)
+                ):
                     if headline and title_case is None:
                         title_case = is_title_case(tokens)
                     if not (headline and title_case):
                         break
-                surface = " ".join(t.surface for t in tokens[i:i + n])
+                surface = " ".join(t.surface for t in tokens[i : i + n])
                 out.append(Hit(term.key, term.concept, surface, term.place, term.weight))
                 matched = n
                 break
@@ -220,8 +232,7 @@ class Matcher:
         if allowed is None or i + 1 >= len(tokens):
             return False
         nxt = tokens[i + 1].surface
-        return tokens[i].surface[:1].isupper() and nxt[:1].isupper() \
-            and nxt.lower() not in allowed
+        return tokens[i].surface[:1].isupper() and nxt[:1].isupper() and nxt.lower() not in allowed
 
     def match(self, title: str, text: str) -> MatchResult:
         terms: Counter[str] = Counter()
@@ -252,7 +263,7 @@ class Matcher:
                 found.append(hits)
             else:
                 for j in range(0, len(scanned), WINDOW):
-                    piece = scanned[j:j + WINDOW]
+                    piece = scanned[j : j + WINDOW]
                     all_sentences.append((" ".join(x.surface for x in piece), is_title))
                     found.append([x for x in piece if isinstance(x, Hit)])
             counted = [t.stem for t in tokens if t.kind == WORD]
@@ -260,8 +271,16 @@ class Matcher:
                 words.update(counted)
             numbers.update(t.stem for t in tokens if t.kind == NUMBER)
         if not terms or is_roundup(title):  # no topic can hold; a roundup reports none
-            return MatchResult({}, frozenset(), frozenset(), frozenset(), self.threshold,
-                               terms, words, frozenset(numbers))
+            return MatchResult(
+                {},
+                frozenset(),
+                frozenset(),
+                frozenset(),
+                self.threshold,
+                terms,
+                words,
+                frozenset(numbers),
+            )
         n_title = sum(1 for _, is_title in all_sentences if is_title)
         concepts_anywhere = {h.concept for hs in found for h in hs}
         article_bag: dict[str, float] | None = None
@@ -298,12 +317,23 @@ class Matcher:
             weights.sort(reverse=True)
             support = sum(1 for c in topic.support if c in concepts_anywhere)
             if article_bag is None:
-                article_bag = _unit(Counter({k: float(v) for k, v in words.items()})
-                                    + Counter({s: float(v) for key, v in terms.items()
-                                               for s in self._key_stems.get(key, ())}))
+                article_bag = _unit(
+                    Counter({k: float(v) for k, v in words.items()})
+                    + Counter(
+                        {
+                            s: float(v)
+                            for key, v in terms.items()
+                            for s in self._key_stems.get(key, ())
+                        }
+                    )
+                )
             likeness = _dot(self._topic_bags[topic.id], article_bag)
-            score = (weights[0] + 0.2 * min(3, len(weights) - 1) + 0.1 * min(3, support)
-                     + min(DESCRIPTION_BONUS, DESCRIPTION_WEIGHT * likeness))
+            score = (
+                weights[0]
+                + 0.2 * min(3, len(weights) - 1)
+                + 0.1 * min(3, support)
+                + min(DESCRIPTION_BONUS, DESCRIPTION_WEIGHT * likeness)
+            )
             scores[topic.id] = TopicScore(topic.id, round(score, 3), evidence[:3])
         generic = self.profile.generic_concepts
         all_hits = [h for hs in found for h in hs]
@@ -311,9 +341,19 @@ class Matcher:
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
         heads = frozenset(h.term for h in all_hits if h.term == h.concept)
-        return MatchResult(scores, entities, keywords, places, self.threshold, terms, words,
-                           frozenset(numbers), self._names(read),
-                           mentioned_days(f"{title} {text}"), heads)
+        return MatchResult(
+            scores,
+            entities,
+            keywords,
+            places,
+            self.threshold,
+            terms,
+            words,
+            frozenset(numbers),
+            self._names(read),
+            mentioned_days(f"{title} {text}"),
+            heads,
+        )
 
     def _names(self, read: list[tuple[list[Token], bool]]) -> frozenset[str]:
         """Name keys of capitalized words inside sentences (a capital at a sentence's start

@@ -23,18 +23,23 @@ log = logging.getLogger("monitor.metrics")
 
 REGISTRY = CollectorRegistry()
 POLLS = Counter("monitor_feed_polls", "Feed fetches by outcome", ["outcome"], registry=REGISTRY)
-ENTRIES = Counter("monitor_entries", "Entries stored, new or revised", ["kind"],
-                  registry=REGISTRY)
+ENTRIES = Counter("monitor_entries", "Entries stored, new or revised", ["kind"], registry=REGISTRY)
 DEVELOPMENTS = Counter("monitor_developments", "Developments opened", registry=REGISTRY)
 MATCHES = Counter("monitor_matched_entries", "Entries on topic", registry=REGISTRY)
 ALERTS = Counter("monitor_alerts", "Alerts created", ["kind"], registry=REGISTRY)
-DELIVERIES = Counter("monitor_delivery_attempts", "Delivery attempts by outcome",
-                     ["channel", "outcome"], registry=REGISTRY)
-DELIVERY_SECONDS = Histogram("monitor_delivery_seconds", "Time to send one delivery",
-                             ["channel"], registry=REGISTRY)
+DELIVERIES = Counter(
+    "monitor_delivery_attempts",
+    "Delivery attempts by outcome",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+DELIVERY_SECONDS = Histogram(
+    "monitor_delivery_seconds", "Time to send one delivery", ["channel"], registry=REGISTRY
+)
 QUEUE = Gauge("monitor_deliveries_due", "Deliveries due and not yet sent", registry=REGISTRY)
-LAST_TICK = Gauge("monitor_last_tick_timestamp", "When the scheduler last ran a tick",
-                  registry=REGISTRY)
+LAST_TICK = Gauge(
+    "monitor_last_tick_timestamp", "When the scheduler last ran a tick", registry=REGISTRY
+)
 
 
 class Endpoint:
@@ -52,8 +57,11 @@ class Endpoint:
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
                 elif self.path.split("?")[0] == "/healthz":
                     report = outer.health()
-                    self._send(200 if report.get("ok") else 503, "application/json",
-                               json.dumps(report).encode())
+                    self._send(
+                        200 if report.get("ok") else 503,
+                        "application/json",
+                        json.dumps(report).encode(),
+                    )
                 else:
                     self._send(404, "text/plain", b"not found\n")
 

@@ -65,7 +65,9 @@ PENDING_CLAUSE = f"join_reason = '{PENDING}'"
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON,
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
     }
 
 
@@ -126,8 +128,12 @@ class Entry(Base):
     __table_args__ = (
         UniqueConstraint("feed_id", "guid"),
         Index("ix_entries_published_at", "published_at"),
-        Index("ix_entries_pending", "published_at", sqlite_where=sql_text(PENDING_CLAUSE),
-              postgresql_where=sql_text(PENDING_CLAUSE)),
+        Index(
+            "ix_entries_pending",
+            "published_at",
+            sqlite_where=sql_text(PENDING_CLAUSE),
+            postgresql_where=sql_text(PENDING_CLAUSE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -196,8 +202,7 @@ class Alert(Base):
     digest_key: Mapped[str | None] = mapped_column(String(300), unique=True)
 
     deliveries: Mapped[list[Delivery]] = relationship(
-        back_populates="alert", cascade="all, delete-orphan",
-        foreign_keys="Delivery.alert_id",
+        back_populates="alert", cascade="all, delete-orphan", foreign_keys="Delivery.alert_id"
     )
 
 
@@ -217,7 +222,8 @@ class Delivery(Base):
     # waiting (for the channel's next digest) → digested (sent inside digest_alert_id).
     status: Mapped[str] = mapped_column(String(20), default="pending")
     digest_alert_id: Mapped[int | None] = mapped_column(
-        ForeignKey("alerts.id", ondelete="SET NULL"))
+        ForeignKey("alerts.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -48,8 +48,7 @@ async def resolve(host: str, port: int) -> list[str]:
         return [host]
     except ValueError:
         pass
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port,
-                                                         type=socket.SOCK_STREAM)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
@@ -69,14 +68,19 @@ def make_guard(allow_link_local: bool) -> Callable[[httpx.Request], Awaitable[No
             return  # let the connection attempt report the DNS failure
         kinds = {classify(a) for a in addrs}
         if "link-local" in kinds and not allow_link_local:
-            raise BlockedAddress(f"refused: {host} is a link-local address (cloud metadata); "
-                                 "set [http] allow_link_local = true to allow", request=request)
+            raise BlockedAddress(
+                f"refused: {host} is a link-local address (cloud metadata); "
+                "set [http] allow_link_local = true to allow",
+                request=request,
+            )
         kind: Kind = "public" if kinds == {"public"} else "private"
         origin = _origin.get()
         if origin is None:
             _origin.set(kind)
         elif origin == "public" and kind != "public":
-            raise BlockedAddress(f"refused: a redirect from a public address to {host}, "
-                                 "which is not public", request=request)
+            raise BlockedAddress(
+                f"refused: a redirect from a public address to {host}, which is not public",
+                request=request,
+            )
 
     return guard

@@ -16,19 +16,65 @@ from monitor.parse import ParsedEntry
 
 # Query parameters that identify a campaign or a click, never the article.
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "mtm_", "at_", "hsa_")
-_TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "gclsrc", "yclid", "msclkid", "igshid", "twclid", "ocid",
-    "cmpid", "cmp", "ito", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname",
-    "ns_fee", "sr_share", "ref", "ref_src", "referrer", "smid", "share", "_ga", "_gl",
-    "amp", "outputtype", "rss", "rssfeed", "from", "utm",
-})
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gclsrc",
+        "yclid",
+        "msclkid",
+        "igshid",
+        "twclid",
+        "ocid",
+        "cmpid",
+        "cmp",
+        "ito",
+        "ns_mchannel",
+        "ns_source",
+        "ns_campaign",
+        "ns_linkname",
+        "ns_fee",
+        "sr_share",
+        "ref",
+        "ref_src",
+        "referrer",
+        "smid",
+        "share",
+        "_ga",
+        "_gl",
+        "amp",
+        "outputtype",
+        "rss",
+        "rssfeed",
+        "from",
+        "utm",
+    }
+)
 _BLOCK = re.compile(
     r"<(/?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|table|caption|thead|tbody|tfoot|tr|td|th"
     r"|blockquote|pre|section|article|aside|header|footer|nav|main|address|figure|figcaption"
-    r"|details|summary|picture|video|audio)\b)", re.IGNORECASE)
+    r"|details|summary|picture|video|audio)\b)",
+    re.IGNORECASE,
+)
 # Elements whose content is never article text; removed with everything inside them.
-_DROP_CONTENT = {"script", "style", "noscript", "iframe", "textarea", "title", "template",
-                 "object", "embed", "svg", "math", "select", "button", "canvas", "head"}
+_DROP_CONTENT = {
+    "script",
+    "style",
+    "noscript",
+    "iframe",
+    "textarea",
+    "title",
+    "template",
+    "object",
+    "embed",
+    "svg",
+    "math",
+    "select",
+    "button",
+    "canvas",
+    "head",
+}
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
 # A feed may date an entry slightly ahead (clock skew); beyond this it is not believed.
@@ -85,7 +131,8 @@ def canonical_url(url: str, base: str | None = None) -> str:
         if path == before:
             break
     query = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if not k.lower().startswith(_TRACKING_PREFIXES) and k.lower() not in _TRACKING_PARAMS
     ]
     query.sort()
@@ -112,10 +159,39 @@ def html_to_text(fragment: str) -> str:
 
 def sanitize_html(fragment: str) -> str:
     """Feed HTML made safe to show: no scripts, frames, event handlers or remote images."""
-    tags = {"a", "b", "strong", "i", "em", "p", "br", "ul", "ol", "li", "blockquote", "q",
-            "h1", "h2", "h3", "h4", "h5", "h6", "code", "pre", "span", "small", "sub", "sup"}
-    return nh3.clean(fragment, tags=tags, attributes={"a": {"href", "title"}},
-                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
+    tags = {
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "p",
+        "br",
+        "ul",
+        "ol",
+        "li",
+        "blockquote",
+        "q",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "code",
+        "pre",
+        "span",
+        "small",
+        "sub",
+        "sup",
+    }
+    return nh3.clean(
+        fragment,
+        tags=tags,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    )
 
 
 def guess_language(text: str, declared: str | None) -> str | None:
@@ -137,8 +213,9 @@ def content_hash(title: str, text: str) -> str:
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()
 
 
-def normalize_entry(entry: ParsedEntry, feed_url: str, feed_language: str | None,
-                    now: datetime) -> Article:
+def normalize_entry(
+    entry: ParsedEntry, feed_url: str, feed_language: str | None, now: datetime
+) -> Article:
     """Normalize one entry.
 
     Dates: published, else updated, else `now` (marked estimated); a date more than
@@ -147,8 +224,11 @@ def normalize_entry(entry: ParsedEntry, feed_url: str, feed_language: str | None
     """
     url = urljoin(feed_url, entry.link) if entry.link else None
     canon = canonical_url(url) if url and url.startswith(("http://", "https://")) else None
-    body_html = entry.content_html if len(entry.content_html) > len(entry.summary_html) \
+    body_html = (
+        entry.content_html
+        if len(entry.content_html) > len(entry.summary_html)
         else entry.summary_html
+    )
     title = html_to_text(entry.title)
     text = html_to_text(body_html)
     published = entry.published or entry.updated

@@ -44,43 +44,61 @@ class DeliveryStats:
 
 
 class Outbox:
-    def __init__(self, settings: Settings, db: Database, clock: Callable[[], datetime],
-                 owner: str) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, clock: Callable[[], datetime], owner: str
+    ) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
         self.owner = owner
         self.channels: dict[str, ChannelConfig] = dict(
-            zip(settings.channel_names(), settings.channels, strict=True))
+            zip(settings.channel_names(), settings.channels, strict=True)
+        )
         if not self.channels:
             self.channels = {"console": ConsoleChannel(type="console", name="console")}
 
-    def announce(self, s: Session, dev: Development, now: datetime,
-                 topics: Sequence[TopicRef] = ()) -> Alert:
+    def announce(
+        self, s: Session, dev: Development, now: datetime, topics: Sequence[TopicRef] = ()
+    ) -> Alert:
         """The alert for a development and a delivery row for each channel that wants it,
         in the caller's transaction. `topics` (with their titles and evidence) are frozen
         into the alert: what it says about topics does not change, nor need a matcher."""
-        routes = [self._route(s, name, ch, now) for name, ch in self.channels.items()
-                  if ch.wants(dev.topics, dev.score)]
-        alert = store.add_alert(s, dev, new_alert_id(), routes, now,
-                                {"topics": [t.to_json() for t in topics]})
+        routes = [
+            self._route(s, name, ch, now)
+            for name, ch in self.channels.items()
+            if ch.wants(dev.topics, dev.score)
+        ]
+        alert = store.add_alert(
+            s, dev, new_alert_id(), routes, now, {"topics": [t.to_json() for t in topics]}
+        )
         metrics.ALERTS.labels("development").inc()
         return alert
 
     def feed_failing(self, s: Session, feed: Feed, since: datetime, now: datetime) -> None:
         """A feed-health alert to every channel, in the caller's transaction."""
-        alert = Alert(public_id=new_alert_id(), kind="feed-health", created_at=now, payload={
-            "feed_url": feed.url, "feed_name": feed.name, "error": feed.last_error,
-            "failing_since": since.isoformat(), "errors": feed.error_count})
+        alert = Alert(
+            public_id=new_alert_id(),
+            kind="feed-health",
+            created_at=now,
+            payload={
+                "feed_url": feed.url,
+                "feed_name": feed.name,
+                "error": feed.last_error,
+                "failing_since": since.isoformat(),
+                "errors": feed.error_count,
+            },
+        )
         for name in self.channels:
-            alert.deliveries.append(Delivery(channel=name, status="pending",
-                                             next_attempt_at=now, created_at=now))
+            alert.deliveries.append(
+                Delivery(channel=name, status="pending", next_attempt_at=now, created_at=now)
+            )
         s.add(alert)
         metrics.ALERTS.labels("feed-health").inc()
         log.error("feed %s has failed since %s: %s", feed.url, since.isoformat(), feed.last_error)
 
-    def _route(self, s: Session, name: str, ch: ChannelConfig,
-               now: datetime) -> tuple[str, str, datetime]:
+    def _route(
+        self, s: Session, name: str, ch: ChannelConfig, now: datetime
+    ) -> tuple[str, str, datetime]:
         """(channel, status, first attempt): instant, held past quiet hours, or waiting
         for the digest (digest channels, and instant ones over their rate limit)."""
         if ch.mode == "digest":
@@ -108,18 +126,26 @@ class Outbox:
                     if not pending:
                         continue
                     # The first digest is the first firing after the oldest waiting alert.
-                    after = store.last_digest_fire(s, name) or \
-                        min(d.created_at or now for d in pending)
+                    after = store.last_digest_fire(s, name) or min(
+                        d.created_at or now for d in pending
+                    )
                     fire = last_fire(ch.digest_cron, ch.timezone, after, now)
                     if fire is None:
                         continue
                     rows = [d for d in pending if (d.created_at or now) <= fire]
                     if not rows:
                         continue
-                    digest = Alert(public_id=new_alert_id(), kind="digest", created_at=now,
-                                   digest_key=f"{name}@{fire.isoformat()}")
-                    digest.deliveries.append(Delivery(channel=name, status="pending",
-                                                      next_attempt_at=now, created_at=now))
+                    digest = Alert(
+                        public_id=new_alert_id(),
+                        kind="digest",
+                        created_at=now,
+                        digest_key=f"{name}@{fire.isoformat()}",
+                    )
+                    digest.deliveries.append(
+                        Delivery(
+                            channel=name, status="pending", next_attempt_at=now, created_at=now
+                        )
+                    )
                     s.add(digest)
                     s.flush()
                     for d in rows:
@@ -130,7 +156,6 @@ class Outbox:
             except IntegrityError:
                 log.info("digest for %s was built by another worker", name)
         return built
-
 
     async def deliver_due(self) -> DeliveryStats:
         """Send every due delivery once; failures are rescheduled with backoff and jitter."""
@@ -144,8 +169,7 @@ class Outbox:
                 now = self.clock()
                 with self.db.session() as s:
                     batch = store.claim_deliveries(s, now, self.owner, DELIVERY_LEASE, reclaim)
-                    work = [(d.id, d.channel, d.attempts, self._content(s, d.alert))
-                            for d in batch]
+                    work = [(d.id, d.channel, d.attempts, self._content(s, d.alert)) for d in batch]
                 if not work:
                     return stats
                 if client is None:
@@ -155,22 +179,31 @@ class Outbox:
                 for delivery_id, channel, attempts, content in work:
                     ch = self.channels.get(channel)
                     if ch is None:
-                        outcome = Outcome(False, retry=False,
-                                          error=f"channel {channel!r} is no longer configured")
+                        outcome = Outcome(
+                            False, retry=False, error=f"channel {channel!r} is no longer configured"
+                        )
                     else:
                         started = time.perf_counter()
                         outcome = await send(ch, content, self.clock(), client)
                         metrics.DELIVERY_SECONDS.labels(channel).observe(
-                            time.perf_counter() - started)
-                    metrics.DELIVERIES.labels(channel, "delivered" if outcome.delivered
-                                              else "retry" if outcome.retry else "failed").inc()
+                            time.perf_counter() - started
+                        )
+                    metrics.DELIVERIES.labels(
+                        channel,
+                        "delivered"
+                        if outcome.delivered
+                        else "retry"
+                        if outcome.retry
+                        else "failed",
+                    ).inc()
                     self._record_outcome(delivery_id, attempts + 1, outcome, stats)
         finally:
             if client is not None:
                 await client.aclose()
 
-    def _record_outcome(self, delivery_id: int, attempt: int, outcome: Outcome,
-                        stats: DeliveryStats) -> None:
+    def _record_outcome(
+        self, delivery_id: int, attempt: int, outcome: Outcome, stats: DeliveryStats
+    ) -> None:
         now = self.clock()
         alerts = self.settings.alerts
         with self.db.session() as s:
@@ -187,8 +220,13 @@ class Outbox:
             if not outcome.retry or attempt >= alerts.max_attempts:
                 d.status = "dead"
                 stats.dead += 1
-                log.error("delivery %s to %s failed for good after %d attempts: %s",
-                          d.alert.public_id, d.channel, attempt, outcome.error)
+                log.error(
+                    "delivery %s to %s failed for good after %d attempts: %s",
+                    d.alert.public_id,
+                    d.channel,
+                    attempt,
+                    outcome.error,
+                )
                 return
             delay = min(alerts.retry_max, alerts.retry_initial * 2 ** (attempt - 1))
             delay = delay * (0.5 + random.random() / 2)  # "equal jitter"
@@ -196,9 +234,14 @@ class Outbox:
                 delay = max(delay, min(outcome.retry_after, alerts.retry_max))
             d.next_attempt_at = now + delay
             stats.retrying += 1
-            log.warning("delivery %s to %s failed (attempt %d): %s; retry in %.0fs",
-                        d.alert.public_id, d.channel, attempt, outcome.error,
-                        delay.total_seconds())
+            log.warning(
+                "delivery %s to %s failed (attempt %d): %s; retry in %.0fs",
+                d.alert.public_id,
+                d.channel,
+                attempt,
+                outcome.error,
+                delay.total_seconds(),
+            )
 
     def _content(self, s: Session, alert: Alert) -> AlertContent:
         if alert.kind == "digest":
@@ -207,18 +250,32 @@ class Outbox:
             p = alert.payload
             name = p.get("feed_name") or p["feed_url"]
             return AlertContent(
-                id=alert.public_id, kind="feed-health", created_at=alert.created_at,
-                title=f"Feed failing: {name}", score=0.0, topics=[],
-                articles=[ArticleRef(url=p["feed_url"], title=f"Last error: {p.get('error')}",
-                                     source=name, published=alert.created_at,
-                                     summary=f"Failing since {p.get('failing_since')}, "
-                                             f"{p.get('errors')} errors in a row.")])
+                id=alert.public_id,
+                kind="feed-health",
+                created_at=alert.created_at,
+                title=f"Feed failing: {name}",
+                score=0.0,
+                topics=[],
+                articles=[
+                    ArticleRef(
+                        url=p["feed_url"],
+                        title=f"Last error: {p.get('error')}",
+                        source=name,
+                        published=alert.created_at,
+                        summary=f"Failing since {p.get('failing_since')}, "
+                        f"{p.get('errors')} errors in a row.",
+                    )
+                ],
+            )
         return self._development_content(s, alert)
 
     def _digest_content(self, s: Session, alert: Alert) -> AlertContent:
         """A digest: each development's primary report, in the order they were alerted."""
-        parts = s.scalars(select(Delivery).where(Delivery.digest_alert_id == alert.id)
-                          .order_by(Delivery.created_at, Delivery.id))
+        parts = s.scalars(
+            select(Delivery)
+            .where(Delivery.digest_alert_id == alert.id)
+            .order_by(Delivery.created_at, Delivery.id)
+        )
         articles: list[ArticleRef] = []
         topics: dict[str, TopicRef] = {}
         for d in parts:
@@ -227,10 +284,15 @@ class Outbox:
             for t in one.topics:
                 topics.setdefault(t.id, t)
         n = len(articles)
-        return AlertContent(id=alert.public_id, kind="digest", created_at=alert.created_at,
-                            title=f"Digest: {n} new development{'s' if n != 1 else ''}",
-                            score=max((t.score for t in topics.values()), default=0.0),
-                            topics=list(topics.values()), articles=articles)
+        return AlertContent(
+            id=alert.public_id,
+            kind="digest",
+            created_at=alert.created_at,
+            title=f"Digest: {n} new development{'s' if n != 1 else ''}",
+            score=max((t.score for t in topics.values()), default=0.0),
+            topics=list(topics.values()),
+            articles=articles,
+        )
 
     def _development_content(self, s: Session, alert: Alert) -> AlertContent:
         """The alert as sent now: its frozen topics, and the development with every
@@ -239,8 +301,14 @@ class Outbox:
         entries = store.development_entries(s, dev.id) if dev else []
         if dev is not None and dev.primary_entry_id is not None:
             entries.sort(key=lambda e: (e.id != dev.primary_entry_id, e.first_seen_at, e.id))
-        feeds = {f.id: f for f in s.scalars(select(Feed).where(
-            Feed.id.in_({e.feed_id for e in entries})))} if entries else {}
+        feeds = (
+            {
+                f.id: f
+                for f in s.scalars(select(Feed).where(Feed.id.in_({e.feed_id for e in entries})))
+            }
+            if entries
+            else {}
+        )
         articles = []
         seen_urls: set[str] = set()
         for e in entries:
@@ -249,16 +317,28 @@ class Outbox:
                 continue
             seen_urls.add(url)
             f = feeds.get(e.feed_id)
-            articles.append(ArticleRef(url=url, title=e.title,
-                                       source=(f.name or f.url) if f else "",
-                                       published=e.published_at, language=e.language,
-                                       summary=e.text[:500]))
+            articles.append(
+                ArticleRef(
+                    url=url,
+                    title=e.title,
+                    source=(f.name or f.url) if f else "",
+                    published=e.published_at,
+                    language=e.language,
+                    summary=e.text[:500],
+                )
+            )
         frozen = (alert.payload or {}).get("topics")
         if frozen is not None:
             topics = [TopicRef.from_json(t) for t in frozen]
         else:  # written before topics were frozen into alerts: the development's own
             topics = [TopicRef(t, t, dev.score) for t in dev.topics] if dev else []
-        return AlertContent(id=alert.public_id, kind=alert.kind, created_at=alert.created_at,
-                            title=dev.title if dev else "", score=dev.score if dev else 0.0,
-                            topics=topics, articles=articles,
-                            development_id=dev.id if dev else None)
+        return AlertContent(
+            id=alert.public_id,
+            kind=alert.kind,
+            created_at=alert.created_at,
+            title=dev.title if dev else "",
+            score=dev.score if dev else 0.0,
+            topics=topics,
+            articles=articles,
+            development_id=dev.id if dev else None,
+        )

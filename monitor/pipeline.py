@@ -50,8 +50,9 @@ def worker_id() -> str:
 class Pipeline:
     """One worker's view of the pipeline; `clock` is injectable for tests."""
 
-    def __init__(self, settings: Settings, db: Database,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
@@ -59,24 +60,42 @@ class Pipeline:
         if settings.matching.topics is not None:
             self.matcher  # noqa: B018  (a custom profile is checked at start, not mid-poll)
         processes = settings.service.processes
-        self.lanes = Lanes((os.cpu_count() or 1) if processes is None else processes,
-                           settings.matching.topics, settings.matching.threshold,
-                           db.engine.dialect.name, self._known_hashes)
+        self.lanes = Lanes(
+            (os.cpu_count() or 1) if processes is None else processes,
+            settings.matching.topics,
+            settings.matching.threshold,
+            db.engine.dialect.name,
+            self._known_hashes,
+        )
         http = settings.http
         self.fetch_options = FetchOptions(
-            connect_timeout=http.connect_timeout, timeout=http.timeout, max_body=http.max_body,
-            concurrency=http.concurrency, per_host=http.per_host,
+            connect_timeout=http.connect_timeout,
+            timeout=http.timeout,
+            max_body=http.max_body,
+            concurrency=http.concurrency,
+            per_host=http.per_host,
             allow_link_local=http.allow_link_local,
             **({"user_agent": http.user_agent} if http.user_agent else {}),
         )
         self.outbox = Outbox(settings, db, clock, self.owner)
         self.developments = Developments(
-            ClusterParams(window=settings.matching.cluster_window), lambda: self.matcher,
-            self.outbox, settings.alerts.backfill)
-        ctx = Context(lambda: self.matcher, self.developments, self.outbox,
-                      settings.alerts.feed_failure_alert)
-        self.poller = Poller(db, ctx, self.lanes, self.fetch_options, clock, self.owner,
-                             lambda: self.matcher.threshold)
+            ClusterParams(window=settings.matching.cluster_window),
+            lambda: self.matcher,
+            self.outbox,
+            settings.alerts.backfill,
+        )
+        ctx = Context(
+            lambda: self.matcher, self.developments, self.outbox, settings.alerts.feed_failure_alert
+        )
+        self.poller = Poller(
+            db,
+            ctx,
+            self.lanes,
+            self.fetch_options,
+            clock,
+            self.owner,
+            lambda: self.matcher.threshold,
+        )
 
     @cached_property
     def matcher(self) -> Matcher:
@@ -84,8 +103,9 @@ class Pipeline:
         prepare, with nothing to alert, never loads the parser and matcher modules."""
         from monitor.match import Matcher, load_profile
 
-        return Matcher(load_profile(self.settings.matching.topics),
-                       self.settings.matching.threshold)
+        return Matcher(
+            load_profile(self.settings.matching.topics), self.settings.matching.threshold
+        )
 
     @property
     def cluster(self) -> ClusterIndex:
@@ -117,8 +137,7 @@ class Pipeline:
         with self.db.session() as s:
             store.sync_feeds(s, self.settings.feeds, self.clock())
 
-    async def poll(self, only_due: bool = False,
-                   fresh_for: timedelta = timedelta(0)) -> PollStats:
+    async def poll(self, only_due: bool = False, fresh_for: timedelta = timedelta(0)) -> PollStats:
         """Poll the feeds (all, or the due ones). Developments opened during this poll, or
         within `fresh_for` before it (the service passes its polling interval), are joined
         at the lower same-poll bar."""

@@ -45,9 +45,16 @@ Answer = tuple[FetchResult, "Prepared | None"]
 class Poller:
     """One worker's polls; `threshold` is the matcher's, for the entries `settle` places."""
 
-    def __init__(self, db: Database, ctx: Context, lanes: Lanes, options: FetchOptions,
-                 clock: Callable[[], datetime], owner: str,
-                 threshold: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        ctx: Context,
+        lanes: Lanes,
+        options: FetchOptions,
+        clock: Callable[[], datetime],
+        owner: str,
+        threshold: Callable[[], float],
+    ) -> None:
         self.db = db
         self.ctx = ctx
         self.lanes = lanes
@@ -76,10 +83,13 @@ class Poller:
         try:
             with self.db.session() as s:
                 feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
-                requests = [FetchRequest(f.id, f.permanent_url or f.url, f.etag,
-                                         f.last_modified) for f in feeds]
-                state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None)
-                         for f in feeds}
+                requests = [
+                    FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
+                    for f in feeds
+                ]
+                state = {
+                    f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None) for f in feeds
+                }
         except BaseException:
             self.lanes.discard()
             raise
@@ -89,8 +99,11 @@ class Poller:
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
-        source = self.lanes.run(requests, state, self.fetch_options, now) \
-            if self.laned else self._fetch_here(requests)
+        source = (
+            self.lanes.run(requests, state, self.fetch_options, now)
+            if self.laned
+            else self._fetch_here(requests)
+        )
         try:
             await self._store_as_they_come(source, state, stats)
         finally:
@@ -98,8 +111,9 @@ class Poller:
         stats.add(await asyncio.to_thread(self.settle))
         return stats
 
-    async def _store_as_they_come(self, source: AsyncGenerator[Answer, None],
-                                  state: dict[int, FeedState], stats: PollStats) -> None:
+    async def _store_as_they_come(
+        self, source: AsyncGenerator[Answer, None], state: dict[int, FeedState], stats: PollStats
+    ) -> None:
         # Changed bodies held at once (arrived, waiting to be stored): enough for a batch
         # and what the lanes send meanwhile; past it they wait, so memory stays flat.
         ahead = 2 * STORE_BATCH
@@ -148,9 +162,12 @@ class Poller:
                 # A batch of changed feeds fills for up to BATCH_WAIT (one commit for
                 # many); unchanged feeds alone wait for a larger batch, being only a few
                 # column updates each.
-                if batch and (end or changed_feeds >= STORE_BATCH
-                              or (changed_feeds and loop.time() >= due)
-                              or len(batch) >= NOT_MODIFIED_BATCH):
+                if batch and (
+                    end
+                    or changed_feeds >= STORE_BATCH
+                    or (changed_feeds and loop.time() >= due)
+                    or len(batch) >= NOT_MODIFIED_BATCH
+                ):
                     stats.add(await asyncio.to_thread(self.process_batch, batch))
                     batch, changed_feeds = [], 0
                 if end:
@@ -160,8 +177,7 @@ class Poller:
             group.create_task(produce())
             group.create_task(consume())
 
-    async def _fetch_here(self, requests: list[FetchRequest]
-                          ) -> AsyncGenerator[Answer, None]:
+    async def _fetch_here(self, requests: list[FetchRequest]) -> AsyncGenerator[Answer, None]:
         async for result in fetch_stream(requests, self.fetch_options):
             yield result, None
 
@@ -174,8 +190,7 @@ class Poller:
         stats = PollStats()
         try:
             with self.db.session() as s:
-                rest = self._not_modified(s, [r for r, _ in batch if r.not_modified], now,
-                                          stats)
+                rest = self._not_modified(s, [r for r, _ in batch if r.not_modified], now, stats)
                 rest.update(r.feed_id for r, _ in batch if not r.not_modified)
                 feeds = store.feeds_by_id(s, sorted(rest))
                 for result, prepared in batch:
@@ -212,8 +227,9 @@ class Poller:
                     stats.failed(result.url)
             return stats
 
-    def _not_modified(self, s: Session, results: Sequence[FetchResult], now: datetime,
-                      stats: PollStats) -> set[int]:
+    def _not_modified(
+        self, s: Session, results: Sequence[FetchResult], now: datetime, stats: PollStats
+    ) -> set[int]:
         """Record plain "not modified" answers, the bulk of most polls, in one UPDATE (what
         refresh_feed does for them, on plain rows: a thousand ORM objects cost more than the
         rest of a warm poll's storing). Returns the feeds that need refresh_feed."""
@@ -225,19 +241,32 @@ class Poller:
             row = rows.get(r.feed_id)
             if row is None:
                 continue
-            if r.error is not None or row.error_kind == "parse" or (
-                    r.permanent_url and r.permanent_url != (row.permanent_url or row.url)):
+            if (
+                r.error is not None
+                or row.error_kind == "parse"
+                or (r.permanent_url and r.permanent_url != (row.permanent_url or row.url))
+            ):
                 rows.pop(r.feed_id)
                 continue
             hint = timedelta(seconds=r.max_age) if r.max_age is not None else None
-            feed = FeedView(row.url, timedelta(seconds=row.interval_seconds), row.error_count,
-                            row.next_poll_at)
+            feed = FeedView(
+                row.url, timedelta(seconds=row.interval_seconds), row.error_count, row.next_poll_at
+            )
             update = feed_succeeded(feed, now, hint)
             if update.recovered:
                 log.info("feed %s recovered after %d errors", row.url, row.error_count)
-            values.append({"feed_id": r.feed_id, "last_polled_at": now,
-                           "last_status": r.status, "lease_owner": None, "lease_until": None,
-                           "etag": r.etag, "last_modified": r.last_modified, **update.columns})
+            values.append(
+                {
+                    "feed_id": r.feed_id,
+                    "last_polled_at": now,
+                    "last_status": r.status,
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "etag": r.etag,
+                    "last_modified": r.last_modified,
+                    **update.columns,
+                }
+            )
         store.update_feeds(s, values)
         metrics.POLLS.labels("not_modified").inc(len(values))
         stats.not_modified += len(values)

@@ -56,8 +56,9 @@ class Document:
         return [a.guid for a in self.articles]
 
 
-def read_document(body: bytes, url: str, content_type: str | None, feed_url: str,
-                  now: datetime) -> Document:
+def read_document(
+    body: bytes, url: str, content_type: str | None, feed_url: str, now: datetime
+) -> Document:
     """Parse and normalize `body` (fetched from `url`, configured as `feed_url`); raises
     ParseError when it is not a feed."""
     parsed = parse_feed(body, url, content_type)
@@ -68,8 +69,9 @@ def read_document(body: bytes, url: str, content_type: str | None, feed_url: str
     return Document(parsed.title, parsed.language, parsed.ttl_minutes, articles)
 
 
-def prepare_document(doc: Document, matcher: Matcher, known: dict[str, str],
-                     dialect: str) -> Prepared:
+def prepare_document(
+    doc: Document, matcher: Matcher, known: dict[str, str], dialect: str
+) -> Prepared:
     """Match a document's articles, except those `known` (guid → content hash) to be
     stored already as they are; quiet rows are encoded for the database `dialect`."""
     quiet = QuietRows()
@@ -86,15 +88,29 @@ def prepare_document(doc: Document, matcher: Matcher, known: dict[str, str],
             rest.append(a)
             matches[a.guid] = result
     articles = doc.articles
-    return Prepared(title=doc.title, language=doc.language, ttl_minutes=doc.ttl_minutes,
-                    hashes={a.guid: a.content_hash for a in articles},
-                    dates=[a.published_at for a in articles if not a.date_estimated],
-                    articles=rest, matches=matches, quiet=quiet,
-                    against={a.guid: known[a.guid] for a in articles if a.guid in known})
+    return Prepared(
+        title=doc.title,
+        language=doc.language,
+        ttl_minutes=doc.ttl_minutes,
+        hashes={a.guid: a.content_hash for a in articles},
+        dates=[a.published_at for a in articles if not a.date_estimated],
+        articles=rest,
+        matches=matches,
+        quiet=quiet,
+        against={a.guid: known[a.guid] for a in articles if a.guid in known},
+    )
 
 
-def prepare(body: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
-            matcher: Matcher, known: dict[str, str], dialect: str) -> Prepared:
+def prepare(
+    body: bytes,
+    url: str,
+    content_type: str | None,
+    feed_url: str,
+    now: datetime,
+    matcher: Matcher,
+    known: dict[str, str],
+    dialect: str,
+) -> Prepared:
     """`read_document` then `prepare_document`, or the reason the body is not a feed."""
     try:
         doc = read_document(body, url, content_type, feed_url, now)

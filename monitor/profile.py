@@ -63,14 +63,25 @@ def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
             line, _, w = line.removeprefix("@").partition("~")
             weight = float(w) if w.strip() else 1.0
             aliases = [a.strip() for a in line.split("|") if a.strip()]
-            phrases = tuple(dict.fromkeys(
-                tuple(t.stem for t in tokenize(a)) for a in aliases if tokenize(a)))
+            phrases = tuple(
+                dict.fromkeys(tuple(t.stem for t in tokenize(a)) for a in aliases if tokenize(a))
+            )
             singles = {ph[0] for ph in phrases if len(ph) == 1}
             given = frozenset(ph[-2] for ph in phrases if len(ph) >= 2 and ph[-1] in singles)
-            spellings = frozenset(a.lower() for a in aliases
-                                  if place and " " not in a and not CYRILLIC.search(a))
-            terms.append(Term(key=aliases[0].lower(), concept=concept, phrases=phrases,
-                              place=place, weight=weight, given=given, spellings=spellings))
+            spellings = frozenset(
+                a.lower() for a in aliases if place and " " not in a and not CYRILLIC.search(a)
+            )
+            terms.append(
+                Term(
+                    key=aliases[0].lower(),
+                    concept=concept,
+                    phrases=phrases,
+                    place=place,
+                    weight=weight,
+                    given=given,
+                    spellings=spellings,
+                )
+            )
     known = {t.concept for t in terms}
     topics = []
     for spec in data.get("topics", []):
@@ -78,14 +89,27 @@ def parse_profile(data: dict[str, Any], source: str = "built-in") -> Profile:
         for c in {c for g in require for c in g} | set(spec.get("support", [])):
             if c not in known:
                 raise ValueError(f"topic {spec['id']!r} names unknown concept {c!r}")
-        topics.append(Topic(id=spec["id"], title=spec.get("title", spec["id"]),
-                            description=spec.get("description", "").strip(),
-                            require=require, support=tuple(spec.get("support", []))))
-    friends = {stem(k): frozenset(w.lower() for w in v)
-               for k, v in (data.get("false_friends") or {}).items()}
-    return Profile(topics=tuple(topics), terms=tuple(terms),
-                   generic_concepts=frozenset(generic), false_friends=friends,
-                   threshold=float(data.get("threshold", 1.0)), source=source)
+        topics.append(
+            Topic(
+                id=spec["id"],
+                title=spec.get("title", spec["id"]),
+                description=spec.get("description", "").strip(),
+                require=require,
+                support=tuple(spec.get("support", [])),
+            )
+        )
+    friends = {
+        stem(k): frozenset(w.lower() for w in v)
+        for k, v in (data.get("false_friends") or {}).items()
+    }
+    return Profile(
+        topics=tuple(topics),
+        terms=tuple(terms),
+        generic_concepts=frozenset(generic),
+        false_friends=friends,
+        threshold=float(data.get("threshold", 1.0)),
+        source=source,
+    )
 
 
 def load_profile(path: Path | None = None) -> Profile:

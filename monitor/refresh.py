@@ -51,13 +51,27 @@ class Context:
 
 
 def view(feed: Feed) -> FeedView:
-    return FeedView(feed.url, timedelta(seconds=feed.interval_seconds), feed.error_count,
-                    feed.next_poll_at, feed.last_success_at, feed.created_at,
-                    feed.health_alerted_at, feed.adaptive, feed.error_kind)
+    return FeedView(
+        feed.url,
+        timedelta(seconds=feed.interval_seconds),
+        feed.error_count,
+        feed.next_poll_at,
+        feed.last_success_at,
+        feed.created_at,
+        feed.health_alerted_at,
+        feed.adaptive,
+        feed.error_kind,
+    )
 
 
-def refresh_feed(ctx: Context, s: Session, feed: Feed, result: FetchResult,
-                 prepared: Prepared | None, now: datetime) -> PollStats:
+def refresh_feed(
+    ctx: Context,
+    s: Session,
+    feed: Feed,
+    result: FetchResult,
+    prepared: Prepared | None,
+    now: datetime,
+) -> PollStats:
     """Everything that follows one fetch of `feed`; `prepared` is the body already parsed
     and matched by a worker process, else it is done here."""
     stats = PollStats()
@@ -66,19 +80,21 @@ def refresh_feed(ctx: Context, s: Session, feed: Feed, result: FetchResult,
     feed.last_polled_at = now
     feed.last_status = result.status
     store.release_feed(feed)
-    metrics.POLLS.labels("error" if result.error else
-                         "not_modified" if result.not_modified else "ok").inc()
+    metrics.POLLS.labels(
+        "error" if result.error else "not_modified" if result.not_modified else "ok"
+    ).inc()
 
     # 1. cadence: what the answer says
     if result.status == 410:
-        fail(ctx, s, feed, "gone (HTTP 410): the feed is disabled", "gone", now, stats,
-             disable=True)
+        fail(
+            ctx, s, feed, "gone (HTTP 410): the feed is disabled", "gone", now, stats, disable=True
+        )
         return stats
     if result.error is not None:
-        retry_after = parse_retry_after(result.retry_after, now) \
-            if result.status in (429, 503) else None
-        fail(ctx, s, feed, result.error, result.error_kind or "network", now, stats,
-             retry_after)
+        retry_after = (
+            parse_retry_after(result.retry_after, now) if result.status in (429, 503) else None
+        )
+        fail(ctx, s, feed, result.error, result.error_kind or "network", now, stats, retry_after)
         return stats
     if result.permanent_url and result.permanent_url != (feed.permanent_url or feed.url):
         # Polled at the new address from now on; `url` stays as configured, so the
@@ -101,8 +117,12 @@ def refresh_feed(ctx: Context, s: Session, feed: Feed, result: FetchResult,
     # 2. parse and prepare
     # A worker split the document into quiet rows and articles assuming what was stored
     # (`against`); in this transaction, that is checked.
-    if prepared is not None and prepared.error is None and not first_sight \
-            and prepared.against != store.known_hashes(s, feed.id, list(prepared.hashes)):
+    if (
+        prepared is not None
+        and prepared.error is None
+        and not first_sight
+        and prepared.against != store.known_hashes(s, feed.id, list(prepared.hashes))
+    ):
         prepared = None
     if prepared is None:
         prepared = prepare_here(ctx, s, result, feed, now, first_sight)
@@ -127,22 +147,25 @@ def refresh_feed(ctx: Context, s: Session, feed: Feed, result: FetchResult,
     return stats
 
 
-def prepare_here(ctx: Context, s: Session, result: FetchResult, feed: Feed, now: datetime,
-                 first_sight: bool) -> Prepared:
+def prepare_here(
+    ctx: Context, s: Session, result: FetchResult, feed: Feed, now: datetime, first_sight: bool
+) -> Prepared:
     from monitor.parse import ParseError
     from monitor.prepare import Prepared, prepare_document, read_document
 
     try:
-        doc = read_document(result.body or b"", result.permanent_url or feed.url,
-                            result.content_type, feed.url, now)
+        doc = read_document(
+            result.body or b"", result.permanent_url or feed.url, result.content_type, feed.url, now
+        )
     except ParseError as exc:
         return Prepared(error=str(exc))
     known = {} if first_sight else store.known_hashes(s, feed.id, doc.guids)
     return prepare_document(doc, ctx.matcher(), known, s.get_bind().dialect.name)
 
 
-def save_entries(ctx: Context, s: Session, feed: Feed, prepared: Prepared, now: datetime,
-                 stats: PollStats) -> None:
+def save_entries(
+    ctx: Context, s: Session, feed: Feed, prepared: Prepared, now: datetime, stats: PollStats
+) -> None:
     """Store a document's new and revised entries with their matches, then hand them to
     developments."""
     quiet = prepared.quiet
@@ -187,17 +210,30 @@ def save_entries(ctx: Context, s: Session, feed: Feed, prepared: Prepared, now: 
         ctx.developments.stored(s, planned, now, stats)
 
 
-def fail(ctx: Context, s: Session, feed: Feed, error: str, kind: str, now: datetime,
-         stats: PollStats, retry_after: timedelta | None = None, disable: bool = False) -> None:
+def fail(
+    ctx: Context,
+    s: Session,
+    feed: Feed,
+    error: str,
+    kind: str,
+    now: datetime,
+    stats: PollStats,
+    retry_after: timedelta | None = None,
+    disable: bool = False,
+) -> None:
     """Record a failed poll of `feed` (also used when storing its answer failed); `kind`
     is one of errors.KINDS."""
-    update = feed_failed(view(feed), now, error, kind, retry_after, disable,
-                         ctx.failure_alert)
+    update = feed_failed(view(feed), now, error, kind, retry_after, disable, ctx.failure_alert)
     apply(feed, update)
     store.release_feed(feed)
     stats.failed(feed.url)
-    log.warning("feed %s (%s): %s; next try %s", feed.name or "", feed.url, error,
-                feed.next_poll_at.isoformat(timespec="seconds") if feed.next_poll_at else "-")
+    log.warning(
+        "feed %s (%s): %s; next try %s",
+        feed.name or "",
+        feed.url,
+        error,
+        feed.next_poll_at.isoformat(timespec="seconds") if feed.next_poll_at else "-",
+    )
     if update.report_failing:  # never silently dead: a feed failing this long is reported
         since = feed.last_success_at or feed.created_at
         ctx.outbox.feed_failing(s, feed, since, now)

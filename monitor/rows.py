@@ -23,9 +23,25 @@ if TYPE_CHECKING:
     from monitor.normalize import Article
 
 # The order of the values in an encoded row; the storing side adds ADDED_COLUMNS in front.
-ENTRY_COLUMNS = ("guid", "url", "canonical_url", "title", "summary_html", "text", "language",
-                 "author", "content_hash", "published_at", "updated_at", "date_estimated",
-                 "revision", "score", "relevant", "cluster_features", "join_reason")
+ENTRY_COLUMNS = (
+    "guid",
+    "url",
+    "canonical_url",
+    "title",
+    "summary_html",
+    "text",
+    "language",
+    "author",
+    "content_hash",
+    "published_at",
+    "updated_at",
+    "date_estimated",
+    "revision",
+    "score",
+    "relevant",
+    "cluster_features",
+    "join_reason",
+)
 ADDED_COLUMNS = ("feed_id", "first_seen_at", "last_seen_at")
 
 
@@ -40,8 +56,10 @@ def encode_datetime(dialect: str, value: datetime | None) -> Any:
     value = value.astimezone(UTC)
     if dialect != "sqlite":
         return value
-    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +76,25 @@ class QuietRows:
     def add(self, dialect: str, a: Article, result: MatchResult, f: Features) -> None:
         self.guids.append(a.guid)
         self.published.append(a.published_at)
-        self.rows.append((
-            a.guid, a.url, a.canonical_url, a.title, a.summary_html, a.text, a.language,
-            a.author, a.content_hash, encode_datetime(dialect, a.published_at),
-            encode_datetime(dialect, a.updated_at), a.date_estimated, 1, result.best,
-            result.relevant, json.dumps(features_to_json(f)), "off-topic"))
+        self.rows.append(
+            (
+                a.guid,
+                a.url,
+                a.canonical_url,
+                a.title,
+                a.summary_html,
+                a.text,
+                a.language,
+                a.author,
+                a.content_hash,
+                encode_datetime(dialect, a.published_at),
+                encode_datetime(dialect, a.updated_at),
+                a.date_estimated,
+                1,
+                result.best,
+                result.relevant,
+                json.dumps(features_to_json(f)),
+                "off-topic",
+            )
+        )
         self.keys.append(tuple(Idf.keys(f)))

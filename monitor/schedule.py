@@ -24,8 +24,13 @@ ADAPTIVE_MAX = timedelta(hours=1)
 MAX_RETRY_AFTER = timedelta(days=1)
 
 
-def next_success(now: datetime, due: datetime | None, interval: timedelta,
-                 hint: timedelta | None = None, rng: random.Random | None = None) -> datetime:
+def next_success(
+    now: datetime,
+    due: datetime | None,
+    interval: timedelta,
+    hint: timedelta | None = None,
+    rng: random.Random | None = None,
+) -> datetime:
     """The next poll after a successful one."""
     nxt = due + interval if due is not None else now + interval
     if nxt <= now:
@@ -36,8 +41,9 @@ def next_success(now: datetime, due: datetime | None, interval: timedelta,
     return nxt + interval * (JITTER * spread)
 
 
-def next_error(now: datetime, interval: timedelta, errors: int,
-               retry_after: timedelta | None = None) -> datetime:
+def next_error(
+    now: datetime, interval: timedelta, errors: int, retry_after: timedelta | None = None
+) -> datetime:
     """The next poll after the `errors`-th failure in a row: doubling, capped."""
     factor: int = 2 ** min(max(errors - 1, 0), 16)
     backoff = min(MAX_BACKOFF, interval * factor)

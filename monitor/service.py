@@ -44,6 +44,7 @@ async def serve(pipeline: Pipeline) -> None:
 
     def tracked(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """A scheduler job whose run the shutdown can wait for."""
+
         async def run() -> None:
             task = asyncio.current_task()
             assert task is not None
@@ -52,6 +53,7 @@ async def serve(pipeline: Pipeline) -> None:
                 await job()
             finally:
                 running.discard(task)
+
         return run
 
     async def tick() -> None:
@@ -64,10 +66,16 @@ async def serve(pipeline: Pipeline) -> None:
             try:
                 stats = await pipeline.poll(only_due=True, fresh_for=fresh_for)
                 if stats.feeds:
-                    log.info("polled %d feeds: %d changed, %d not modified, %d errors, "
-                             "%d new entries, %d alerts", stats.feeds, stats.fetched,
-                             stats.not_modified + stats.unchanged, stats.errors,
-                             stats.new_entries, stats.alerts)
+                    log.info(
+                        "polled %d feeds: %d changed, %d not modified, %d errors, "
+                        "%d new entries, %d alerts",
+                        stats.feeds,
+                        stats.fetched,
+                        stats.not_modified + stats.unchanged,
+                        stats.errors,
+                        stats.new_entries,
+                        stats.alerts,
+                    )
                 await pipeline.deliver_due()
                 with pipeline.db.session() as s:
                     metrics.QUEUE.set(store.count_due(s, pipeline.clock()))
@@ -82,8 +90,11 @@ async def serve(pipeline: Pipeline) -> None:
                 before = pipeline.clock() - pipeline.settings.service.retention
                 with pipeline.db.session() as s:
                     n = store.cleanup(s, before)
-                log.info("retention: removed %d entries last seen before %s", n,
-                         before.date().isoformat())
+                log.info(
+                    "retention: removed %d entries last seen before %s",
+                    n,
+                    before.date().isoformat(),
+                )
             except Exception:
                 log.exception("retention clean-up failed; it runs again tomorrow")
 
@@ -91,16 +102,23 @@ async def serve(pipeline: Pipeline) -> None:
     every = tick_interval(pipeline)
     # Feeds are polled at different moments within their interval: a development opened
     # by another feed's poll within the shortest interval still counts as this poll's.
-    fresh_for = timedelta(seconds=min((f.poll_interval.total_seconds() for f in
-                                       pipeline.settings.feeds if f.enabled), default=600))
-    scheduler.add_job(tracked(tick), "interval", seconds=every, id="tick", max_instances=1,
-                      coalesce=True)
-    scheduler.add_job(tracked(cleanup), "cron", hour=3, minute=17, id="retention",
-                      coalesce=True)
+    fresh_for = timedelta(
+        seconds=min(
+            (f.poll_interval.total_seconds() for f in pipeline.settings.feeds if f.enabled),
+            default=600,
+        )
+    )
+    scheduler.add_job(
+        tracked(tick), "interval", seconds=every, id="tick", max_instances=1, coalesce=True
+    )
+    scheduler.add_job(tracked(cleanup), "cron", hour=3, minute=17, id="retention", coalesce=True)
     scheduler.start()
     endpoint = start_endpoint(pipeline, every)
-    log.info("monitor running: %d feeds, tick every %.1fs; SIGTERM or Ctrl-C to stop",
-             len(pipeline.settings.feeds), every)
+    log.info(
+        "monitor running: %d feeds, tick every %.1fs; SIGTERM or Ctrl-C to stop",
+        len(pipeline.settings.feeds),
+        every,
+    )
     first = asyncio.create_task(tick())
     await stop.wait()
     log.info("stopping: finishing in-flight work")

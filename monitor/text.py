@@ -38,7 +38,8 @@ _RU = Stemmer.Stemmer("russian")
 _DIGITS = re.compile(r"^\d+$")
 
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each few for from
 further had has have having he her here hers him his how i if in into is it its itself just
@@ -55,7 +56,8 @@ update live analysis video photos watch via one two three first last и в во 
 при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
 разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более
 всегда конечно всю между заявил сообщил сообщает заявила также года году
-""".split())
+""".split()
+)
 
 
 # A headline that labels a list of unrelated items (a roundup, a briefing, a press
@@ -68,7 +70,8 @@ _ROUNDUP = re.compile(
     r"главное(?:\s+за\s+\w+|\s+к\s+\w+)?|обзор\s+(?:прессы|сми|печати|новостей)|дайджест|"
     r"итоги\s+(?:дня|недели)|новости\s+(?:дня|к\s+\w+)|что\s+(?:пишут|случилось)|коротко)"
     r"(?:\s*[:|—–-]|,?\s+\w+\s+\d{1,2}\b|,?\s+\d{1,2}\s+\w+)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def is_roundup(title: str) -> bool:
@@ -103,18 +106,33 @@ class Token(NamedTuple):
 
 
 # Capitalized in English without being names.
-_NOT_NAMES = frozenset("""
+_NOT_NAMES = frozenset(
+    """
 january february march april may june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday mr mrs ms dr
-""".split())
+""".split()
+)
 
 
 # Spellings that differ between transliterations of one name, made one: kh/h, ch/c, sh/s.
 _DIGRAPHS = re.compile(r"kh|ch|sh|zh|ts|tz|ph|ck|dzh|x|w|q|j")
 
 
-_DIGRAPH_MAP = {"kh": "h", "ch": "c", "sh": "s", "zh": "z", "ts": "c", "tz": "c", "ph": "f",
-                "ck": "k", "dzh": "y", "x": "ks", "w": "v", "q": "k", "j": "y"}
+_DIGRAPH_MAP = {
+    "kh": "h",
+    "ch": "c",
+    "sh": "s",
+    "zh": "z",
+    "ts": "c",
+    "tz": "c",
+    "ph": "f",
+    "ck": "k",
+    "dzh": "y",
+    "x": "ks",
+    "w": "v",
+    "q": "k",
+    "j": "y",
+}
 
 
 _VOWELS = re.compile(r"(?<=.)[aeiouy]+")
@@ -148,8 +166,7 @@ def name_of(token_stem: str, surface: str, kind: int) -> str:
 def kind_of(token_stem: str, surface: str) -> int:
     if _DIGITS.match(token_stem):
         return NUMBER if len(token_stem) >= 2 else SKIP
-    if len(token_stem) > 1 and token_stem not in STOPWORDS \
-            and surface.lower() not in STOPWORDS:
+    if len(token_stem) > 1 and token_stem not in STOPWORDS and surface.lower() not in STOPWORDS:
         return WORD
     return SKIP
 
@@ -166,24 +183,62 @@ def sentences(title: str, text: str) -> list[tuple[str, bool]]:
 
 
 # Words that may stand before an official's surname without being a given name.
-TITLES = frozenset("""
+TITLES = frozenset(
+    """
 mr mrs ms dr gen general adm admiral col colonel lt sen senator rep pm fm dm president
 minister premier chancellor ambassador envoy spokesman spokeswoman chief deputy leader king
 emir sheikh ayatollah rabbi judge justice secretary director head counterpart and or but
-""".split()) | frozenset("""
+""".split()
+) | frozenset(
+    """
 господин госпожа генерал президент премьер министр посол глава лидер спикер аятолла раввин
-""".split())
+""".split()
+)
 
 
-_MONTHS_EN = {m: i for i, names in enumerate((
-    "jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
-    "aug august", "sep sept september", "oct october", "nov november", "dec december"),
-    start=1) for m in names.split()}
+_MONTHS_EN = {
+    m: i
+    for i, names in enumerate(
+        (
+            "jan january",
+            "feb february",
+            "mar march",
+            "apr april",
+            "may",
+            "jun june",
+            "jul july",
+            "aug august",
+            "sep sept september",
+            "oct october",
+            "nov november",
+            "dec december",
+        ),
+        start=1,
+    )
+    for m in names.split()
+}
 
 
-_MONTHS_RU = {m: i for i, m in enumerate((
-    "января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября",
-    "октября", "ноября", "декабря"), start=1)}
+_MONTHS_RU = {
+    m: i
+    for i, m in enumerate(
+        (
+            "января",
+            "февраля",
+            "марта",
+            "апреля",
+            "мая",
+            "июня",
+            "июля",
+            "августа",
+            "сентября",
+            "октября",
+            "ноября",
+            "декабря",
+        ),
+        start=1,
+    )
+}
 
 
 _EN_MONTH = "|".join(sorted(_MONTHS_EN, key=len, reverse=True))
@@ -191,13 +246,15 @@ _EN_MONTH = "|".join(sorted(_MONTHS_EN, key=len, reverse=True))
 
 _DAY_FIRST = re.compile(
     rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_EN_MONTH}|{'|'.join(_MONTHS_RU)})\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 # Month first only when capitalized: "may 12 people" is no date.
 _MONTH_FIRST = re.compile(
     rf"\b({'|'.join(m.capitalize() for m in sorted(_MONTHS_EN, key=len, reverse=True))}"
-    rf"|{_EN_MONTH.upper()})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b")
+    rf"|{_EN_MONTH.upper()})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b"
+)
 
 
 def mentioned_days(text: str) -> frozenset[str]:

@@ -24,8 +24,15 @@ from pydantic import (
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9,
-               "gib": 2**30}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 2**20,
+    "gb": 10**9,
+    "gib": 2**30,
+}
 
 
 def parse_duration(value: object) -> timedelta:
@@ -59,7 +66,7 @@ class Rate(NamedTuple):
 
 
 def parse_rate(value: object) -> Rate:
-    """"10/1h" → Rate(10, 1 hour)."""
+    """ "10/1h" → Rate(10, 1 hour)."""
     if isinstance(value, Rate):
         return value
     count, _, per = str(value).partition("/")
@@ -79,7 +86,7 @@ class QuietHours(NamedTuple):
 
 
 def parse_quiet_hours(value: object) -> QuietHours:
-    """"22:00-07:00" → QuietHours(22:00, 07:00)."""
+    """ "22:00-07:00" → QuietHours(22:00, 07:00)."""
     if isinstance(value, QuietHours):
         return value
     start, _, end = str(value).partition("-")

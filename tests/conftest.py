@@ -97,6 +97,7 @@ def clock() -> Clock:
 
 # ------------------------------------------------------------------ servers --
 
+
 @dataclass
 class Route:
     body: bytes
@@ -181,8 +182,14 @@ class WebhookSink:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, headers = sink.responses.pop(0) if sink.responses else (200, {})
-                sink.received.append({"headers": {k.lower(): v for k, v in self.headers.items()},
-                                      "raw": raw, "body": json.loads(raw), "status": status})
+                sink.received.append(
+                    {
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "raw": raw,
+                        "body": json.loads(raw),
+                        "status": status,
+                    }
+                )
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -209,14 +216,17 @@ def webhook_sink() -> Iterator[WebhookSink]:
     s.close()
 
 
-def rss(items: list[dict[str, str]], title: str = "Test Feed",
-        link: str = "https://news.example.org/") -> str:
+def rss(
+    items: list[dict[str, str]], title: str = "Test Feed", link: str = "https://news.example.org/"
+) -> str:
     """A small RSS 2.0 document; each item may have title, link, guid, description, pubDate."""
     from xml.sax.saxutils import escape
 
-    parts = ['<?xml version="1.0" encoding="utf-8"?>', '<rss version="2.0"><channel>',
-             f"<title>{escape(title)}</title><link>{escape(link)}</link>"
-             "<description>test</description>"]
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<rss version="2.0"><channel>',
+        f"<title>{escape(title)}</title><link>{escape(link)}</link><description>test</description>",
+    ]
     for it in items:
         parts.append("<item>")
         for tag in ("title", "link", "guid", "description", "pubDate"):

@@ -37,28 +37,53 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 async def send_email(ch: EmailChannel, c: AlertContent) -> Outcome:
     return await smtp_channel.send(ch, c, NOW, None)  # type: ignore[arg-type]  # SMTP needs no client
-HOSTILE = '<script>alert(1)</script><iframe src="http://evil/"></iframe>' \
-          "<img src=http://tracker/pixel onerror=alert(2)>"
+
+
+HOSTILE = (
+    '<script>alert(1)</script><iframe src="http://evil/"></iframe>'
+    "<img src=http://tracker/pixel onerror=alert(2)>"
+)
 ALLOWED_TAGS = {"html", "body", "h2", "p", "ul", "li", "blockquote", "ol", "a"}
 
 
 def content(title: str = "Flood warning for the Danube", **kw: Any) -> AlertContent:
     articles = kw.pop("articles", None) or [
-        ArticleRef("https://news.example.org/a/1", "Danube rising", "Example News",
-                   NOW - timedelta(hours=1), "en", "Levels up."),
-        ArticleRef("https://other.example.net/b", "River alert", "Other Wire",
-                   NOW - timedelta(hours=2), None, ""),
+        ArticleRef(
+            "https://news.example.org/a/1",
+            "Danube rising",
+            "Example News",
+            NOW - timedelta(hours=1),
+            "en",
+            "Levels up.",
+        ),
+        ArticleRef(
+            "https://other.example.net/b",
+            "River alert",
+            "Other Wire",
+            NOW - timedelta(hours=2),
+            None,
+            "",
+        ),
     ]
     topics = kw.pop("topics", None) or [TopicRef("floods", "Floods", 0.91, ["Danube rising"])]
-    return AlertContent(id=f"msg_{secrets.token_hex(16)}", kind="development", created_at=NOW,
-                        title=title, score=0.9, topics=topics, articles=articles,
-                        development_id=42, **kw)
+    return AlertContent(
+        id=f"msg_{secrets.token_hex(16)}",
+        kind="development",
+        created_at=NOW,
+        title=title,
+        score=0.9,
+        topics=topics,
+        articles=articles,
+        development_id=42,
+        **kw,
+    )
 
 
 def deliver(ch: Any, c: AlertContent, now: datetime = NOW) -> Outcome:
     async def go() -> Outcome:
         async with httpx.AsyncClient() as client:
             return await send(ch, c, now, client)
+
     return asyncio.run(go())
 
 
@@ -77,6 +102,7 @@ def new_secret() -> str:
 
 
 # ------------------------------------------------------------------ webhook --
+
 
 def test_webhook_body_headers_and_signature(webhook_sink: Any) -> None:
     secret, now, c = new_secret(), datetime.now(UTC), content()
@@ -115,17 +141,21 @@ def test_webhook_signature_with_non_utc_now(webhook_sink: Any) -> None:
     Webhook(secret).verify(got["raw"], got["headers"])
 
 
-@pytest.mark.parametrize(("status", "headers", "retry", "after"), [
-    (500, {}, True, None),
-    (503, {"Retry-After": _http_date(timedelta(seconds=90))}, True, timedelta(seconds=90)),
-    (429, {"Retry-After": "7"}, True, timedelta(seconds=7)),
-    (429, {}, True, None),
-    (408, {}, True, None),
-    (404, {}, False, None),
-    (400, {"Retry-After": "7"}, False, None),
-])
-def test_webhook_status_outcomes(webhook_sink: Any, status: int, headers: dict[str, str],
-                                 retry: bool, after: timedelta | None) -> None:
+@pytest.mark.parametrize(
+    ("status", "headers", "retry", "after"),
+    [
+        (500, {}, True, None),
+        (503, {"Retry-After": _http_date(timedelta(seconds=90))}, True, timedelta(seconds=90)),
+        (429, {"Retry-After": "7"}, True, timedelta(seconds=7)),
+        (429, {}, True, None),
+        (408, {}, True, None),
+        (404, {}, False, None),
+        (400, {"Retry-After": "7"}, False, None),
+    ],
+)
+def test_webhook_status_outcomes(
+    webhook_sink: Any, status: int, headers: dict[str, str], retry: bool, after: timedelta | None
+) -> None:
     webhook_sink.responses.append((status, headers))
     out = deliver(WebhookChannel(type="webhook", url=webhook_sink.url), content())
     assert (out.delivered, out.retry, out.retry_after) == (False, retry, after)
@@ -134,8 +164,7 @@ def test_webhook_status_outcomes(webhook_sink: Any, status: int, headers: dict[s
 
 
 def test_webhook_connection_refused_retries() -> None:
-    ch = WebhookChannel(type="webhook", url=f"http://127.0.0.1:{free_port()}/hook",
-                        timeout="5s")
+    ch = WebhookChannel(type="webhook", url=f"http://127.0.0.1:{free_port()}/hook", timeout="5s")
     out = deliver(ch, content())
     assert not out.delivered and out.retry and out.error and "Connect" in out.error
 
@@ -148,22 +177,34 @@ def test_webhook_huge_retry_after_still_gives_outcome(webhook_sink: Any) -> None
 
 # -------------------------------------------------------------- Retry-After --
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, None), ("", None), ("   ", None), ("soon", None), ("-1", None), ("1.5", None),
-    ("0", timedelta(0)), ("7", timedelta(seconds=7)), (" 120 ", timedelta(seconds=120)),
-    (_http_date(timedelta(seconds=30)), timedelta(seconds=30)),
-    (_http_date(-timedelta(hours=1)), timedelta(0)),  # in the past: retry now, not negative
-    ("Thu, 01 Jan 2026 14:00:30 +0200", timedelta(seconds=30)),
-    ("Thu, 01 Jan 2026 12:00:30 -0000", timedelta(seconds=30)),  # naive -> UTC
-    ("Thu, 99 Foo 2026 25:61:00 GMT", None),
-    ("99999999999999", timedelta(days=1)),  # capped, not an overflow
-    ("\u00b2", None),  # str.isdigit() accepts '²'; it is not a number of seconds
-])
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("   ", None),
+        ("soon", None),
+        ("-1", None),
+        ("1.5", None),
+        ("0", timedelta(0)),
+        ("7", timedelta(seconds=7)),
+        (" 120 ", timedelta(seconds=120)),
+        (_http_date(timedelta(seconds=30)), timedelta(seconds=30)),
+        (_http_date(-timedelta(hours=1)), timedelta(0)),  # in the past: retry now, not negative
+        ("Thu, 01 Jan 2026 14:00:30 +0200", timedelta(seconds=30)),
+        ("Thu, 01 Jan 2026 12:00:30 -0000", timedelta(seconds=30)),  # naive -> UTC
+        ("Thu, 99 Foo 2026 25:61:00 GMT", None),
+        ("99999999999999", timedelta(days=1)),  # capped, not an overflow
+        ("\u00b2", None),  # str.isdigit() accepts '²'; it is not a number of seconds
+    ],
+)
 def test_parse_retry_after(value: str | None, expected: timedelta | None) -> None:
     assert parse_retry_after(value, NOW) == expected
 
 
 # -------------------------------------------------------------------- email --
+
 
 class Collector:
     def __init__(self) -> None:
@@ -193,15 +234,23 @@ def smtp() -> Iterator[Any]:
         ctl.start()
         started.append(ctl)
         return port
+
     yield start
     for ctl in started:
         ctl.stop()
 
 
 def email_channel(port: int, **kw: Any) -> EmailChannel:
-    data = {"type": "email", "host": "127.0.0.1", "port": port, "security": "none",
-            "from": "monitor@example.org", "to": ["ops@example.org", "oncall@example.org"],
-            "timeout": "5s", **kw}
+    data = {
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "from": "monitor@example.org",
+        "to": ["ops@example.org", "oncall@example.org"],
+        "timeout": "5s",
+        **kw,
+    }
     return EmailChannel.model_validate(data)
 
 
@@ -217,10 +266,19 @@ class TagAudit(HTMLParser):
 def test_email_plain_delivers_escaped_multipart(smtp: Any) -> None:
     handler = Collector()
     ch = email_channel(smtp(handler))
-    hostile_article = ArticleRef("https://news.example.org/x?a=1&b=2", "Bad " + HOSTILE,
-                                 HOSTILE, NOW, "en", "Summary " + HOSTILE)
-    c = content("Alert " + HOSTILE, articles=[hostile_article],
-                topics=[TopicRef("t", "Topic " + HOSTILE, 0.5, ["Why " + HOSTILE])])
+    hostile_article = ArticleRef(
+        "https://news.example.org/x?a=1&b=2",
+        "Bad " + HOSTILE,
+        HOSTILE,
+        NOW,
+        "en",
+        "Summary " + HOSTILE,
+    )
+    c = content(
+        "Alert " + HOSTILE,
+        articles=[hostile_article],
+        topics=[TopicRef("t", "Topic " + HOSTILE, 0.5, ["Why " + HOSTILE])],
+    )
     assert deliver(ch, c) == Outcome(True)
     [env] = handler.envelopes
     assert env.mail_from == "monitor@example.org"
@@ -255,37 +313,76 @@ def test_email_html_rejects_javascript_links() -> None:
 @pytest.fixture
 def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
-def start_tls_server(smtp: Any, handler: Collector, cert: tuple[Path, Path],
-                     logins: list[str], port: int | None = None) -> int:
+def start_tls_server(
+    smtp: Any,
+    handler: Collector,
+    cert: tuple[Path, Path],
+    logins: list[str],
+    port: int | None = None,
+) -> int:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*cert)
 
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                      auth_data: Any) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and \
-            (auth_data.login, auth_data.password) == (b"alerts", b"s3cret")
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            b"alerts",
+            b"s3cret",
+        )
         if ok:
             logins.append(f"{mechanism}:{session.ssl is not None}")
         return AuthResult(success=ok, handled=False)
-    return int(smtp(handler, port, tls_context=ctx, require_starttls=True,
-                    auth_require_tls=True, authenticator=authenticator))
+
+    return int(
+        smtp(
+            handler,
+            port,
+            tls_context=ctx,
+            require_starttls=True,
+            auth_require_tls=True,
+            authenticator=authenticator,
+        )
+    )
 
 
-def test_email_starttls_with_login(smtp: Any, tls_cert: tuple[Path, Path],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_email_starttls_with_login(
+    smtp: Any, tls_cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     handler, logins = Collector(), []
     port = start_tls_server(smtp, handler, tls_cert, logins)
     # The server's certificate is self-signed: the channel trusts it through ca_file.
-    ch = email_channel(port, security="starttls", username="alerts", password="s3cret",
-                       ca_file=str(tls_cert[0]))
+    ch = email_channel(
+        port, security="starttls", username="alerts", password="s3cret", ca_file=str(tls_cert[0])
+    )
     assert deliver(ch, content()) == Outcome(True)
     assert len(handler.envelopes) == 1 and len(logins) == 1 and logins[0].endswith(":True")
     assert handler.sessions[0].authenticated
@@ -293,7 +390,8 @@ def test_email_starttls_with_login(smtp: Any, tls_cert: tuple[Path, Path],
 
 
 def test_email_starttls_untrusted_cert_is_not_delivered(
-        smtp: Any, tls_cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    smtp: Any, tls_cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     handler = Collector()
     port = start_tls_server(smtp, handler, tls_cert, [])
@@ -303,8 +401,9 @@ def test_email_starttls_untrusted_cert_is_not_delivered(
     assert handler.envelopes == []
 
 
-def test_email_wrong_password(smtp: Any, tls_cert: tuple[Path, Path],
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_email_wrong_password(
+    smtp: Any, tls_cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_cert[0]))
     handler = Collector()
     port = start_tls_server(smtp, handler, tls_cert, [])
@@ -327,8 +426,9 @@ def test_email_server_down_then_up(smtp: Any) -> None:
 
 
 class RefuseRecipients(Collector):
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         return "550 5.1.1 No such user"
 
 
@@ -338,6 +438,7 @@ def test_email_recipients_refused_is_permanent(smtp: Any) -> None:
 
 
 # ------------------------------------------------------------------ console --
+
 
 def test_console_writes_title_and_primary_url(capsys: pytest.CaptureFixture[str]) -> None:
     c, buf = content(), io.StringIO()
@@ -350,6 +451,7 @@ def test_console_writes_title_and_primary_url(capsys: pytest.CaptureFixture[str]
 
 
 # ------------------------------------------------------------------ apprise --
+
 
 def test_apprise_channel_posts_through_a_real_server(webhook_sink: Any) -> None:
     from monitor.channels import AppriseChannel

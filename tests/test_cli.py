@@ -16,12 +16,12 @@ MONITOR = [sys.executable, "-m", "monitor"]
 
 
 def run(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MONITOR, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*MONITOR, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
-def config(tmp_path: Path, feeds: list[str], hook: str | None = None,
-           extra: str = "") -> Path:
+def config(tmp_path: Path, feeds: list[str], hook: str | None = None, extra: str = "") -> Path:
     lines = ["[database]", f'url = "sqlite:///{(tmp_path / "m.db").as_posix()}"', extra]
     for u in feeds:
         lines += ["[[feeds]]", f'url = "{u}"', 'interval = "1s"']
@@ -32,14 +32,23 @@ def config(tmp_path: Path, feeds: list[str], hook: str | None = None,
     return p
 
 
-STORY = [{"title": "Putin hosts Israel's prime minister for talks on Syria",
-          "link": "https://a.example/1", "description": "Talks lasted three hours."},
-         {"title": "Israel's prime minister and Putin talk Syria for three hours in Sochi",
-          "link": "https://a.example/2", "description": "The talks lasted three hours."}]
+STORY = [
+    {
+        "title": "Putin hosts Israel's prime minister for talks on Syria",
+        "link": "https://a.example/1",
+        "description": "Talks lasted three hours.",
+    },
+    {
+        "title": "Israel's prime minister and Putin talk Syria for three hours in Sochi",
+        "link": "https://a.example/2",
+        "description": "The talks lasted three hours.",
+    },
+]
 
 
 def test_poll_alerts_and_exits_zero_even_with_a_broken_feed(
-        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     good = feed_server.serve("/a.xml", rss(STORY))
     cfg = config(tmp_path, [feed_server.url("/nope.xml"), good], webhook_sink.url)
     r = run(["--config", str(cfg), "poll"], tmp_path)
@@ -74,15 +83,19 @@ def test_bad_config_fails_with_a_message_naming_key_and_file(tmp_path: Path) -> 
 
 def test_feeds_add_and_remove(tmp_path: Path) -> None:
     cfg = config(tmp_path, [])
-    r = run(["--config", str(cfg), "feeds", "add", "https://x.example/rss", "--name", "X"],
-            tmp_path)
+    r = run(
+        ["--config", str(cfg), "feeds", "add", "https://x.example/rss", "--name", "X"], tmp_path
+    )
     assert r.returncode == 0, r.stderr
-    assert "https://x.example/rss" in run(["--config", str(cfg), "feeds", "list"],
-                                          tmp_path).stdout
-    assert run(["--config", str(cfg), "feeds", "add", "https://y.example/rss"],
-               tmp_path).returncode == 0
-    assert run(["--config", str(cfg), "feeds", "remove", "https://x.example/rss"],
-               tmp_path).returncode == 0
+    assert "https://x.example/rss" in run(["--config", str(cfg), "feeds", "list"], tmp_path).stdout
+    assert (
+        run(["--config", str(cfg), "feeds", "add", "https://y.example/rss"], tmp_path).returncode
+        == 0
+    )
+    assert (
+        run(["--config", str(cfg), "feeds", "remove", "https://x.example/rss"], tmp_path).returncode
+        == 0
+    )
     missing = run(["--config", str(cfg), "feeds", "remove", "99"], tmp_path)
     assert missing.returncode != 0 and "no such feed: 99" in missing.stderr
     assert run(["--config", str(cfg), "feeds", "remove", "2"], tmp_path).returncode == 0  # by id
@@ -96,22 +109,33 @@ def test_topics_show_prints_the_profile(tmp_path: Path) -> None:
 
 
 def test_run_polls_until_sigterm_then_exits_zero(
-        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     import json
     import re
     import urllib.request
 
     url = feed_server.serve("/a.xml", rss(STORY))
-    cfg = config(tmp_path, [url, "http://127.0.0.1:9/unreachable.xml"], webhook_sink.url,
-                 extra='[service]\nlisten = "127.0.0.1:0"')
+    cfg = config(
+        tmp_path,
+        [url, "http://127.0.0.1:9/unreachable.xml"],
+        webhook_sink.url,
+        extra='[service]\nlisten = "127.0.0.1:0"',
+    )
     log_path = tmp_path / "run.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "run"], cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=log, text=True)
+        proc = subprocess.Popen(
+            [*MONITOR, "--config", str(cfg), "run"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (
-                len(webhook_sink.accepted) < 1 or len(feed_server.requests) < 3):
+            len(webhook_sink.accepted) < 1 or len(feed_server.requests) < 3
+        ):
             time.sleep(0.2)
         assert len(webhook_sink.accepted) == 1
         assert len(feed_server.requests) >= 3  # polled again on its 1s interval
@@ -135,9 +159,11 @@ def test_run_polls_until_sigterm_then_exits_zero(
 
 
 def test_channels_test_reports_success_and_failure(
-        tmp_path: Path, webhook_sink: WebhookSink) -> None:
+    tmp_path: Path, webhook_sink: WebhookSink
+) -> None:
     cfg = tmp_path / "monitor.toml"
-    cfg.write_text(f'''[database]
+    cfg.write_text(
+        f'''[database]
 url = "sqlite:///{(tmp_path / "m.db").as_posix()}"
 [[channels]]
 type = "webhook"
@@ -147,7 +173,9 @@ url = "{webhook_sink.url}"
 type = "webhook"
 name = "down"
 url = "http://127.0.0.1:9/hook"
-''', encoding="utf-8")
+''',
+        encoding="utf-8",
+    )
     r = run(["--config", str(cfg), "channels", "test", "good"], tmp_path)
     assert r.returncode == 0 and "good: delivered" in r.stdout
     assert webhook_sink.accepted[0]["body"]["type"] == "test.new"
@@ -158,7 +186,8 @@ url = "http://127.0.0.1:9/hook"
 
 
 def test_dead_letter_is_listed_and_retried_by_hand(
-        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     url = feed_server.serve("/a.xml", rss(STORY))
     cfg = config(tmp_path, [url], webhook_sink.url)
     webhook_sink.responses = [(400, {})]  # refused for good on the first attempt
@@ -170,12 +199,12 @@ def test_dead_letter_is_listed_and_retried_by_hand(
     assert r.returncode == 0, r.stderr
     assert "delivered 1" in r.stdout
     assert [x["headers"]["webhook-id"] for x in webhook_sink.received] == [alert_id] * 2
-    assert "no alerts" in run(["--config", str(cfg), "alerts", "list", "--failed"],
-                              tmp_path).stdout
+    assert "no alerts" in run(["--config", str(cfg), "alerts", "list", "--failed"], tmp_path).stdout
 
 
 def test_a_delivering_process_killed_mid_send_loses_nothing(
-        tmp_path: Path, feed_server: FeedServer) -> None:
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
     """SIGKILL while the receiver holds its reply; the next run re-sends with the same id."""
     import http.server
     import threading
@@ -203,8 +232,12 @@ def test_a_delivering_process_killed_mid_send_loses_nothing(
     hook = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
     url = feed_server.serve("/a.xml", rss(STORY))
     cfg = config(tmp_path, [url], hook)
-    proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "poll"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*MONITOR, "--config", str(cfg), "poll"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert first_arrived.wait(60)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
@@ -233,11 +266,11 @@ def test_feeds_import_and_export_opml(tmp_path: Path) -> None:
     assert r.returncode != 0 and "not OPML" in r.stderr
 
 
-def test_secrets_never_reach_logs_or_status(
-        tmp_path: Path, feed_server: FeedServer) -> None:
+def test_secrets_never_reach_logs_or_status(tmp_path: Path, feed_server: FeedServer) -> None:
     url = feed_server.serve("/a.xml", rss(STORY))
     cfg = tmp_path / "monitor.toml"
-    cfg.write_text(f'''[database]
+    cfg.write_text(
+        f'''[database]
 url = "sqlite:///{(tmp_path / "m.db").as_posix()}"
 [[feeds]]
 url = "{url}"
@@ -254,11 +287,15 @@ username = "desk"
 password = "hunter2-smtp-password"
 from = "m@example.org"
 to = ["d@example.org"]
-''', encoding="utf-8")
-    outputs = [run(["--config", str(cfg), "--log-level", "debug", "poll"], tmp_path),
-               run(["--config", str(cfg), "status"], tmp_path),
-               run(["--config", str(cfg), "channels", "list"], tmp_path),
-               run(["--config", str(cfg), "alerts", "list"], tmp_path)]
+''',
+        encoding="utf-8",
+    )
+    outputs = [
+        run(["--config", str(cfg), "--log-level", "debug", "poll"], tmp_path),
+        run(["--config", str(cfg), "status"], tmp_path),
+        run(["--config", str(cfg), "channels", "list"], tmp_path),
+        run(["--config", str(cfg), "alerts", "list"], tmp_path),
+    ]
     text = "".join(r.stdout + r.stderr for r in outputs)
     assert "delivery" in text.lower()  # the failures were reported…
     for secret in ("hunter2-smtp-password", "c2VjcmV0LXdlYmhvb2sta2V5LXZhbHVlLTEyMzQ"):
@@ -269,8 +306,9 @@ to = ["d@example.org"]
 
 def test_database_password_is_hidden_in_errors(tmp_path: Path) -> None:
     cfg = tmp_path / "monitor.toml"
-    cfg.write_text('[database]\nurl = "postgresql+psycopg://u:s3cr3t-db-pw@127.0.0.1:9/x"\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        '[database]\nurl = "postgresql+psycopg://u:s3cr3t-db-pw@127.0.0.1:9/x"\n', encoding="utf-8"
+    )
     r = run(["--config", str(cfg), "status"], tmp_path)
     assert r.returncode != 0 and "s3cr3t-db-pw" not in r.stdout + r.stderr
     r = run(["--config", str(cfg), "poll"], tmp_path)
@@ -279,21 +317,38 @@ def test_database_password_is_hidden_in_errors(tmp_path: Path) -> None:
 
 
 def test_service_finishes_the_tick_in_flight_when_the_whole_group_is_signalled(
-        tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink) -> None:
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     """systemd sends SIGTERM to every process of the unit, lanes included. A tick
     in flight (slow feeds make sure there is one) must finish, not be cancelled, and the
     service exit 0 with everything stored. (Lanes ignoring SIGTERM: test_lanes.py.)"""
-    feeds = [feed_server.serve(f"/{n}.xml", rss([{
-        "title": f"Council approves budget item {n}", "link": f"https://n{n}.example/1",
-        "description": "The vote was close."}])) for n in range(19)]
+    feeds = [
+        feed_server.serve(
+            f"/{n}.xml",
+            rss(
+                [
+                    {
+                        "title": f"Council approves budget item {n}",
+                        "link": f"https://n{n}.example/1",
+                        "description": "The vote was close.",
+                    }
+                ]
+            ),
+        )
+        for n in range(19)
+    ]
     feeds.append(feed_server.serve("/story.xml", rss(STORY)))
-    cfg = config(tmp_path, feeds, webhook_sink.url,
-                 extra='[service]\nlisten = ""\nprocesses = 2')
+    cfg = config(tmp_path, feeds, webhook_sink.url, extra='[service]\nlisten = ""\nprocesses = 2')
     log_path = tmp_path / "run.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([*MONITOR, "--config", str(cfg), "run"], cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=log, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [*MONITOR, "--config", str(cfg), "run"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(webhook_sink.accepted) < 1:

@@ -32,8 +32,7 @@ class World:
     def feats(self, title: str, text: str, lang: str) -> Features:
         return features(self.matcher.match(title, text), lang, title)
 
-    def add(self, title: str, text: str, url: str, at: datetime = T0,
-            lang: str = "en") -> int:
+    def add(self, title: str, text: str, url: str, at: datetime = T0, lang: str = "en") -> int:
         f = self.feats(title, text, lang)
         url = canonical_url(url)
         h = content_hash(title, text)
@@ -47,63 +46,93 @@ class World:
         return dev
 
 
-STRIKE = ("Israeli jets strike air defence battery near Homs",
-          "Syrian state media said Israeli warplanes fired missiles at an air defence unit "
-          "outside Homs overnight, wounding two soldiers.")
+STRIKE = (
+    "Israeli jets strike air defence battery near Homs",
+    "Syrian state media said Israeli warplanes fired missiles at an air defence unit "
+    "outside Homs overnight, wounding two soldiers.",
+)
 
 
 def test_syndicated_and_tracking_copies_join(matcher: Matcher) -> None:
     w = World(matcher)
     d = w.add(*STRIKE, "https://one.example/news/strike-homs")
     assert w.add(*STRIKE, "https://two.example/wire/12345") == d
-    assert w.add("Israeli jets hit air defence site near Homs — report", "Different text.",
-                 "https://one.example/news/strike-homs/amp?utm_source=tw") == d
+    assert (
+        w.add(
+            "Israeli jets hit air defence site near Homs — report",
+            "Different text.",
+            "https://one.example/news/strike-homs/amp?utm_source=tw",
+        )
+        == d
+    )
 
 
 def test_other_outlet_report_of_the_same_event_joins(matcher: Matcher) -> None:
     w = World(matcher)
     d = w.add(*STRIKE, "https://one.example/a")
-    other = w.add("Syria says Israeli missiles targeted air defences in Homs province",
-                  "Two soldiers were wounded when Israeli missiles struck an air defence "
-                  "position near Homs, the Syrian defence ministry said.",
-                  "https://three.example/b", T0 + timedelta(hours=2))
+    other = w.add(
+        "Syria says Israeli missiles targeted air defences in Homs province",
+        "Two soldiers were wounded when Israeli missiles struck an air defence "
+        "position near Homs, the Syrian defence ministry said.",
+        "https://three.example/b",
+        T0 + timedelta(hours=2),
+    )
     assert other == d
 
 
 def test_report_in_russian_joins_the_english_one(matcher: Matcher) -> None:
     w = World(matcher)
-    d = w.add("Netanyahu and Putin discuss Iran in Kremlin phone call",
-              "The Israeli prime minister and the Russian president spoke about Iran's "
-              "nuclear programme and Syria, the Kremlin said.", "https://one.example/call")
-    ru = w.add("Путин и Нетаньяху обсудили по телефону Иран и Сирию",
-               "Президент России и премьер Израиля обсудили ядерную программу Ирана, "
-               "сообщил Кремль.", "https://ria.example/call", T0 + timedelta(hours=1),
-               lang="ru")
+    d = w.add(
+        "Netanyahu and Putin discuss Iran in Kremlin phone call",
+        "The Israeli prime minister and the Russian president spoke about Iran's "
+        "nuclear programme and Syria, the Kremlin said.",
+        "https://one.example/call",
+    )
+    ru = w.add(
+        "Путин и Нетаньяху обсудили по телефону Иран и Сирию",
+        "Президент России и премьер Израиля обсудили ядерную программу Ирана, сообщил Кремль.",
+        "https://ria.example/call",
+        T0 + timedelta(hours=1),
+        lang="ru",
+    )
     assert ru == d
 
 
 def test_same_kind_of_event_at_another_place_is_new(matcher: Matcher) -> None:
     w = World(matcher)
     d = w.add(*STRIKE, "https://one.example/homs")
-    other = w.add("Israeli jets strike air defence battery near Tartus",
-                  "Syrian state media said Israeli warplanes fired missiles at an air defence "
-                  "unit outside Tartus.", "https://one.example/tartus", T0 + timedelta(hours=3))
+    other = w.add(
+        "Israeli jets strike air defence battery near Tartus",
+        "Syrian state media said Israeli warplanes fired missiles at an air defence "
+        "unit outside Tartus.",
+        "https://one.example/tartus",
+        T0 + timedelta(hours=3),
+    )
     assert other != d
 
 
 def test_look_alike_event_weeks_later_is_new(matcher: Matcher) -> None:
     w = World(matcher)
     d = w.add(*STRIKE, "https://one.example/march")
-    later = w.add(*[s.replace("two", "three") for s in STRIKE], "https://one.example/april",
-                  T0 + timedelta(days=30))
+    later = w.add(
+        *[s.replace("two", "three") for s in STRIKE],
+        "https://one.example/april",
+        T0 + timedelta(days=30),
+    )
     assert later != d
 
 
 def test_unrelated_story_is_new(matcher: Matcher) -> None:
     w = World(matcher)
     d = w.add(*STRIKE, "https://one.example/a")
-    assert w.add("IAEA board meets on Iran's enrichment", "Inspectors reported progress.",
-                 "https://one.example/b") != d
+    assert (
+        w.add(
+            "IAEA board meets on Iran's enrichment",
+            "Inspectors reported progress.",
+            "https://one.example/b",
+        )
+        != d
+    )
 
 
 def test_features_survive_storage_as_json(matcher: Matcher) -> None:
@@ -126,25 +155,34 @@ def test_commentary_is_recognized_by_its_label() -> None:
 
 def test_commentary_joins_its_event_at_a_lower_bar(matcher: Matcher) -> None:
     title = "Analysis: why Israel keeps hitting Syrian air defences"
-    text = ("Israel has hit such units dozens of times this year; officials point to concern "
-            "over Iranian supplies reaching Hezbollah.")
+    text = (
+        "Israel has hit such units dozens of times this year; officials point to concern "
+        "over Iranian supplies reaching Hezbollah."
+    )
     w = World(matcher)
     d = w.add(*STRIKE, "https://one.example/strike")
     assert w.add(title, text, "https://two.example/analysis", T0 + timedelta(days=2)) == d
     # The same text without the label is too far from the report to join it.
     w2 = World(matcher)
     d2 = w2.add(*STRIKE, "https://one.example/strike")
-    assert w2.add(title.removeprefix("Analysis: "), text, "https://two.example/x",
-                  T0 + timedelta(days=2)) != d2
+    assert (
+        w2.add(
+            title.removeprefix("Analysis: "), text, "https://two.example/x", T0 + timedelta(days=2)
+        )
+        != d2
+    )
 
 
-def test_a_development_opened_in_the_same_poll_is_joined_at_a_lower_bar(
-        matcher: Matcher) -> None:
-    first = ("Israeli prime minister makes surprise trip to Moscow to meet Putin over Ukraine",
-             "He later spoke with Zelensky, his office said.")
-    second = ("Netanyahu meets Putin in Moscow, then flies to Berlin",
-              "The Israeli leader held a three-hour meeting with the Russian president and "
-              "briefed the German chancellor.")
+def test_a_development_opened_in_the_same_poll_is_joined_at_a_lower_bar(matcher: Matcher) -> None:
+    first = (
+        "Israeli prime minister makes surprise trip to Moscow to meet Putin over Ukraine",
+        "He later spoke with Zelensky, his office said.",
+    )
+    second = (
+        "Netanyahu meets Putin in Moscow, then flies to Berlin",
+        "The Israeli leader held a three-hour meeting with the Russian president and "
+        "briefed the German chancellor.",
+    )
     w = World(matcher)
     d = w.add(*first, "https://one.example/a")
     f = w.feats(*second, "en")
@@ -160,8 +198,9 @@ def test_prune_forgets_old_articles_and_their_word_counts(matcher: Matcher) -> N
     weather = w.feats("Weather in Haifa", "Rain is expected.", "en")
     w.index.observe(50, T0, weather)
     # Entry 1 comes back as an update dated later: the old date must not prune it.
-    w.index.add(Member(1, old, "https://one.example/a", "h", T0 + timedelta(days=2),
-                       w.feats(*STRIKE, "en")))
+    w.index.add(
+        Member(1, old, "https://one.example/a", "h", T0 + timedelta(days=2), w.feats(*STRIKE, "en"))
+    )
     w.index.observe(51, T0 + timedelta(days=2), w.feats("Markets", "Prices rose.", "en"))
     w.index.prune(T0 + timedelta(days=1))
     assert set(w.index.members) == {1}
@@ -178,8 +217,13 @@ def test_background_keeps_only_the_latest_articles(matcher: Matcher) -> None:
 
     index = ClusterIndex(ClusterParams(background=3))
     for i in range(1, 6):
-        index.observe(i, T0 + timedelta(minutes=i), World(matcher).feats(
-            f"Local story {i}", f"Council item number {i} was discussed.", "en"))
+        index.observe(
+            i,
+            T0 + timedelta(minutes=i),
+            World(matcher).feats(
+                f"Local story {i}", f"Council item number {i} was discussed.", "en"
+            ),
+        )
     assert index.idf.n == 3 and set(index._background) == {3, 4, 5}
 
 
@@ -187,9 +231,11 @@ def test_word_weight_keys_read_from_stored_features_are_those_of_the_features() 
     from monitor.cluster import features_from_json, features_to_json, keys_from_json
 
     m = Matcher(load_profile())
-    for title, text in [("Putin and Bennett meet in Sochi", "Talks on Syria and Iran, 2021."),
-                        ("Совет одобрил новые велодорожки", "План на 40 км к 2027 году."),
-                        ("", "")]:
+    for title, text in [
+        ("Putin and Bennett meet in Sochi", "Talks on Syria and Iran, 2021."),
+        ("Совет одобрил новые велодорожки", "План на 40 км к 2027 году."),
+        ("", ""),
+    ]:
         f = features(m.match(title, text), "en", title)
         stored = json.loads(json.dumps(features_to_json(f)))
         keys = keys_from_json(stored)
@@ -200,14 +246,27 @@ def test_word_weight_keys_read_from_stored_features_are_those_of_the_features() 
 def test_reports_naming_days_weeks_apart_are_different_events(matcher: Matcher) -> None:
     """Published an hour apart (a feed catching up), told apart by the days they name."""
     w = World(matcher)
-    text = ("DAMASCUS, {day}. Syrian state media said Israeli missiles struck the container "
-            "terminal at Latakia port, setting containers ablaze.")
-    d = w.add("Israeli strike hits Latakia port", text.format(day="December 7"),
-              "https://one.example/dec7")
-    same = w.add("Syria: Israeli missiles hit Latakia port", text.format(day="7 December"),
-                 "https://two.example/dec7", T0 + timedelta(minutes=30))
-    other = w.add("Israeli strike hits Latakia port", text.format(day="December 28"),
-                  "https://one.example/dec28", T0 + timedelta(hours=1))
+    text = (
+        "DAMASCUS, {day}. Syrian state media said Israeli missiles struck the container "
+        "terminal at Latakia port, setting containers ablaze."
+    )
+    d = w.add(
+        "Israeli strike hits Latakia port",
+        text.format(day="December 7"),
+        "https://one.example/dec7",
+    )
+    same = w.add(
+        "Syria: Israeli missiles hit Latakia port",
+        text.format(day="7 December"),
+        "https://two.example/dec7",
+        T0 + timedelta(minutes=30),
+    )
+    other = w.add(
+        "Israeli strike hits Latakia port",
+        text.format(day="December 28"),
+        "https://one.example/dec28",
+        T0 + timedelta(hours=1),
+    )
     assert same == d and other != d
 
 
@@ -226,10 +285,17 @@ def test_same_poll_events_sharing_only_the_head_actors_stay_apart(matcher: Match
     """The same-poll bar is low, but two events that share nothing beyond "Israel" and
     "Syria" (a Kremlin meeting, a strike) are two events."""
     w = World(matcher)
-    d = w.add("Putin and Israel's prime minister discuss Syria in Kremlin talks",
-              "The Russian president hosted the Israeli prime minister in Moscow.",
-              "https://one.example/talks")
-    f = w.feats("Israeli jets strike weapons depot near Damascus",
-                "Syrian state media said Israeli missiles hit an Iran-linked depot.", "en")
-    assert w.index.assign("https://two.example/strike", "h2", T0, f,
-                          frozenset({d})).development_id is None
+    d = w.add(
+        "Putin and Israel's prime minister discuss Syria in Kremlin talks",
+        "The Russian president hosted the Israeli prime minister in Moscow.",
+        "https://one.example/talks",
+    )
+    f = w.feats(
+        "Israeli jets strike weapons depot near Damascus",
+        "Syrian state media said Israeli missiles hit an Iran-linked depot.",
+        "en",
+    )
+    assert (
+        w.index.assign("https://two.example/strike", "h2", T0, f, frozenset({d})).development_id
+        is None
+    )

@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.channels import EmailChannel, WebhookChannel
-from monitor.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-    parse_duration,
-)
+from monitor.config import ConfigError, Settings, load_settings, parse_duration
 
 CONTRACT = """
 [database]
@@ -48,8 +43,10 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("text,seconds", [("2s", 2), ("10m", 600), ("24h", 86400),
-                                          ("1.5h", 5400), ("7d", 604800), (30, 30)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("2s", 2), ("10m", 600), ("24h", 86400), ("1.5h", 5400), ("7d", 604800), (30, 30)],
+)
 def test_durations(text: str | int, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
@@ -81,14 +78,20 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert s.alerts.retry_initial == timedelta(seconds=2)  # untouched keys stay
 
 
-@pytest.mark.parametrize("text,key", [
-    ("[database]\nurl = 'sqlite://'\nurll = 'x'\n", "database.urll: unknown key"),
-    ("[alerts]\nbackfill = 'soon'\n", "alerts.backfill"),
-    ("[[feeds]]\nurl = 'ftp://x/feed'\n", "feeds.0.url"),
-    ("[[channels]]\ntype = 'pigeon'\n", "channels.0"),
-    ("[[channels]]\ntype = 'email'\nhost = 'h'\nto = []\nfrom = 'a@b'\n", "channels.0.email.to"),
-    ("[mystery]\nx = 1\n", "mystery: unknown key"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("[database]\nurl = 'sqlite://'\nurll = 'x'\n", "database.urll: unknown key"),
+        ("[alerts]\nbackfill = 'soon'\n", "alerts.backfill"),
+        ("[[feeds]]\nurl = 'ftp://x/feed'\n", "feeds.0.url"),
+        ("[[channels]]\ntype = 'pigeon'\n", "channels.0"),
+        (
+            "[[channels]]\ntype = 'email'\nhost = 'h'\nto = []\nfrom = 'a@b'\n",
+            "channels.0.email.to",
+        ),
+        ("[mystery]\nx = 1\n", "mystery: unknown key"),
+    ],
+)
 def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, key: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as exc:
@@ -105,7 +108,8 @@ def test_unreadable_files_get_clear_messages(tmp_path: Path) -> None:
 
 
 def test_no_config_uses_built_in_feeds_and_the_data_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MONITOR_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
@@ -121,8 +125,9 @@ def test_secrets_can_be_read_from_files(tmp_path: Path, monkeypatch: pytest.Monk
     (tmp_path / "smtp").write_text("s3cret-from-file\n")
     (tmp_path / "db").write_text("postgresql+psycopg://monitor:pw@db/monitor\n")
     cfg = tmp_path / "monitor.toml"
-    cfg.write_text(CONTRACT.replace('password = "hunter2"',
-                                    f'password_file = "{tmp_path / "smtp"}"'))
+    cfg.write_text(
+        CONTRACT.replace('password = "hunter2"', f'password_file = "{tmp_path / "smtp"}"')
+    )
     monkeypatch.setenv("MONITOR_DATABASE__URL_FILE", str(tmp_path / "db"))
     s = load_settings(cfg)
     email = s.channels[1]
@@ -133,14 +138,16 @@ def test_secrets_can_be_read_from_files(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_unreadable_secret_files_are_named(tmp_path: Path) -> None:
     cfg = tmp_path / "monitor.toml"
-    cfg.write_text(CONTRACT.replace('password = "hunter2"',
-                                    f'password_file = "{tmp_path / "missing"}"'))
+    cfg.write_text(
+        CONTRACT.replace('password = "hunter2"', f'password_file = "{tmp_path / "missing"}"')
+    )
     with pytest.raises(ConfigError, match=r"channels\.1.*password_file: cannot read .*missing"):
         load_settings(cfg)
 
 
 def test_optional_parts_missing_are_named_with_the_extra_to_install(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The PostgreSQL driver and Apprise are extras: a config that needs one that is not
     installed gets one line saying which to install."""
     from monitor.db import Database

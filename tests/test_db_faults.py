@@ -19,8 +19,8 @@ from tests.test_pipeline import RELEVANT, item, make
 
 
 def test_postgres_connection_killed_mid_poll_fails_cleanly_then_recovers(
-        pg_url: str, clock: Clock, feed_server: FeedServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    pg_url: str, clock: Clock, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = Database(pg_url)
     db.upgrade()
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
@@ -49,14 +49,14 @@ def test_postgres_connection_killed_mid_poll_fails_cleanly_then_recovers(
     db.dispose()
 
 
-def test_sqlite_busy_is_waited_out(sqlite_url: str, clock: Clock,
-                                   feed_server: FeedServer) -> None:
+def test_sqlite_busy_is_waited_out(sqlite_url: str, clock: Clock, feed_server: FeedServer) -> None:
     db = Database(sqlite_url)
     db.upgrade()
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
     p = make(db, clock, [url], None)
-    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None,
-                            check_same_thread=False)
+    other = sqlite3.connect(
+        sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
+    )
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock…
     threading.Timer(1.5, lambda: other.execute("COMMIT")).start()  # …for 1.5 s
     started = time.monotonic()

@@ -6,14 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.decide import (
-    FeedView,
-    feed_failed,
-    feed_succeeded,
-    longest,
-    may_announce,
-    place,
-)
+from monitor.decide import FeedView, feed_failed, feed_succeeded, longest, may_announce, place
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TEN = timedelta(minutes=10)
@@ -29,8 +22,11 @@ def test_success_keeps_the_rhythm_clears_errors_and_honours_hints() -> None:
     update = feed_succeeded(feed, NOW)
     assert update.recovered and not update.failed
     assert update.columns["next_poll_at"] == NOW + timedelta(minutes=9)
-    assert (update.columns["error_count"], update.columns["last_error"],
-            update.columns["error_kind"]) == (0, None, None)
+    assert (
+        update.columns["error_count"],
+        update.columns["last_error"],
+        update.columns["error_kind"],
+    ) == (0, None, None)
     hinted = feed_succeeded(feed, NOW, hint=timedelta(hours=1))
     assert hinted.columns["next_poll_at"] == NOW + timedelta(hours=1)
 
@@ -46,20 +42,35 @@ def test_an_adaptive_feed_takes_its_interval_from_its_entries() -> None:
 
 def test_failures_back_off_and_are_reported_once_after_the_limit() -> None:
     started = NOW - timedelta(hours=30)
-    first = feed_failed(FeedView("u", TEN, 0, None, last_success_at=started), NOW, "boom",
-                        "network", failure_alert=timedelta(days=2))
+    first = feed_failed(
+        FeedView("u", TEN, 0, None, last_success_at=started),
+        NOW,
+        "boom",
+        "network",
+        failure_alert=timedelta(days=2),
+    )
     assert first.columns["next_poll_at"] == NOW + TEN and not first.report_failing
-    third = feed_failed(FeedView("u", TEN, 2, None, last_success_at=started), NOW, "boom",
-                        "parse", failure_alert=timedelta(hours=24))
+    third = feed_failed(
+        FeedView("u", TEN, 2, None, last_success_at=started),
+        NOW,
+        "boom",
+        "parse",
+        failure_alert=timedelta(hours=24),
+    )
     assert third.columns["next_poll_at"] == NOW + 4 * TEN
     assert third.report_failing and third.columns["health_alerted_at"] == NOW
     assert third.columns["error_kind"] == "parse"
-    again = feed_failed(FeedView("u", TEN, 3, None, last_success_at=started,
-                                 health_alerted_at=NOW), NOW, "boom", "parse",
-                        failure_alert=timedelta(hours=24))
+    again = feed_failed(
+        FeedView("u", TEN, 3, None, last_success_at=started, health_alerted_at=NOW),
+        NOW,
+        "boom",
+        "parse",
+        failure_alert=timedelta(hours=24),
+    )
     assert not again.report_failing
-    slow = feed_failed(FeedView("u", TEN, 0, None), NOW, "HTTP 429", "http",
-                       retry_after=timedelta(hours=2))
+    slow = feed_failed(
+        FeedView("u", TEN, 0, None), NOW, "HTTP 429", "http", retry_after=timedelta(hours=2)
+    )
     assert slow.columns["next_poll_at"] == NOW + timedelta(hours=2)
     gone = feed_failed(FeedView("u", TEN, 0, None), NOW, "gone", "gone", disable=True)
     assert gone.columns["enabled"] is False

@@ -16,15 +16,21 @@ from tests.test_pipeline import fetched, item, make
 
 # Three outlets: two report one strike (the later report in more detail), one reports a
 # meeting. Written for this test.
-STRIKE = {"title": "Israeli jets strike weapons depot near Damascus",
-          "description": "Syrian state media said Israeli missiles hit an Iran-linked depot "
-                         "south of Damascus before dawn."}
-STRIKE_LATER = {"title": "Syria says Israeli missiles hit Iran-linked depot near Damascus",
-                "description": "The strike on the depot south of Damascus caused a fire, "
-                               "Syrian state media said, quoting a military source."}
-MEETING = {"title": "Putin hosts Israel's prime minister for Kremlin talks on Syria",
-           "description": "The Russian president and the Israeli prime minister discussed "
-                          "Syria and Iran's nuclear programme in Moscow."}
+STRIKE = {
+    "title": "Israeli jets strike weapons depot near Damascus",
+    "description": "Syrian state media said Israeli missiles hit an Iran-linked depot "
+    "south of Damascus before dawn.",
+}
+STRIKE_LATER = {
+    "title": "Syria says Israeli missiles hit Iran-linked depot near Damascus",
+    "description": "The strike on the depot south of Damascus caused a fire, "
+    "Syrian state media said, quoting a military source.",
+}
+MEETING = {
+    "title": "Putin hosts Israel's prime minister for Kremlin talks on Syria",
+    "description": "The Russian president and the Israeli prime minister discussed "
+    "Syria and Iran's nuclear programme in Moscow.",
+}
 
 
 def outcome(p: Pipeline) -> tuple[set[frozenset[str]], set[str]]:
@@ -44,11 +50,14 @@ def outcome(p: Pipeline) -> tuple[set[frozenset[str]], set[str]]:
 
 
 def test_arrival_order_does_not_change_developments_or_alerts(
-        db_url: str, clock: Clock, tmp_path: object) -> None:
+    db_url: str, clock: Clock, tmp_path: object
+) -> None:
     urls = [f"https://{n}.example/feed" for n in "abc"]
-    docs = [rss([item(STRIKE, "https://a.example/1", clock.now - timedelta(minutes=40))]),
-            rss([item(STRIKE_LATER, "https://b.example/1", clock.now - timedelta(minutes=20))]),
-            rss([item(MEETING, "https://c.example/1", clock.now - timedelta(minutes=30))])]
+    docs = [
+        rss([item(STRIKE, "https://a.example/1", clock.now - timedelta(minutes=40))]),
+        rss([item(STRIKE_LATER, "https://b.example/1", clock.now - timedelta(minutes=20))]),
+        rss([item(MEETING, "https://c.example/1", clock.now - timedelta(minutes=30))]),
+    ]
     results = []
     for n, order in enumerate(permutations(range(3))):
         # The first order on the database under test, the others on SQLite files of their own.
@@ -62,7 +71,11 @@ def test_arrival_order_does_not_change_developments_or_alerts(
         database.dispose()
     first = results[0]
     # Two developments, the earliest report of each one names its alert.
-    assert first == ({frozenset({"https://a.example/1", "https://b.example/1"}),
-                      frozenset({"https://c.example/1"})},
-                     {"https://a.example/1", "https://c.example/1"})
+    assert first == (
+        {
+            frozenset({"https://a.example/1", "https://b.example/1"}),
+            frozenset({"https://c.example/1"}),
+        },
+        {"https://a.example/1", "https://c.example/1"},
+    )
     assert all(r == first for r in results)

@@ -47,7 +47,8 @@ def keepalive_server() -> Iterator[tuple[str, list[int]]]:
 
 
 def test_not_modified_answers_keep_the_connection_alive(
-        keepalive_server: tuple[str, list[int]]) -> None:
+    keepalive_server: tuple[str, list[int]],
+) -> None:
     base, ports = keepalive_server
     requests = [FetchRequest(i, f"{base}/{i}.xml", etag='"v1"') for i in range(5)]
 
@@ -65,13 +66,13 @@ class _ImportRecorder(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None,
-                  target: types.ModuleType | None = None) -> None:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> None:
         self.asked.append(fullname)
 
 
-def test_a_fetch_looks_for_no_module_once_warm(
-        keepalive_server: tuple[str, list[int]]) -> None:
+def test_a_fetch_looks_for_no_module_once_warm(keepalive_server: tuple[str, list[int]]) -> None:
     """httpcore asks sniffio which event loop runs whenever it makes a lock; were sniffio
     missing, every ask would be a failed import (a search of sys.path, never cached),
     about a third of a fetch's CPU. After a first poll, fetching imports nothing."""
@@ -98,26 +99,35 @@ def _fetch(url: str, **request: str) -> FetchResult:
     return asyncio.run(run())[0]
 
 
-@pytest.mark.parametrize(("chain", "moved"), [
-    ([301], True), ([308, 301], True), ([302], False), ([301, 307], False), ([303, 308], False),
-])
+@pytest.mark.parametrize(
+    ("chain", "moved"),
+    [([301], True), ([308, 301], True), ([302], False), ([301, 307], False), ([303, 308], False)],
+)
 def test_redirects_are_followed_and_only_an_all_permanent_chain_moves_the_feed(
-        feed_server: FeedServer, chain: list[int], moved: bool) -> None:
+    feed_server: FeedServer, chain: list[int], moved: bool
+) -> None:
     """The first hop is answered by the transport, the rest by the client: either way the
     document arrives, validators travel along, and a relative Location is resolved."""
     target = feed_server.serve("/final.xml", "<rss version='2.0'><channel/></rss>")
     previous = "/final.xml"
     for n, status in reversed(list(enumerate(chain))):
         location = previous if n else feed_server.url(previous)  # relative, then absolute
-        feed_server.serve(f"/hop{n}.xml", "", status=status, content_type="text/plain",
-                          headers={"Location": location})
+        feed_server.serve(
+            f"/hop{n}.xml",
+            "",
+            status=status,
+            content_type="text/plain",
+            headers={"Location": location},
+        )
         previous = f"/hop{n}.xml"
     result = _fetch(feed_server.url(previous), etag='"old"')
     assert (result.status, result.error) == (200, None)
     assert result.body is not None and b"<rss" in result.body
     assert result.permanent_url == (target if moved else None)
     assert [r["path"] for r in feed_server.requests] == [
-        *(f"/hop{n}.xml" for n in range(len(chain))), "/final.xml"]
+        *(f"/hop{n}.xml" for n in range(len(chain))),
+        "/final.xml",
+    ]
     assert {r["headers"].get("If-None-Match") for r in feed_server.requests} == {'"old"'}
 
 
@@ -128,16 +138,22 @@ def test_a_feed_that_does_not_redirect_has_no_new_address(feed_server: FeedServe
 
 
 def test_a_malformed_redirect_location_is_that_feeds_error(feed_server: FeedServer) -> None:
-    url = feed_server.serve("/bad.xml", "", status=302, content_type="text/plain",
-                            headers={"Location": "http://[::1"})
+    url = feed_server.serve(
+        "/bad.xml", "", status=302, content_type="text/plain", headers={"Location": "http://[::1"}
+    )
     result = _fetch(url)
     assert result.status is None and "redirect" in (result.error or ""), result
 
 
 def test_a_redirect_chain_stops_at_ten_hops(feed_server: FeedServer) -> None:
     for n in range(12):
-        feed_server.serve(f"/r{n}.xml", "", status=302, content_type="text/plain",
-                          headers={"Location": f"/r{n + 1}.xml"})
+        feed_server.serve(
+            f"/r{n}.xml",
+            "",
+            status=302,
+            content_type="text/plain",
+            headers={"Location": f"/r{n + 1}.xml"},
+        )
     feed_server.serve("/r12.xml", "<rss version='2.0'><channel/></rss>")
     assert _fetch(feed_server.url("/r2.xml")).status == 200  # ten hops: fine
     feed_server.requests.clear()
@@ -146,11 +162,17 @@ def test_a_redirect_chain_stops_at_ten_hops(feed_server: FeedServer) -> None:
 
 
 def test_a_proxy_from_the_environment_carries_every_request(
-        feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With HTTP_PROXY set, requests go to the proxy (here the local server, which sees
     the absolute address a proxy is asked for), redirects included."""
-    feed_server.serve("http://feeds.invalid/a.xml", "", status=301, content_type="text/plain",
-                      headers={"Location": "http://feeds.invalid/b.xml"})
+    feed_server.serve(
+        "http://feeds.invalid/a.xml",
+        "",
+        status=301,
+        content_type="text/plain",
+        headers={"Location": "http://feeds.invalid/b.xml"},
+    )
     feed_server.serve("http://feeds.invalid/b.xml", "<rss version='2.0'><channel/></rss>")
     monkeypatch.setenv("HTTP_PROXY", feed_server.url(""))
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -158,4 +180,6 @@ def test_a_proxy_from_the_environment_carries_every_request(
     result = _fetch("http://feeds.invalid/a.xml")
     assert (result.status, result.permanent_url) == (200, "http://feeds.invalid/b.xml")
     assert [r["path"] for r in feed_server.requests] == [
-        "http://feeds.invalid/a.xml", "http://feeds.invalid/b.xml"]
+        "http://feeds.invalid/a.xml",
+        "http://feeds.invalid/b.xml",
+    ]

@@ -21,6 +21,7 @@ def fetch(url: str, **opts: Any) -> FetchResult:
     async def go() -> FetchResult:
         results = [r async for r in fetch_stream([FetchRequest(1, url)], FetchOptions(**opts))]
         return results[0]
+
     return asyncio.run(go())
 
 
@@ -38,8 +39,9 @@ def test_oversize_body_is_refused(feed_server: FeedServer) -> None:
 
 
 def test_redirect_loop_is_an_error(feed_server: FeedServer) -> None:
-    url = feed_server.serve("/loop.xml", "", status=302, content_type="text/plain",
-                            headers={"Location": "/loop.xml"})
+    url = feed_server.serve(
+        "/loop.xml", "", status=302, content_type="text/plain", headers={"Location": "/loop.xml"}
+    )
     assert "redirects" in (fetch(url).error or "")
 
 
@@ -108,9 +110,16 @@ def test_external_entities_are_not_read() -> None:
 def test_active_content_is_sanitized_end_to_end() -> None:
     from datetime import UTC, datetime
 
-    body = rss([{"title": "Hi <script>alert(1)</script>", "link": "https://e.example/1",
-                 "description": '<p onclick="x()">Text<iframe src="https://evil/"></iframe>'
-                                '<img src="https://tracker/p.gif"><script>steal()</script></p>'}])
+    body = rss(
+        [
+            {
+                "title": "Hi <script>alert(1)</script>",
+                "link": "https://e.example/1",
+                "description": '<p onclick="x()">Text<iframe src="https://evil/"></iframe>'
+                '<img src="https://tracker/p.gif"><script>steal()</script></p>',
+            }
+        ]
+    )
     entry = parse_feed(body.encode(), "https://e.example/feed").entries[0]
     a = normalize_entry(entry, "https://e.example/feed", None, datetime.now(UTC))
     for bad in ("<script", "onclick", "<iframe", "<img", "steal()"):
@@ -119,8 +128,14 @@ def test_active_content_is_sanitized_end_to_end() -> None:
     assert "Text" in a.text
 
 
-@pytest.mark.parametrize("junk", [b"\x00\xff" * 1000, b"<rss><channel><item><title>x",
-                                  b"<?xml version='1.0' encoding='bogus-42'?><rss/>"])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"\x00\xff" * 1000,
+        b"<rss><channel><item><title>x",
+        b"<?xml version='1.0' encoding='bogus-42'?><rss/>",
+    ],
+)
 def test_garbage_gives_a_parse_error_or_entries(junk: bytes) -> None:
     try:
         feed = parse_feed(junk, "https://e.example/feed")

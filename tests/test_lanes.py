@@ -31,8 +31,15 @@ def build_feeds(server: FeedServer, clock: Clock) -> list[str]:
     urls = []
     for n in range(12):
         at = clock.now - timedelta(minutes=5 * n)
-        items = [item(IRRELEVANT, f"https://n{n}.example/local/{k}", at - timedelta(hours=k),
-                      title=f"{IRRELEVANT['title']} ({n}/{k})") for k in range(6)]
+        items = [
+            item(
+                IRRELEVANT,
+                f"https://n{n}.example/local/{k}",
+                at - timedelta(hours=k),
+                title=f"{IRRELEVANT['title']} ({n}/{k})",
+            )
+            for k in range(6)
+        ]
         if n % 3 == 0:
             items.append(item(RELEVANT, f"https://n{n}.example/talks", at))
         if n % 4 == 1:
@@ -45,8 +52,11 @@ def build_feeds(server: FeedServer, clock: Clock) -> list[str]:
 def make(url: str, feeds: list[str], clock: Clock, processes: int) -> Pipeline:
     db = Database(url)
     db.upgrade()
-    settings = Settings(database={"url": url}, service={"processes": processes},
-                        feeds=[{"url": u, "name": f"feed {i}"} for i, u in enumerate(feeds)])
+    settings = Settings(
+        database={"url": url},
+        service={"processes": processes},
+        feeds=[{"url": u, "name": f"feed {i}"} for i, u in enumerate(feeds)],
+    )
     p = Pipeline(settings, db, clock=clock)
     p.sync_feeds()
     return p
@@ -63,14 +73,25 @@ def snapshot(p: Pipeline) -> dict[str, Any]:
             if e.development_id is not None:
                 groups.setdefault(e.development_id, []).append(e.guid)
         return {
-            "entries": [(e.guid, e.title, e.revision, round(e.score, 6), e.relevant,
-                         e.join_reason == "off-topic", e.cluster_features)
-                        for e in entries],
+            "entries": [
+                (
+                    e.guid,
+                    e.title,
+                    e.revision,
+                    round(e.score, 6),
+                    e.relevant,
+                    e.join_reason == "off-topic",
+                    e.cluster_features,
+                )
+                for e in entries
+            ],
             "developments": sorted(sorted(guids) for guids in groups.values()),
-            "alerts": sorted(sorted(groups.get(a.development_id or 0, []))
-                            for a in s.scalars(select(Alert))),
-            "errors": sorted((f.url, f.last_error) for f in s.scalars(select(Feed))
-                             if f.error_count),
+            "alerts": sorted(
+                sorted(groups.get(a.development_id or 0, [])) for a in s.scalars(select(Alert))
+            ),
+            "errors": sorted(
+                (f.url, f.last_error) for f in s.scalars(select(Feed)) if f.error_count
+            ),
         }
 
 
@@ -88,8 +109,12 @@ def counted(p: Pipeline) -> list[int]:
 
 
 def test_a_poll_in_lanes_stores_what_an_in_process_poll_stores(
-        db_url: str, tmp_path: Path, feed_server: FeedServer, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """In lanes on SQLite and on PostgreSQL, against an in-process poll on SQLite."""
     feeds = build_feeds(feed_server, clock)
     monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 2)
@@ -108,9 +133,15 @@ def test_a_poll_in_lanes_stores_what_an_in_process_poll_stores(
     # unchanged (304s); lanes read what is stored from the database.
     clock.advance(timedelta(minutes=10))
     for n in (0, 1, 5):
-        items = [item(IRRELEVANT, f"https://n{n}.example/local/{k}",
-                      clock.now - timedelta(hours=k), title=f"{IRRELEVANT['title']} ({n}/{k})")
-                 for k in range(6)]
+        items = [
+            item(
+                IRRELEVANT,
+                f"https://n{n}.example/local/{k}",
+                clock.now - timedelta(hours=k),
+                title=f"{IRRELEVANT['title']} ({n}/{k})",
+            )
+            for k in range(6)
+        ]
         items[2]["description"] = "A corrected account of the council meeting."
         items.append(item(OTHER_RELEVANT, f"https://n{n}.example/later", clock.now))
         feed_server.serve(f"/{n}.xml", rss(items, title=f"Outlet {n}"))
@@ -127,32 +158,42 @@ def lane_command(code: str) -> list[str]:
     return [sys.executable, "-c", code + "\nfrom monitor.lanes import lane_main; lane_main()"]
 
 
-def laned(tmp_path: Path, feed_server: FeedServer, clock: Clock, code: str,
-          n: int = 10) -> tuple[Pipeline, list[str]]:
-    feeds = [feed_server.serve(f"/{k}.xml", rss([item(IRRELEVANT, f"https://n{k}.example/1",
-                                                      clock.now, title=f"Local news {k}")]))
-             for k in range(n)]
+def laned(
+    tmp_path: Path, feed_server: FeedServer, clock: Clock, code: str, n: int = 10
+) -> tuple[Pipeline, list[str]]:
+    feeds = [
+        feed_server.serve(
+            f"/{k}.xml",
+            rss([item(IRRELEVANT, f"https://n{k}.example/1", clock.now, title=f"Local news {k}")]),
+        )
+        for k in range(n)
+    ]
     p = make(f"sqlite:///{tmp_path / 'laned.db'}", feeds, clock, processes=2)
     p.lanes.command = lane_command(code)
     return p, feeds
 
 
 def test_a_lane_dying_on_a_document_costs_that_feed_only(
-        tmp_path: Path, feed_server: FeedServer, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, feed_server: FeedServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 2)
     # A lane reading the document titled "Local news 3" or "Local news 4" dies (as if
     # killed for memory). Feeds of one host are dealt out in turn, so one of the two is
     # fetched by the lane that dies on it, the other here and sent to a lane to prepare;
     # what the dead lanes had not answered goes to new ones.
-    p, feeds = laned(tmp_path, feed_server, clock, """
+    p, feeds = laned(
+        tmp_path,
+        feed_server,
+        clock,
+        """
 import os, monitor.prepare
 real = monitor.prepare.read_document
 def dying(body, *args):
     if b"Local news 3<" in body or b"Local news 4<" in body:
         os._exit(9)
     return real(body, *args)
-monitor.prepare.read_document = dying""")
+monitor.prepare.read_document = dying""",
+    )
     requests = [FetchRequest(k, url) for k, url in enumerate(feeds)]
     (here, _), (there, _) = lanes.split(requests, p.fetch_options, 2)
     assert {3, 4} & {r.feed_id for r in here} and {3, 4} & {r.feed_id for r in there}
@@ -163,33 +204,43 @@ monitor.prepare.read_document = dying""")
 
 
 def test_lanes_leave_sigterm_and_sigint_to_the_parent(
-        tmp_path: Path, feed_server: FeedServer, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, feed_server: FeedServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 2)
-    p, _ = laned(tmp_path, feed_server, clock, """
+    p, _ = laned(
+        tmp_path,
+        feed_server,
+        clock,
+        """
 import os, signal, monitor.lanes
 real = monitor.lanes._run_share
 async def signalled(*args):
     os.kill(os.getpid(), signal.SIGTERM)  # as systemd and Ctrl-C signal the whole group
     os.kill(os.getpid(), signal.SIGINT)
     await real(*args)
-monitor.lanes._run_share = signalled""")
+monitor.lanes._run_share = signalled""",
+    )
     stats = asyncio.run(p.poll())
     assert (stats.errors, stats.new_entries) == (0, 10)
     p.db.dispose()
 
 
 def test_a_lane_that_dies_at_start_is_replaced_and_one_that_keeps_dying_fails_its_feeds(
-        tmp_path: Path, feed_server: FeedServer, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, feed_server: FeedServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 2)
     marker = tmp_path / "died-once"
-    p, _ = laned(tmp_path, feed_server, clock, f"""
+    p, _ = laned(
+        tmp_path,
+        feed_server,
+        clock,
+        f"""
 import os, pathlib
 marker = pathlib.Path({str(marker)!r})
 if not marker.exists():
     marker.touch()
-    os._exit(3)""")
+    os._exit(3)""",
+    )
     stats = asyncio.run(p.poll())
     assert (stats.errors, stats.new_entries) == (0, 10)  # the new lane did the work
     p.db.dispose()
@@ -216,8 +267,8 @@ def spawns(p: Pipeline) -> list[subprocess.Popen[bytes]]:
 
 
 def test_lanes_started_ahead_do_the_poll_or_are_ended(
-        tmp_path: Path, feed_server: FeedServer, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, feed_server: FeedServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`poll` starts the lanes before it claims the feeds; the poll hands them their
     shares, and when it claims too few feeds for lanes, they are ended, not left behind.
     This process fetches a share itself: a lane prepares what changed in it, started only
@@ -238,14 +289,21 @@ def test_lanes_started_ahead_do_the_poll_or_are_ended(
 
     # Eight feeds configured, one left enabled: lanes are expected, then not needed.
     monkeypatch.setattr(lanes, "LANES_MIN_FEEDS", 8)
-    feeds = [feed_server.serve(f"/few{k}.xml", rss([item(IRRELEVANT, f"https://f{k}.example/1",
-                                                         clock.now, title=f"Few {k}")]))
-             for k in range(8)]
+    feeds = [
+        feed_server.serve(
+            f"/few{k}.xml",
+            rss([item(IRRELEVANT, f"https://f{k}.example/1", clock.now, title=f"Few {k}")]),
+        )
+        for k in range(8)
+    ]
     url = f"sqlite:///{tmp_path / 'few.db'}"
     db = Database(url)
     db.upgrade()
-    settings = Settings(database={"url": url}, service={"processes": 2},
-                        feeds=[{"url": u, "enabled": k == 0} for k, u in enumerate(feeds)])
+    settings = Settings(
+        database={"url": url},
+        service={"processes": 2},
+        feeds=[{"url": u, "enabled": k == 0} for k, u in enumerate(feeds)],
+    )
     p = Pipeline(settings, db, clock=clock)
     p.sync_feeds()
     started = spawns(p)
@@ -276,14 +334,23 @@ def test_split_divides_the_requests_and_the_limits_between_lanes() -> None:
 
 
 def test_entries_stored_unchanged_are_not_matched_again(
-        sqlite_url: str, feed_server: FeedServer, clock: Clock) -> None:
-    first = [item(IRRELEVANT, f"https://a.example/{k}", clock.now - timedelta(hours=k),
-                  title=f"Council news {k}") for k in range(5)]
+    sqlite_url: str, feed_server: FeedServer, clock: Clock
+) -> None:
+    first = [
+        item(
+            IRRELEVANT,
+            f"https://a.example/{k}",
+            clock.now - timedelta(hours=k),
+            title=f"Council news {k}",
+        )
+        for k in range(5)
+    ]
     url = feed_server.serve("/a.xml", rss(first))
     db = Database(sqlite_url)
     db.upgrade()
-    p = Pipeline(Settings(database={"url": sqlite_url}, feeds=[{"url": url, "name": "a"}]),
-                 db, clock=clock)
+    p = Pipeline(
+        Settings(database={"url": sqlite_url}, feeds=[{"url": url, "name": "a"}]), db, clock=clock
+    )
     p.sync_feeds()
     matched: list[str] = []
     real = p.matcher.match_article
@@ -298,8 +365,9 @@ def test_entries_stored_unchanged_are_not_matched_again(
     matched.clear()
     clock.advance(timedelta(minutes=10))
     revised = dict(first[0], description="A corrected account of the council meeting.")
-    feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/new", clock.now),
-                                     revised, *first[1:]]))
+    feed_server.serve(
+        "/a.xml", rss([item(RELEVANT, "https://a.example/new", clock.now), revised, *first[1:]])
+    )
     stats = asyncio.run(p.poll())
     assert sorted(matched) == sorted([RELEVANT["title"], "Council news 0"])
     assert (stats.new_entries, stats.updated_entries) == (1, 1)
@@ -307,7 +375,8 @@ def test_entries_stored_unchanged_are_not_matched_again(
 
 
 def test_the_storing_process_of_a_laned_poll_loads_no_fetching_or_parsing(
-        tmp_path: Path, feed_server: FeedServer, clock: Clock) -> None:
+    tmp_path: Path, feed_server: FeedServer, clock: Clock
+) -> None:
     """Lanes parse; the main process fetches a share and stores, so it never pays for
     importing the parsers, and in a poll without news, nor the matcher (a tenth of a
     second of a warm poll). Each poll in its own process, as `monitor poll` runs."""
@@ -331,19 +400,25 @@ print(json.dumps([stats.fetched, stats.not_modified, p.laned, sorted(sys.modules
 """
 
     def poll() -> tuple[int, int, set[str]]:
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                              text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
         fetched, not_modified, laned_poll, modules = json.loads(done.stdout.splitlines()[-1])
         assert laned_poll is True
         return fetched, not_modified, set(modules)
 
-    parsing = {"aiosmtplib", "feedparser", "chardet", "lxml", "monitor.parse.fast",
-               "monitor.parse.generic"}
+    parsing = {
+        "aiosmtplib",
+        "feedparser",
+        "chardet",
+        "lxml",
+        "monitor.parse.fast",
+        "monitor.parse.generic",
+    }
     fetched, _, modules = poll()  # cold: documents arrive prepared (their classes load)
     assert fetched == len(feeds) - 1 and parsing.isdisjoint(modules), parsing & modules
     # warm: every feed answers 304; the broken one's unchanged document fails again
     # without being read
     _, not_modified, modules = poll()
-    quiet = parsing | {"monitor.match", "monitor.parse", "monitor.prepare",
-                       "monitor.normalize"}
+    quiet = parsing | {"monitor.match", "monitor.parse", "monitor.prepare", "monitor.normalize"}
     assert not_modified == len(feeds) - 1 and quiet.isdisjoint(modules), quiet & modules

@@ -11,16 +11,40 @@ PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
 
 # The steps that decide: they may import each other and the standard library only.
 PURE = {
-    "monitor.alerts", "monitor.cluster", "monitor.cluster_index", "monitor.decide",
-    "monitor.derive", "monitor.errors",
-    "monitor.match", "monitor.normalize", "monitor.opml", "monitor.parse",
-    "monitor.parse.fast", "monitor.parse.generic", "monitor.parse.types", "monitor.prepare",
-    "monitor.profile", "monitor.routing", "monitor.rows", "monitor.schedule",
-    "monitor.stats", "monitor.text", "monitor.values",
+    "monitor.alerts",
+    "monitor.cluster",
+    "monitor.cluster_index",
+    "monitor.decide",
+    "monitor.derive",
+    "monitor.errors",
+    "monitor.match",
+    "monitor.normalize",
+    "monitor.opml",
+    "monitor.parse",
+    "monitor.parse.fast",
+    "monitor.parse.generic",
+    "monitor.parse.types",
+    "monitor.prepare",
+    "monitor.profile",
+    "monitor.routing",
+    "monitor.rows",
+    "monitor.schedule",
+    "monitor.stats",
+    "monitor.text",
+    "monitor.values",
 }
 # Libraries that talk to the network, a database or the process's metrics endpoint.
-IO_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "httpx", "httpcore", "aiosmtplib",
-                "apprise", "prometheus_client", "click"}
+IO_LIBRARIES = {
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "httpx",
+    "httpcore",
+    "aiosmtplib",
+    "apprise",
+    "prometheus_client",
+    "click",
+}
 
 
 def module_name(path: Path) -> str:
@@ -46,13 +70,20 @@ def violations(sources: dict[str, str]) -> list[str]:
     for name, source in sorted(sources.items()):
         for dep in sorted(imports(source)):
             root = dep.split(".")[0]
-            if name in PURE and root == "monitor" and dep not in PURE \
-                    and dep not in {"monitor", "monitor.__version__"}:
+            if (
+                name in PURE
+                and root == "monitor"
+                and dep not in PURE
+                and dep not in {"monitor", "monitor.__version__"}
+            ):
                 found.append(f"{name} (pure) imports {dep}")
             if name in PURE and root in IO_LIBRARIES:
                 found.append(f"{name} (pure) imports {dep}")
-            if (dep == "monitor.cli" or dep.startswith("monitor.cli.")) \
-                    and not name.startswith("monitor.cli") and name != "monitor.__main__":
+            if (
+                (dep == "monitor.cli" or dep.startswith("monitor.cli."))
+                and not name.startswith("monitor.cli")
+                and name != "monitor.__main__"
+            ):
                 found.append(f"{name} imports the CLI ({dep})")
     return found
 
@@ -70,9 +101,13 @@ def test_pure_modules_import_no_io_and_nothing_imports_the_cli() -> None:
 
 
 def test_the_check_sees_a_violation() -> None:
-    bad = {"monitor.decide": "def f():\n    from monitor import store\n",
-           "monitor.text": "from sqlalchemy import select\n",
-           "monitor.outbox": "import monitor.cli.app\n"}
-    assert violations(bad) == ["monitor.decide (pure) imports monitor.store",
-                               "monitor.outbox imports the CLI (monitor.cli.app)",
-                               "monitor.text (pure) imports sqlalchemy"]
+    bad = {
+        "monitor.decide": "def f():\n    from monitor import store\n",
+        "monitor.text": "from sqlalchemy import select\n",
+        "monitor.outbox": "import monitor.cli.app\n",
+    }
+    assert violations(bad) == [
+        "monitor.decide (pure) imports monitor.store",
+        "monitor.outbox imports the CLI (monitor.cli.app)",
+        "monitor.text (pure) imports sqlalchemy",
+    ]

@@ -15,8 +15,10 @@ def matcher() -> Matcher:
 
 
 def test_same_sentence_co_occurrence_matches(matcher: Matcher) -> None:
-    r = matcher.match("Kremlin hosts Israeli foreign minister",
-                      "Sergei Lavrov received his Israeli counterpart for talks on Syria.")
+    r = matcher.match(
+        "Kremlin hosts Israeli foreign minister",
+        "Sergei Lavrov received his Israeli counterpart for talks on Syria.",
+    )
     assert r.relevant
     assert r.topics[0] == "russia-israel"
     assert any("Israeli" in ev for ev in r.scores["russia-israel"].evidence)
@@ -26,14 +28,17 @@ def test_roundup_naming_countries_in_separate_items_does_not_match(matcher: Matc
     r = matcher.match(
         "Morning briefing: Russian wheat exports rise; Israeli shekel firms",
         "Russia shipped more grain in October. In Israel, the currency gained against the "
-        "dollar. Elsewhere, oil prices slipped.")
+        "dollar. Elsewhere, oil prices slipped.",
+    )
     assert "russia-israel" not in r.scores
     assert not r.relevant
 
 
 def test_person_named_israel_is_not_the_country(matcher: Matcher) -> None:
-    r = matcher.match("Champion keeps his belt in Moscow bout",
-                      "Israel Kamakawiwo fought a Russian challenger and won on points.")
+    r = matcher.match(
+        "Champion keeps his belt in Moscow bout",
+        "Israel Kamakawiwo fought a Russian challenger and won on points.",
+    )
     assert "russia-israel" not in r.scores
     # …while a minister whose first name is Israel still counts
     r2 = matcher.match("Israel Katz meets Russian envoy", "")
@@ -45,11 +50,14 @@ def test_headline_case_does_not_trigger_the_name_rule(matcher: Matcher) -> None:
     assert "syria" in r.scores
 
 
-@pytest.mark.parametrize("text", [
-    "Премьер Израиля прилетел в Москву на переговоры с Путиным",
-    "Путин обсудил с Израилем ситуацию в Сирии",
-    "Израильская делегация встретилась с российскими дипломатами",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Премьер Израиля прилетел в Москву на переговоры с Путиным",
+        "Путин обсудил с Израилем ситуацию в Сирии",
+        "Израильская делегация встретилась с российскими дипломатами",
+    ],
+)
 def test_russian_inflections_match(matcher: Matcher, text: str) -> None:
     assert "russia-israel" in matcher.match(text, "").scores
 
@@ -85,29 +93,34 @@ def test_iran_nuclear_and_hezbollah_topics(matcher: Matcher) -> None:
 
 def test_headline_evidence_outweighs_a_passing_mention(matcher: Matcher) -> None:
     headline = matcher.match("Russia and Israel agree on Syria hotline", "")
-    buried = matcher.match("Regional press review", "Markets were calm. Officials met. "
-                           "Trade was discussed. Later, Russia and Israel spoke briefly.")
+    buried = matcher.match(
+        "Regional press review",
+        "Markets were calm. Officials met. "
+        "Trade was discussed. Later, Russia and Israel spoke briefly.",
+    )
     assert headline.best > buried.best
 
 
 def test_sentences_split_headline_clauses_and_body() -> None:
     parts = sentences("A; B", "One. Two!\nThree")
-    assert parts == [("A;", True), ("B", True), ("One.", False), ("Two!", False),
-                     ("Three", False)]
+    assert parts == [("A;", True), ("B", True), ("One.", False), ("Two!", False), ("Three", False)]
 
 
 def test_profile_rejects_unknown_concepts() -> None:
     with pytest.raises(ValueError, match="unknown concept"):
-        parse_profile({"concepts": {"a": {"terms": ["x"]}},
-                       "topics": [{"id": "t", "require": [["a", "b"]]}]})
+        parse_profile(
+            {"concepts": {"a": {"terms": ["x"]}}, "topics": [{"id": "t", "require": [["a", "b"]]}]}
+        )
 
 
 def test_custom_profile_is_used() -> None:
-    p = parse_profile({
-        "threshold": 1.0,
-        "concepts": {"fruit": {"terms": ["apple|яблоко"]}, "colour": {"terms": ["red"]}},
-        "topics": [{"id": "red-fruit", "require": [["fruit", "colour"]]}],
-    })
+    p = parse_profile(
+        {
+            "threshold": 1.0,
+            "concepts": {"fruit": {"terms": ["apple|яблоко"]}, "colour": {"terms": ["red"]}},
+            "topics": [{"id": "red-fruit", "require": [["fruit", "colour"]]}],
+        }
+    )
     m = Matcher(p)
     assert m.match("Red apples are cheap", "").topics == ["red-fruit"]
     assert not m.match("Green apples are cheap", "").relevant
@@ -115,21 +128,30 @@ def test_custom_profile_is_used() -> None:
 
 def test_likeness_to_the_topic_lifts_a_buried_mention_within_bounds(matcher: Matcher) -> None:
     filler = "Markets were calm. Officials met. Trade was discussed. "
-    topical = matcher.match("Weekly review", filler + "Later, Iran said uranium enrichment "
-                            "at Fordow would expand despite the IAEA and the nuclear deal.")
+    topical = matcher.match(
+        "Weekly review",
+        filler + "Later, Iran said uranium enrichment "
+        "at Fordow would expand despite the IAEA and the nuclear deal.",
+    )
     bare = matcher.match("Weekly review", filler + "Later, Iran mentioned nuclear.")
     assert topical.scores["iran-nuclear"].score > bare.scores["iran-nuclear"].score
     # the bonus is bounded: a buried rule hit can gain at most 0.3 from likeness alone
     assert topical.scores["iran-nuclear"].score <= 0.8 + 0.1 * 3 + 0.3 + 1e-9
-    assert "iran-nuclear" not in matcher.match("Weekly review", filler + "Uranium prices "
-                                               "rose; enrichment firms gained.").scores
+    assert (
+        "iran-nuclear"
+        not in matcher.match(
+            "Weekly review", filler + "Uranium prices rose; enrichment firms gained."
+        ).scores
+    )
 
 
 def test_term_weights_scale_the_evidence() -> None:
-    p = parse_profile({
-        "concepts": {"fruit": {"terms": ["apple", "fruit ~0.5"]}, "colour": {"terms": ["red"]}},
-        "topics": [{"id": "t", "require": [["fruit", "colour"]]}],
-    })
+    p = parse_profile(
+        {
+            "concepts": {"fruit": {"terms": ["apple", "fruit ~0.5"]}, "colour": {"terms": ["red"]}},
+            "topics": [{"id": "t", "require": [["fruit", "colour"]]}],
+        }
+    )
     m = Matcher(p)
     strong = m.match("Red apple", "").scores["t"].score
     weak = m.match("Red fruit", "").scores["t"].score
@@ -146,36 +168,46 @@ def test_sentence_breaks_are_those_of_the_plain_pattern() -> None:
     plain = re.compile(r"(?<=[.!?;])\s+|[\n\r]+|\s+[|•·—–]\s+")
     rng = random.Random(7)
     alphabet = " \n\r\t.!?;|•·—–ab\u00a0\u2028x"
-    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
-             for _ in range(20_000)]
-    texts += ["Putin met Bennett. They talked; Syria came up!  Iran — too\n\nNext | item",
-              "Путин и Беннет.\r\nОбсудили Сирию • Иран · ядерная программа"]
+    texts = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(20_000)
+    ]
+    texts += [
+        "Putin met Bennett. They talked; Syria came up!  Iran — too\n\nNext | item",
+        "Путин и Беннет.\r\nОбсудили Сирию • Иран · ядерная программа",
+    ]
     for text in texts:
         assert SENTENCE.split(text) == plain.split(text), repr(text)
 
 
 def test_labelled_roundups_report_no_development(matcher: Matcher) -> None:
-    for title in ("News in brief, June 3: Putin hosts Israeli minister; markets slide",
-                  "Главное за день: Путин принял министра Израиля, рынки снизились"):
+    for title in (
+        "News in brief, June 3: Putin hosts Israeli minister; markets slide",
+        "Главное за день: Путин принял министра Израиля, рынки снизились",
+    ):
         r = matcher.match(title, "Vladimir Putin received Israel's foreign minister in Moscow.")
         assert not r.scores, title
     assert matcher.match("Putin hosts Israeli minister in Moscow", "").relevant
 
 
 def test_a_bare_surname_after_another_given_name_is_someone_else(matcher: Matcher) -> None:
-    r = matcher.match("Concert review", "The crooner Tony Bennett sang for a Moscow crowd "
-                      "and later flew on to Russia's second city.")
+    r = matcher.match(
+        "Concert review",
+        "The crooner Tony Bennett sang for a Moscow crowd "
+        "and later flew on to Russia's second city.",
+    )
     assert "russia-israel" not in r.scores
-    r2 = matcher.match("Talks in Sochi", "Prime Minister Naftali Bennett flew to meet the "
-                       "Russian president.")
+    r2 = matcher.match(
+        "Talks in Sochi", "Prime Minister Naftali Bennett flew to meet the Russian president."
+    )
     assert "russia-israel" in r2.scores
 
 
 def test_a_word_that_only_stems_like_a_place_is_not_it(matcher: Matcher) -> None:
     hits = {(h.concept, h.surface) for h in matcher.hits("Hamas fighters clashed with troops")}
     assert ("syria", "Hamas") not in hits
-    assert ("syria", "Hama") in {(h.concept, h.surface)
-                                 for h in matcher.hits("Shelling near Hama killed two")}
+    assert ("syria", "Hama") in {
+        (h.concept, h.surface) for h in matcher.hits("Shelling near Hama killed two")
+    }
 
 
 def test_run_on_text_pairs_actors_only_within_a_window(matcher: Matcher) -> None:

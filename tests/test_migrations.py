@@ -39,7 +39,9 @@ def test_upgrade_is_idempotent_and_creates_every_table(database: Database) -> No
 def test_workers_starting_together_migrate_once(db_url: str) -> None:
     """Several processes upgrading one fresh database at once must all succeed."""
     code = "import sys; from monitor.db import Database; Database(sys.argv[1]).upgrade()"
-    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
     assert [rc for rc, _ in results] == [0, 0, 0, 0], [err[-500:] for _, err in results]

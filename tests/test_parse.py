@@ -16,8 +16,9 @@ from monitor.parse import ParsedFeed, ParseError, parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 NOW = datetime(2026, 9, 1, tzinfo=UTC)
-HTML_TAG = re.compile(r"</?(?:p|br|a|img|div|span|b|i|em|strong|script|style|iframe)\b[^>]*>",
-                      re.IGNORECASE)
+HTML_TAG = re.compile(
+    r"</?(?:p|br|a|img|div|span|b|i|em|strong|script|style|iframe)\b[^>]*>", re.IGNORECASE
+)
 MOJIBAKE = ("Ã", "Ð", "â€", "Â")
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
@@ -32,35 +33,90 @@ def normalized(feed: ParsedFeed, url: str) -> list[Article]:
 
 # name, feed url, version, entries, first entry's title
 REAL = [
-    ("feedreader_moscowtimes.xml", "https://themoscowtimes.com/rss/news", "rss20", 50,
-     "Russian State TV Praises Trump for Avoiding ‘Democracy’ in Inauguration Speech"),
-    ("cloudphone-rss-reader_bbc-world.xml", "https://feeds.bbci.co.uk/news/world/rss.xml", "rss20",
-     28, "Major Russian grain export terminals hit in Ukraine Black Sea port attack"),
-    ("feedreader_theverge.atom.xml", "https://www.theverge.com/rss/index.xml", "atom10", 10,
-     "This is the new Hulu experience with live TV"),
-    ("feedjira_google-alerts.atom.xml", "https://www.google.com/alerts/feeds/1/2", "atom10", 20,
-     "Report offers Prediction of Automotive <b>Slack</b> Market by Top key players like Haldex,"
-     " Meritor, Bendix ..."),
-    ("feedreader_orf-at.rdf.xml", "https://rss.orf.at/news.xml", "rss10", 50,
-     "US-Band New Edition mit Stern auf „Walk of Fame“ geehrt"),
-    ("miniflux_heise-rss090.rdf.xml", "https://www.heise.de/newsticker/heise.rdf", "rss090", 60,
-     "OLED-TVs: Vorsichtsmaßnahmen gegen Einbrennen"),
-    ("miniflux_ibash-windows-1251.xml", "http://ibash.org.ru/rss.xml", "rss20", 50,
-     "Цитата #17703"),
-    ("node-feedparser_oren-ru-windows-1251.xml", "http://www.oren.ru/rss", "rss20", 10,
-     "В Бузулуке главные стройплощадки – детсад и Ледовый дворец"),
-    ("node-feedparser_neverwinter-relative-urls.xml",
-     "https://www.arcgames.com/en/games/neverwinter/news/rss", "rss20", 2,
-     "Neverwinter & Jingle Jam Humble Bundle!"),
-    ("node-feedparser_braingle-guid-dupes.xml", "http://feeds.feedburner.com/braingle", "rss20", 1,
-     "Huh?"),
-    ("rss-parser-kmp_skysports-bst-date.xml", "https://www.skysports.com/rss/11669", "rss20", 2,
-     "Insight: Who should Liverpool sign?"),
+    (
+        "feedreader_moscowtimes.xml",
+        "https://themoscowtimes.com/rss/news",
+        "rss20",
+        50,
+        "Russian State TV Praises Trump for Avoiding ‘Democracy’ in Inauguration Speech",
+    ),
+    (
+        "cloudphone-rss-reader_bbc-world.xml",
+        "https://feeds.bbci.co.uk/news/world/rss.xml",
+        "rss20",
+        28,
+        "Major Russian grain export terminals hit in Ukraine Black Sea port attack",
+    ),
+    (
+        "feedreader_theverge.atom.xml",
+        "https://www.theverge.com/rss/index.xml",
+        "atom10",
+        10,
+        "This is the new Hulu experience with live TV",
+    ),
+    (
+        "feedjira_google-alerts.atom.xml",
+        "https://www.google.com/alerts/feeds/1/2",
+        "atom10",
+        20,
+        "Report offers Prediction of Automotive <b>Slack</b> Market by Top key players like Haldex,"
+        " Meritor, Bendix ...",
+    ),
+    (
+        "feedreader_orf-at.rdf.xml",
+        "https://rss.orf.at/news.xml",
+        "rss10",
+        50,
+        "US-Band New Edition mit Stern auf „Walk of Fame“ geehrt",
+    ),
+    (
+        "miniflux_heise-rss090.rdf.xml",
+        "https://www.heise.de/newsticker/heise.rdf",
+        "rss090",
+        60,
+        "OLED-TVs: Vorsichtsmaßnahmen gegen Einbrennen",
+    ),
+    (
+        "miniflux_ibash-windows-1251.xml",
+        "http://ibash.org.ru/rss.xml",
+        "rss20",
+        50,
+        "Цитата #17703",
+    ),
+    (
+        "node-feedparser_oren-ru-windows-1251.xml",
+        "http://www.oren.ru/rss",
+        "rss20",
+        10,
+        "В Бузулуке главные стройплощадки – детсад и Ледовый дворец",
+    ),
+    (
+        "node-feedparser_neverwinter-relative-urls.xml",
+        "https://www.arcgames.com/en/games/neverwinter/news/rss",
+        "rss20",
+        2,
+        "Neverwinter & Jingle Jam Humble Bundle!",
+    ),
+    (
+        "node-feedparser_braingle-guid-dupes.xml",
+        "http://feeds.feedburner.com/braingle",
+        "rss20",
+        1,
+        "Huh?",
+    ),
+    (
+        "rss-parser-kmp_skysports-bst-date.xml",
+        "https://www.skysports.com/rss/11669",
+        "rss20",
+        2,
+        "Insight: Who should Liverpool sign?",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "url", "version", "count", "first_title"), REAL,
-                         ids=[r[0] for r in REAL])
+@pytest.mark.parametrize(
+    ("name", "url", "version", "count", "first_title"), REAL, ids=[r[0] for r in REAL]
+)
 def test_real_feed(name: str, url: str, version: str, count: int, first_title: str) -> None:
     feed = load(name, url)
     assert feed.version == version
@@ -96,7 +152,10 @@ def test_bbc_tracking_params_dropped_but_guid_kept() -> None:
     feed = load("cloudphone-rss-reader_bbc-world.xml", url)
     assert feed.ttl_minutes == 15
     first = normalized(feed, url)[0]
-    assert first.url == "https://www.bbc.co.uk/news/articles/c5y49xp2wrno?at_medium=RSS&at_campaign=rss"
+    assert (
+        first.url
+        == "https://www.bbc.co.uk/news/articles/c5y49xp2wrno?at_medium=RSS&at_campaign=rss"
+    )
     assert first.canonical_url == "https://www.bbc.co.uk/news/articles/c5y49xp2wrno"
     assert first.guid == "https://www.bbc.co.uk/news/articles/c5y49xp2wrno#0"
 
@@ -116,8 +175,10 @@ def test_atom_theverge_content_and_dates() -> None:
 def test_atom_google_alerts_html_title_stripped() -> None:
     url = "https://www.google.com/alerts/feeds/1/2"
     a = normalized(load("feedjira_google-alerts.atom.xml", url), url)[0]
-    assert a.title == ("Report offers Prediction of Automotive Slack Market by Top key players "
-                       "like Haldex, Meritor, Bendix ...")
+    assert a.title == (
+        "Report offers Prediction of Automotive Slack Market by Top key players "
+        "like Haldex, Meritor, Bendix ..."
+    )
     assert a.canonical_url is not None and a.canonical_url.startswith("https://www.google.com/url?")
     assert a.guid == "tag:google.com,2013:googlealerts/feed:8974135267215335962"
 
@@ -138,9 +199,14 @@ def test_rss090_heise_without_ids_or_dates() -> None:
     feed = load("miniflux_heise-rss090.rdf.xml", url)
     assert all(e.guid is None and e.published is None and e.updated is None for e in feed.entries)
     arts = normalized(feed, url)
-    assert arts[0].guid == arts[0].canonical_url == (
-        "https://www.heise.de/newsticker/meldung/OLED-TVs-Vorsichtsmassnahmen-gegen-Einbrennen-"
-        "4205274.html?wt_mc=rss.ho.beitrag.rdf")
+    assert (
+        arts[0].guid
+        == arts[0].canonical_url
+        == (
+            "https://www.heise.de/newsticker/meldung/OLED-TVs-Vorsichtsmassnahmen-gegen-Einbrennen-"
+            "4205274.html?wt_mc=rss.ho.beitrag.rdf"
+        )
+    )
     assert all(a.date_estimated and a.published_at == NOW for a in arts)
     assert len(dedupe(arts)) == 60
 
@@ -172,12 +238,15 @@ KOI8 = "feedparser_russian-koi8r-undeclared.xml"
 HEB = "feedparser_hebrew-windows-1255-undeclared.xml"
 
 
-@pytest.mark.parametrize(("name", "content_type", "expected"), [
-    (KOI8, "text/xml; charset=koi8-r", "Как пережить новогоднюю ночь"),
-    (HEB, "text/xml; charset=windows-1255", "האם תדפיס נייר"),
-    (KOI8, None, "Как пережить новогоднюю ночь"),
-    (HEB, None, "האם תדפיס נייר"),
-])
+@pytest.mark.parametrize(
+    ("name", "content_type", "expected"),
+    [
+        (KOI8, "text/xml; charset=koi8-r", "Как пережить новогоднюю ночь"),
+        (HEB, "text/xml; charset=windows-1255", "האם תדפיס נייר"),
+        (KOI8, None, "Как пережить новогоднюю ночь"),
+        (HEB, None, "האם תדפיס נייר"),
+    ],
+)
 def test_undeclared_charset(name: str, content_type: str | None, expected: str) -> None:
     e = load(name, "http://example.org/feed", content_type).entries[0]
     assert expected in e.title + e.summary_html
@@ -187,12 +256,16 @@ def test_relative_links_resolved_against_feed_url() -> None:
     url = "https://mirror.example.net/feeds/nw.xml"
     feed = load("node-feedparser_neverwinter-relative-urls.xml", url)
     assert feed.link == "https://mirror.example.net/en/games/neverwinter/news"
-    assert feed.entries[0].link == ("https://mirror.example.net/en/games/neverwinter/news/detail/"
-                                    "10743874-neverwinter-%26-jingle-jam-humble-bundle%21")
+    assert feed.entries[0].link == (
+        "https://mirror.example.net/en/games/neverwinter/news/detail/"
+        "10743874-neverwinter-%26-jingle-jam-humble-bundle%21"
+    )
     assert feed.entries[0].published == datetime(2017, 12, 7, 18, 0, 29, tzinfo=UTC)  # "07 Dec 17"
     a = normalized(feed, url)[1]
-    assert a.canonical_url == ("https://mirror.example.net/en/games/neverwinter/news/detail/"
-                               "10738994-2x-underdark-currency-%26-15%25-off-bags%21")
+    assert a.canonical_url == (
+        "https://mirror.example.net/en/games/neverwinter/news/detail/"
+        "10738994-2x-underdark-currency-%26-15%25-off-bags%21"
+    )
     assert a.guid == "http://www.arcgames.com/en/games/PAB_nw/news/detail/10738994"
 
 
@@ -210,7 +283,8 @@ def test_dedupe_scriptingnews_keeps_latest_per_guid() -> None:
     assert len(kept) == len({a.guid for a in arts}) == 48
     dup = [a for a in kept if a.guid == "http://scripting.com/2017/06/24.html#a100632"]
     assert [(a.title, a.published_at) for a in dup] == [
-        ("Republican-inspired art", datetime(2017, 6, 24, 14, 52, 32, tzinfo=UTC))]
+        ("Republican-inspired art", datetime(2017, 6, 24, 14, 52, 32, tzinfo=UTC))
+    ]
 
 
 def test_bst_zone_abbreviation() -> None:
@@ -218,21 +292,31 @@ def test_bst_zone_abbreviation() -> None:
     assert e.published == datetime(2019, 5, 17, 5, 0, tzinfo=UTC)  # "06:00:00 BST"
 
 
-@pytest.mark.parametrize("body", [
-    (FEEDS / "rss-parser_marketwatch-not-a-feed.html.xml").read_bytes(),
-    b"",
-    b"<!DOCTYPE html><html><head><title>News</title></head><body><p>hi</p></body></html>",
-    bytes(random.Random(7).randrange(256) for _ in range(4096)),
-    b'{"version": "https://jsonfeed.org/version/1", "items": []}',
-], ids=["marketwatch-html", "empty", "html", "random", "json"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        (FEEDS / "rss-parser_marketwatch-not-a-feed.html.xml").read_bytes(),
+        b"",
+        b"<!DOCTYPE html><html><head><title>News</title></head><body><p>hi</p></body></html>",
+        bytes(random.Random(7).randrange(256) for _ in range(4096)),
+        b'{"version": "https://jsonfeed.org/version/1", "items": []}',
+    ],
+    ids=["marketwatch-html", "empty", "html", "random", "json"],
+)
 def test_not_a_feed_raises_parse_error(body: bytes) -> None:
     with pytest.raises(ParseError, match="not a feed"):
         parse_feed(body, "https://example.com/feed", None)
 
 
-@pytest.mark.parametrize("name", ["feedreader_moscowtimes.xml", "feedreader_orf-at.rdf.xml",
-                                  "feedreader_theverge.atom.xml",
-                                  "miniflux_ibash-windows-1251.xml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "feedreader_moscowtimes.xml",
+        "feedreader_orf-at.rdf.xml",
+        "feedreader_theverge.atom.xml",
+        "miniflux_ibash-windows-1251.xml",
+    ],
+)
 def test_truncated_real_feed_still_yields_entries(name: str) -> None:
     body = (FEEDS / name).read_bytes()
     full = parse_feed(body, "https://example.com/feed", None)
@@ -270,7 +354,11 @@ def test_fuzz_run_over_mutated_real_feeds() -> None:
     import sys
 
     script = Path(__file__).resolve().parent.parent / "bench" / "fuzz_parse.py"
-    run = subprocess.run([sys.executable, str(script), "--iterations", "300", "--seed", "7"],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(script), "--iterations", "300", "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "300 mutated documents" in run.stdout

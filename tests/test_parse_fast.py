@@ -17,8 +17,15 @@ DOCUMENTS = sorted(p for p in FEEDS.iterdir() if p.suffix == ".xml")
 URL = "https://news.example.com/feeds/world.xml"
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 # What servers send: each changes how feedparser decodes (RFC 3023) and repairs text.
-CONTENT_TYPES = [None, "application/rss+xml; charset=utf-8", "application/rss+xml; charset=UTF-8",
-                 "application/xml", "text/xml", "text/html; charset=utf-8", "text/plain"]
+CONTENT_TYPES = [
+    None,
+    "application/rss+xml; charset=utf-8",
+    "application/rss+xml; charset=UTF-8",
+    "application/xml",
+    "text/xml",
+    "text/html; charset=utf-8",
+    "text/plain",
+]
 
 
 def articles(feed: ParsedFeed) -> list[tuple[object, ...]]:
@@ -55,19 +62,26 @@ def test_fast_path_takes_the_common_feeds() -> None:
     taken = {p.name for p in DOCUMENTS if parse_fast(p.read_bytes(), URL, None) is not None}
     assert len(taken) >= 15
     # Double-encoded text (repaired the way feedparser repairs it), an Atom feed, Cyrillic.
-    assert {"feedreader_lemonde-mojibake.xml", "rss-parser_heise-developer.atom.xml",
-            "rss-parser-kmp_motor-ru-lenta.xml", "cloudphone-rss-reader_bbc-world.xml"} <= taken
+    assert {
+        "feedreader_lemonde-mojibake.xml",
+        "rss-parser_heise-developer.atom.xml",
+        "rss-parser-kmp_motor-ru-lenta.xml",
+        "cloudphone-rss-reader_bbc-world.xml",
+    } <= taken
 
 
-@pytest.mark.parametrize("name", [
-    "feedparser_russian-koi8r-undeclared.xml",  # not UTF-8
-    "miniflux_ibash-windows-1251.xml",  # declared windows-1251
-    "miniflux_heise-rss090.rdf.xml",  # RSS 0.90 (RDF)
-    "feedreader_orf-at.rdf.xml",  # RSS 1.0
-    "cloudphone-rss-reader_nyt-homepage.xml",  # atom:link and media:description in items
-    "feedreader_citydog-by.xml",  # media:group (may hold a title or description)
-    "node-feedparser_braingle-guid-dupes.xml",  # two guids in one item
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "feedparser_russian-koi8r-undeclared.xml",  # not UTF-8
+        "miniflux_ibash-windows-1251.xml",  # declared windows-1251
+        "miniflux_heise-rss090.rdf.xml",  # RSS 0.90 (RDF)
+        "feedreader_orf-at.rdf.xml",  # RSS 1.0
+        "cloudphone-rss-reader_nyt-homepage.xml",  # atom:link and media:description in items
+        "feedreader_citydog-by.xml",  # media:group (may hold a title or description)
+        "node-feedparser_braingle-guid-dupes.xml",  # two guids in one item
+    ],
+)
 def test_documents_outside_the_scope_go_to_feedparser(name: str) -> None:
     body = (FEEDS / name).read_bytes()
     assert parse_fast(body, URL, None) is None
@@ -75,30 +89,39 @@ def test_documents_outside_the_scope_go_to_feedparser(name: str) -> None:
 
 
 def rss(item: str, prolog: str = '<?xml version="1.0" encoding="utf-8"?>') -> bytes:
-    return (f'{prolog}<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">'
-            f"<channel><title>T</title><item>{item}</item></channel></rss>").encode()
+    return (
+        f'{prolog}<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">'
+        f"<channel><title>T</title><item>{item}</item></channel></rss>"
+    ).encode()
 
 
-@pytest.mark.parametrize("body", [
-    rss("<title>x</title>", '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY e "boom">]>'),
-    rss("<title>x</title>", '<?xml version="1.0" encoding="iso-8859-1"?>'),
-    rss("<title>x</title><media:description>caption</media:description>"),
-    rss("<title>x</title><media:content url='https://i.example/1.jpg'>"
-        "<media:title>a title</media:title></media:content>"),
-    rss("<title>x</title><custom><title>hidden title</title></custom>"),
-    rss('<title>x</title><description>&lt;a href="/relative"&gt;more&lt;/a&gt;</description>'),
-    rss("<title>x</title><link></link>"),
-    rss("<title>a</title><title>b</title>"),
-    b'<rss version="2.0"><channel><item><title>broken</item></channel></rss>',
-    b'<rss version="0.91"><channel><item><title>old</title></item></channel></rss>',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        rss("<title>x</title>", '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY e "boom">]>'),
+        rss("<title>x</title>", '<?xml version="1.0" encoding="iso-8859-1"?>'),
+        rss("<title>x</title><media:description>caption</media:description>"),
+        rss(
+            "<title>x</title><media:content url='https://i.example/1.jpg'>"
+            "<media:title>a title</media:title></media:content>"
+        ),
+        rss("<title>x</title><custom><title>hidden title</title></custom>"),
+        rss('<title>x</title><description>&lt;a href="/relative"&gt;more&lt;/a&gt;</description>'),
+        rss("<title>x</title><link></link>"),
+        rss("<title>a</title><title>b</title>"),
+        b'<rss version="2.0"><channel><item><title>broken</item></channel></rss>',
+        b'<rss version="0.91"><channel><item><title>old</title></item></channel></rss>',
+    ],
+)
 def test_out_of_scope_constructs_are_handed_to_feedparser(body: bytes) -> None:
     assert parse_fast(body, URL, "application/rss+xml") is None
 
 
 def test_elements_feedparser_ignores_are_ignored() -> None:
-    body = rss("<title>Israel and Russia</title><link>https://n.example/1</link>"
-               "<byline>Staff</byline><custom:thing xmlns:custom='urn:x'>noise</custom:thing>")
+    body = rss(
+        "<title>Israel and Russia</title><link>https://n.example/1</link>"
+        "<byline>Staff</byline><custom:thing xmlns:custom='urn:x'>noise</custom:thing>"
+    )
     fast = parse_fast(body, URL, None)
     assert fast is not None and fast.entries[0].title == "Israel and Russia"
     assert articles(fast) == articles(parse_with_feedparser(body, URL))

@@ -26,7 +26,7 @@ from tests.conftest import Clock, FeedServer, WebhookSink, rss
 RELEVANT = {
     "title": "Putin and Israel's prime minister discuss Syria in Kremlin talks",
     "description": "<p>The Russian president hosted the Israeli prime minister in Moscow for "
-                   "three hours of talks on Syria and Iran's nuclear programme.</p>",
+    "three hours of talks on Syria and Iran's nuclear programme.</p>",
 }
 OTHER_RELEVANT = {
     "title": "Israeli jets strike weapons depot near Damascus",
@@ -39,12 +39,18 @@ IRRELEVANT = {
 
 
 def item(base: dict[str, str], url: str, at: datetime, **extra: str) -> dict[str, str]:
-    return {**base, "link": url, "guid": extra.pop("guid", url),
-            "pubDate": email.utils.format_datetime(at), **extra}
+    return {
+        **base,
+        "link": url,
+        "guid": extra.pop("guid", url),
+        "pubDate": email.utils.format_datetime(at),
+        **extra,
+    }
 
 
-def make(database: Database, clock: Clock, feeds: list[str], hook: str | None,
-         **alerts: Any) -> Pipeline:
+def make(
+    database: Database, clock: Clock, feeds: list[str], hook: str | None, **alerts: Any
+) -> Pipeline:
     settings = Settings(
         database={"url": database.url},
         feeds=[{"url": u, "name": f"feed {i}"} for i, u in enumerate(feeds)],
@@ -67,10 +73,12 @@ def count(database: Database, model: type) -> int:
 
 
 def test_relevant_story_alerts_once_with_contract_payload(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
-    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/kremlin-talks",
-                                                clock.now - timedelta(minutes=30))]))
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
+    url = feed_server.serve(
+        "/a.xml",
+        rss([item(RELEVANT, "https://a.example/kremlin-talks", clock.now - timedelta(minutes=30))]),
+    )
     p = make(database, clock, [url], webhook_sink.url)
     cycle(p)
     assert len(webhook_sink.accepted) == 1
@@ -93,8 +101,8 @@ def test_relevant_story_alerts_once_with_contract_payload(
 
 
 def test_copies_and_updates_join_the_development_silently(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     t0 = clock.now - timedelta(minutes=20)
     a = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/talks", t0)]))
     b = feed_server.serve("/b.xml", rss([item(IRRELEVANT, "https://b.example/bikes", t0)]))
@@ -106,15 +114,36 @@ def test_copies_and_updates_join_the_development_silently(
     t1 = clock.now - timedelta(minutes=5)
     # Feed b now carries a syndicated copy (same text, other URL) and a tracking-URL copy;
     # feed a revises its story under the same guid.
-    feed_server.serve("/b.xml", rss([
-        item(IRRELEVANT, "https://b.example/bikes", t0),
-        item(RELEVANT, "https://b.example/wire/talks", t1),
-        item(RELEVANT, "https://a.example/talks?utm_source=rss&utm_medium=feed", t1,
-             guid="b-copy-2", title=RELEVANT["title"] + " (video)"),
-    ]))
-    feed_server.serve("/a.xml", rss([item(
-        RELEVANT, "https://a.example/talks", t0,
-        title=RELEVANT["title"] + ", Kremlin says", guid="https://a.example/talks")]))
+    feed_server.serve(
+        "/b.xml",
+        rss(
+            [
+                item(IRRELEVANT, "https://b.example/bikes", t0),
+                item(RELEVANT, "https://b.example/wire/talks", t1),
+                item(
+                    RELEVANT,
+                    "https://a.example/talks?utm_source=rss&utm_medium=feed",
+                    t1,
+                    guid="b-copy-2",
+                    title=RELEVANT["title"] + " (video)",
+                ),
+            ]
+        ),
+    )
+    feed_server.serve(
+        "/a.xml",
+        rss(
+            [
+                item(
+                    RELEVANT,
+                    "https://a.example/talks",
+                    t0,
+                    title=RELEVANT["title"] + ", Kremlin says",
+                    guid="https://a.example/talks",
+                )
+            ]
+        ),
+    )
     cycle(p)
     assert len(webhook_sink.accepted) == 1
     assert count(database, Development) == 1  # the story; the bicycle lanes are off-topic
@@ -126,14 +155,21 @@ def test_copies_and_updates_join_the_development_silently(
 
 
 def test_a_different_story_alerts_separately(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     t0 = clock.now - timedelta(minutes=20)
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0)]))
     p = make(database, clock, [url], webhook_sink.url)
     cycle(p)
-    feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0),
-                                     item(OTHER_RELEVANT, "https://a.example/2", clock.now)]))
+    feed_server.serve(
+        "/a.xml",
+        rss(
+            [
+                item(RELEVANT, "https://a.example/1", t0),
+                item(OTHER_RELEVANT, "https://a.example/2", clock.now),
+            ]
+        ),
+    )
     clock.advance(timedelta(minutes=30))
     cycle(p)
     urls = [r["body"]["articles"][0]["url"] for r in webhook_sink.accepted]
@@ -141,11 +177,18 @@ def test_a_different_story_alerts_separately(
 
 
 def test_backfill_stores_and_matches_old_entries_without_alerting(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     old = clock.now - timedelta(days=3)
-    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/old", old),
-                                           item(IRRELEVANT, "https://a.example/x", old)]))
+    url = feed_server.serve(
+        "/a.xml",
+        rss(
+            [
+                item(RELEVANT, "https://a.example/old", old),
+                item(IRRELEVANT, "https://a.example/x", old),
+            ]
+        ),
+    )
     p = make(database, clock, [url], webhook_sink.url, backfill="24h")
     cycle(p)
     assert webhook_sink.received == []
@@ -157,12 +200,12 @@ def test_backfill_stores_and_matches_old_entries_without_alerting(
 
 
 def test_broken_feeds_are_recorded_and_do_not_stop_the_poll(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
-    good = feed_server.serve("/good.xml", rss([item(RELEVANT, "https://a.example/1",
-                                                    clock.now)]))
-    html = feed_server.serve("/html.xml", "<html><body>not a feed</body></html>",
-                             content_type="text/html")
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
+    good = feed_server.serve("/good.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
+    html = feed_server.serve(
+        "/html.xml", "<html><body>not a feed</body></html>", content_type="text/html"
+    )
     missing = feed_server.url("/missing.xml")
     p = make(database, clock, [html, missing, good], webhook_sink.url)
     cycle(p)
@@ -178,8 +221,8 @@ def test_broken_feeds_are_recorded_and_do_not_stop_the_poll(
 
 
 def test_failed_webhook_is_retried_with_the_same_id(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
     p = make(database, clock, [url], webhook_sink.url)
     webhook_sink.responses = [(500, {}), (503, {"Retry-After": "120"})]
@@ -202,8 +245,8 @@ def test_failed_webhook_is_retried_with_the_same_id(
 
 
 def test_permanent_refusal_and_exhausted_retries_are_dead_lettered(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
     p = make(database, clock, [url], webhook_sink.url, max_attempts=2)
     webhook_sink.responses = [(410, {})]
@@ -215,12 +258,24 @@ def test_permanent_refusal_and_exhausted_retries_are_dead_lettered(
 
 
 def test_commentary_alone_does_not_alert(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
-    url = feed_server.serve("/a.xml", rss([item(
-        {"title": "Analysis: what Putin wants from Israel's new government",
-         "description": "Russia and Israel have kept a channel open on Syria for years."},
-        "https://a.example/analysis", clock.now)]))
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
+    url = feed_server.serve(
+        "/a.xml",
+        rss(
+            [
+                item(
+                    {
+                        "title": "Analysis: what Putin wants from Israel's new government",
+                        "description": "Russia and Israel have kept a channel open on Syria "
+                        "for years.",
+                    },
+                    "https://a.example/analysis",
+                    clock.now,
+                )
+            ]
+        ),
+    )
     p = make(database, clock, [url], webhook_sink.url)
     cycle(p)
     assert webhook_sink.received == []
@@ -230,51 +285,81 @@ def test_commentary_alone_does_not_alert(
 
 
 def test_channel_filters_choose_who_gets_an_alert(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
     settings = Settings(
-        database={"url": database.url}, feeds=[{"url": url}],
+        database={"url": database.url},
+        feeds=[{"url": url}],
         channels=[
             {"type": "webhook", "name": "all", "url": webhook_sink.url},
-            {"type": "webhook", "name": "nuclear-desk", "url": webhook_sink.url,
-             "topics": ["iran-nuclear"]},
-            {"type": "webhook", "name": "relations-desk", "url": webhook_sink.url,
-             "topics": ["russia-israel"]},
-            {"type": "webhook", "name": "hezbollah-desk", "url": webhook_sink.url,
-             "topics": ["hezbollah"]},
-            {"type": "webhook", "name": "only-strong", "url": webhook_sink.url,
-             "min_score": 5.0},
-        ])
+            {
+                "type": "webhook",
+                "name": "nuclear-desk",
+                "url": webhook_sink.url,
+                "topics": ["iran-nuclear"],
+            },
+            {
+                "type": "webhook",
+                "name": "relations-desk",
+                "url": webhook_sink.url,
+                "topics": ["russia-israel"],
+            },
+            {
+                "type": "webhook",
+                "name": "hezbollah-desk",
+                "url": webhook_sink.url,
+                "topics": ["hezbollah"],
+            },
+            {"type": "webhook", "name": "only-strong", "url": webhook_sink.url, "min_score": 5.0},
+        ],
+    )
     p = Pipeline(settings, database, clock=clock)
     p.sync_feeds()
     cycle(p)
     with database.session() as s:
         assert sorted(d.channel for d in s.scalars(select(Delivery))) == [
-            "all", "nuclear-desk", "relations-desk"]  # the story also touches Iran's programme
+            "all",
+            "nuclear-desk",
+            "relations-desk",
+        ]  # the story also touches Iran's programme
     assert len(webhook_sink.accepted) == 3
     assert len({r["headers"]["webhook-id"] for r in webhook_sink.accepted}) == 1
 
 
 def routed(database: Database, clock: Clock, feed: str, channel: dict[str, Any]) -> Pipeline:
-    settings = Settings(database={"url": database.url}, feeds=[{"url": feed}],
-                        channels=[{"type": "webhook", "name": "desk", **channel}])
+    settings = Settings(
+        database={"url": database.url},
+        feeds=[{"url": feed}],
+        channels=[{"type": "webhook", "name": "desk", **channel}],
+    )
     p = Pipeline(settings, database, clock=clock)
     p.sync_feeds()
     return p
 
 
 def test_digest_goes_out_once_on_its_schedule_even_with_two_workers(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     t0 = clock.now  # 12:00 UTC = 15:00 in Moscow
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0)]))
-    channel = {"url": webhook_sink.url, "mode": "digest", "digest_cron": "0 8 * * *",
-               "timezone": "Europe/Moscow"}
+    channel = {
+        "url": webhook_sink.url,
+        "mode": "digest",
+        "digest_cron": "0 8 * * *",
+        "timezone": "Europe/Moscow",
+    }
     one, two = routed(database, clock, url, channel), routed(database, clock, url, channel)
     cycle(one)
-    feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0),
-                                     item(OTHER_RELEVANT, "https://a.example/2", t0)]))
+    feed_server.serve(
+        "/a.xml",
+        rss(
+            [
+                item(RELEVANT, "https://a.example/1", t0),
+                item(OTHER_RELEVANT, "https://a.example/2", t0),
+            ]
+        ),
+    )
     clock.advance(timedelta(hours=3))
     cycle(one)
     assert webhook_sink.received == []  # nothing until 08:00 Moscow time
@@ -295,13 +380,24 @@ def test_digest_goes_out_once_on_its_schedule_even_with_two_workers(
 
 
 def test_rate_limit_folds_the_excess_into_the_digest(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     t0 = clock.now
-    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", t0),
-                                           item(OTHER_RELEVANT, "https://a.example/2", t0)]))
-    p = routed(database, clock, url, {"url": webhook_sink.url, "rate_limit": "1/1h",
-                                      "digest_cron": "0 * * * *"})
+    url = feed_server.serve(
+        "/a.xml",
+        rss(
+            [
+                item(RELEVANT, "https://a.example/1", t0),
+                item(OTHER_RELEVANT, "https://a.example/2", t0),
+            ]
+        ),
+    )
+    p = routed(
+        database,
+        clock,
+        url,
+        {"url": webhook_sink.url, "rate_limit": "1/1h", "digest_cron": "0 * * * *"},
+    )
     cycle(p)
     assert [r["body"]["type"] for r in webhook_sink.accepted] == ["development.new"]
     clock.advance(timedelta(hours=1))
@@ -314,8 +410,8 @@ def test_rate_limit_folds_the_excess_into_the_digest(
 
 
 def test_quiet_hours_hold_alerts_until_they_end(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     clock.now = datetime(2026, 1, 1, 23, 0, tzinfo=UTC)
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
     p = routed(database, clock, url, {"url": webhook_sink.url, "quiet_hours": "22:00-07:00"})
@@ -329,7 +425,8 @@ def test_quiet_hours_hold_alerts_until_they_end(
 
 
 def test_gone_feed_is_disabled_and_stays_off(
-        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
     url = feed_server.serve("/gone.xml", "", status=410, content_type="text/plain")
     p = make(database, clock, [url], None)
     cycle(p)
@@ -340,9 +437,11 @@ def test_gone_feed_is_disabled_and_stays_off(
 
 
 def test_429_with_retry_after_pushes_the_next_poll(
-        database: Database, clock: Clock, feed_server: FeedServer) -> None:
-    url = feed_server.serve("/busy.xml", "", status=429, content_type="text/plain",
-                            headers={"Retry-After": "3600"})
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
+    url = feed_server.serve(
+        "/busy.xml", "", status=429, content_type="text/plain", headers={"Retry-After": "3600"}
+    )
     p = make(database, clock, [url], None)
     cycle(p)
     with database.session() as s:
@@ -351,11 +450,12 @@ def test_429_with_retry_after_pushes_the_next_poll(
 
 
 def test_permanent_redirect_moves_the_feed(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     new = feed_server.serve("/new.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
-    old = feed_server.serve("/old.xml", "", status=301, content_type="text/plain",
-                            headers={"Location": new})
+    old = feed_server.serve(
+        "/old.xml", "", status=301, content_type="text/plain", headers={"Location": new}
+    )
     p = make(database, clock, [old], webhook_sink.url)
     cycle(p)
     assert len(webhook_sink.accepted) == 1
@@ -369,8 +469,8 @@ def test_permanent_redirect_moves_the_feed(
 
 
 def test_a_feed_failing_for_long_raises_one_health_alert(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     url = feed_server.url("/broken.xml")
     p = make(database, clock, [url], webhook_sink.url, feed_failure_alert="1h")
     for _ in range(4):
@@ -384,7 +484,8 @@ def test_a_feed_failing_for_long_raises_one_health_alert(
 
 
 def test_a_crashed_workers_feed_leases_expire_and_another_takes_over(
-        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
 
     url = feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/x", clock.now)]))
     crashed = make(database, clock, [url], None)
@@ -398,8 +499,8 @@ def test_a_crashed_workers_feed_leases_expire_and_another_takes_over(
 
 
 def test_retention_removes_old_entries_and_keeps_alerts(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
 
     url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))
     p = make(database, clock, [url], webhook_sink.url)
@@ -412,12 +513,14 @@ def test_retention_removes_old_entries_and_keeps_alerts(
     assert count(database, Alert) == 1
 
 
-
 def test_word_weights_count_the_whole_document_before_placing_any_entry(
-        database: Database, clock: Clock, feed_server: FeedServer) -> None:
-    items = [item(RELEVANT, "https://a.example/1", clock.now),
-             item(OTHER_RELEVANT, "https://a.example/2", clock.now - timedelta(minutes=5)),
-             item(IRRELEVANT, "https://a.example/3", clock.now - timedelta(minutes=9))]
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
+    items = [
+        item(RELEVANT, "https://a.example/1", clock.now),
+        item(OTHER_RELEVANT, "https://a.example/2", clock.now - timedelta(minutes=5)),
+        item(IRRELEVANT, "https://a.example/3", clock.now - timedelta(minutes=9)),
+    ]
     p = make(database, clock, [feed_server.serve("/a.xml", rss(items))], None)
     seen: list[int] = []
     real = p.cluster.assign
@@ -436,20 +539,35 @@ def fetched(database: Database, url: str, body: str) -> FetchResult:
     with database.session() as s:
         feed_id = s.scalars(select(Feed.id).where(Feed.url == url)).one()
     data = body.encode()
-    return FetchResult(feed_id, url, status=200, body=data,
-                       body_hash=hashlib.sha256(data).hexdigest(),
-                       content_type="application/rss+xml")
+    return FetchResult(
+        feed_id,
+        url,
+        status=200,
+        body=data,
+        body_hash=hashlib.sha256(data).hexdigest(),
+        content_type="application/rss+xml",
+    )
 
 
 def test_a_batch_of_feeds_commits_once_and_one_failure_stays_that_feeds(
-        database: Database, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    database: Database,
+    clock: Clock,
+    feed_server: FeedServer,
+    webhook_sink: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     urls = [feed_server.url(f"/{name}.xml") for name in ("a", "b", "c")]
     p = make(database, clock, urls, webhook_sink.url)
-    docs = [rss([item(RELEVANT, "https://a.example/1", clock.now)]),
-            rss([item(IRRELEVANT, "https://b.example/1", clock.now)]),
-            rss([item(OTHER_RELEVANT, "https://c.example/1", clock.now),
-                 item(IRRELEVANT, "https://c.example/2", clock.now)])]
+    docs = [
+        rss([item(RELEVANT, "https://a.example/1", clock.now)]),
+        rss([item(IRRELEVANT, "https://b.example/1", clock.now)]),
+        rss(
+            [
+                item(OTHER_RELEVANT, "https://c.example/1", clock.now),
+                item(IRRELEVANT, "https://c.example/2", clock.now),
+            ]
+        ),
+    ]
     batch = [(fetched(database, u, d), None) for u, d in zip(urls, docs, strict=True)]
     commits: list[object] = []
 
@@ -491,7 +609,8 @@ def test_a_batch_of_feeds_commits_once_and_one_failure_stays_that_feeds(
 
 
 def test_not_modified_answers_in_a_batch_are_recorded_as_one_by_one(
-        db_url: str, tmp_path: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, tmp_path: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A batch writes its plain 304s in one UPDATE; the feed rows must end as processing
     each answer on its own leaves them: a recovering feed, a freshness hint, a feed
     that moved (that one goes the ordinary way), a failure among them."""
@@ -503,27 +622,46 @@ def test_not_modified_answers_in_a_batch_are_recorded_as_one_by_one(
         database.upgrade()
         p = make(database, clock, urls, None)
         with database.session() as s:
-            s.execute(update(Feed).where(Feed.url == urls[1])
-                      .values(error_count=3, last_error="timed out", health_alerted_at=clock.now))
+            s.execute(
+                update(Feed)
+                .where(Feed.url == urls[1])
+                .values(error_count=3, last_error="timed out", health_alerted_at=clock.now)
+            )
             store.claim_feeds(s, clock.now, p.owner, FEED_LEASE, only_due=False)
         return p
 
     def results(p: Pipeline) -> list[FetchResult]:
         with p.db.session() as s:
             ids = {f.url: f.id for f in s.scalars(select(Feed))}
-        return [FetchResult(ids[urls[0]], urls[0], status=304, etag='"a2"'),
-                FetchResult(ids[urls[1]], urls[1], status=304, last_modified="Mon, 30 Nov 2026"),
-                FetchResult(ids[urls[2]], urls[2], status=304, max_age=7200.0),
-                FetchResult(ids[urls[3]], urls[3], status=304,
-                            permanent_url="https://moved.example/feed"),
-                FetchResult(ids[urls[4]], urls[4], error="cannot connect: refused")]
+        return [
+            FetchResult(ids[urls[0]], urls[0], status=304, etag='"a2"'),
+            FetchResult(ids[urls[1]], urls[1], status=304, last_modified="Mon, 30 Nov 2026"),
+            FetchResult(ids[urls[2]], urls[2], status=304, max_age=7200.0),
+            FetchResult(
+                ids[urls[3]], urls[3], status=304, permanent_url="https://moved.example/feed"
+            ),
+            FetchResult(ids[urls[4]], urls[4], error="cannot connect: refused"),
+        ]
 
     def rows(p: Pipeline) -> list[tuple[Any, ...]]:
         with p.db.session() as s:
-            return [(f.url, f.permanent_url, f.etag, f.last_modified, f.last_status,
-                     f.error_count, f.last_error, f.health_alerted_at, f.last_polled_at,
-                     f.last_success_at, f.next_poll_at, f.lease_owner)
-                    for f in s.scalars(select(Feed).order_by(Feed.url))]
+            return [
+                (
+                    f.url,
+                    f.permanent_url,
+                    f.etag,
+                    f.last_modified,
+                    f.last_status,
+                    f.error_count,
+                    f.last_error,
+                    f.health_alerted_at,
+                    f.last_polled_at,
+                    f.last_success_at,
+                    f.next_poll_at,
+                    f.lease_owner,
+                )
+                for f in s.scalars(select(Feed).order_by(Feed.url))
+            ]
 
     batched, single = setup(db_url), setup(f"sqlite:///{tmp_path / 'single.db'}")
     clock.advance(timedelta(hours=1))
@@ -541,15 +679,17 @@ def test_not_modified_answers_in_a_batch_are_recorded_as_one_by_one(
 
 
 def test_a_feed_that_stops_parsing_counts_as_failing_even_when_answered_304(
-        database: Database, clock: Clock, feed_server: FeedServer) -> None:
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
     """A good feed turns into an HTML page: each poll is a failure (back-off, health), also
     when the server answers 304 to the page's validator; the feed recovers when it is a
     feed again."""
     url = feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/1", clock.now)]))
     p = make(database, clock, [url], None)
     assert asyncio.run(p.poll()).errors == 0
-    feed_server.serve("/a.xml", "<html><body>We moved our news.</body></html>",
-                      content_type="text/html")
+    feed_server.serve(
+        "/a.xml", "<html><body>We moved our news.</body></html>", content_type="text/html"
+    )
     seen = []
     for _ in range(3):
         clock.advance(timedelta(hours=1))
@@ -559,8 +699,10 @@ def test_a_feed_that_stops_parsing_counts_as_failing_even_when_answered_304(
             seen.append((stats.errors, feed.error_count, feed.error_kind))
     assert seen == [(1, 1, "parse"), (1, 2, "parse"), (1, 3, "parse")]
     # the second and third polls were answered 304 (the page's ETag was kept)
-    assert [r["headers"].get("If-None-Match") is not None
-            for r in feed_server.requests[-2:]] == [True, True]
+    assert [r["headers"].get("If-None-Match") is not None for r in feed_server.requests[-2:]] == [
+        True,
+        True,
+    ]
     feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/2", clock.now)]))
     clock.advance(timedelta(hours=1))
     assert asyncio.run(p.poll()).errors == 0
@@ -570,15 +712,14 @@ def test_a_feed_that_stops_parsing_counts_as_failing_even_when_answered_304(
 
 
 def test_an_alert_keeps_the_topics_it_was_written_with_and_delivers_without_a_matcher(
-        tmp_path: Any, clock: Clock, feed_server: FeedServer,
-        webhook_sink: WebhookSink) -> None:
+    tmp_path: Any, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
     """The alert's topics (titles, scores, evidence) are frozen when it is written: a
     `monitor deliver` process sends it without loading the matcher, and says the same."""
     url = f"sqlite:///{tmp_path / 'm.db'}"
     database = Database(url)
     database.upgrade()
-    feeds = [feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1",
-                                                   clock.now)]))]
+    feeds = [feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/1", clock.now)]))]
     p = make(database, clock, feeds, webhook_sink.url, retry_initial="1s")
     webhook_sink.responses = [(503, {})]  # the first attempt fails: deliver retries it
     asyncio.run(p.poll())
@@ -602,7 +743,8 @@ p = Pipeline(Settings(database={{"url": {url!r}}},
 d = asyncio.run(p.deliver_due())
 print(json.dumps([d.delivered, "monitor.match" in sys.modules]))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     assert json.loads(done.stdout.splitlines()[-1]) == [1, False]
     assert webhook_sink.accepted[-1]["body"]["topics"] == frozen

@@ -22,10 +22,20 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def article(n: int, at: datetime) -> Article:
-    return Article(guid=f"g{n}", url=f"https://a.example/{n}",
-                   canonical_url=f"https://a.example/{n}", title=f"Story {n}", text="Text.",
-                   summary_html="<p>Text.</p>", language="en", published_at=at,
-                   updated_at=None, date_estimated=False, content_hash=f"h{n}", author=None)
+    return Article(
+        guid=f"g{n}",
+        url=f"https://a.example/{n}",
+        canonical_url=f"https://a.example/{n}",
+        title=f"Story {n}",
+        text="Text.",
+        summary_html="<p>Text.</p>",
+        language="en",
+        published_at=at,
+        updated_at=None,
+        date_estimated=False,
+        content_hash=f"h{n}",
+        author=None,
+    )
 
 
 def quiet_rows(dialect: str, articles: list[Article]) -> QuietRows:
@@ -38,7 +48,8 @@ def quiet_rows(dialect: str, articles: list[Article]) -> QuietRows:
 
 
 def test_recent_entries_bring_every_member_and_only_the_latest_background(
-        database: Database) -> None:
+    database: Database,
+) -> None:
     dialect = database.engine.dialect.name
     with database.session() as s:
         feed = Feed(url="https://a.example/feed", name="a")
@@ -49,8 +60,9 @@ def test_recent_entries_bring_every_member_and_only_the_latest_background(
         articles.append(article(0, T0 - timedelta(days=30)))
         ids = store.insert_rows(s, feed.id, quiet_rows(dialect, articles).rows, T0)
         by_n = dict(zip([*range(1, 9), 0], ids, strict=True))
-        s.execute(update(Entry).where(Entry.id.in_([by_n[1], by_n[2]]))
-                  .values(development_id=dev.id))
+        s.execute(
+            update(Entry).where(Entry.id.in_([by_n[1], by_n[2]])).values(development_id=dev.id)
+        )
     with database.session() as s:
         got = [r.id for r in store.recent_entries(s, T0 - timedelta(days=1), 0, background=3)]
         assert got == [by_n[n] for n in (1, 2, 6, 7, 8)]  # members, then the 3 latest, by id
@@ -63,9 +75,18 @@ def test_bulk_inserted_rows_read_back_as_the_orm_writes_them(database: Database)
     datetimes comparable in SQL (on SQLite, text in SQLAlchemy's own format)."""
     dialect = database.engine.dialect.name
     later = T0 + timedelta(hours=2, microseconds=1500)
-    bulk = [article(1, T0), replace(article(2, later), updated_at=later, author="A. Writer",
-                                    date_estimated=True, language=None, url=None,
-                                    canonical_url=None)]
+    bulk = [
+        article(1, T0),
+        replace(
+            article(2, later),
+            updated_at=later,
+            author="A. Writer",
+            date_estimated=True,
+            language=None,
+            url=None,
+            canonical_url=None,
+        ),
+    ]
     orm = [replace(a, guid="orm-" + a.guid) for a in bulk]
     with database.session() as s:
         feed = Feed(url="https://a.example/feed", name="a")
@@ -80,16 +101,30 @@ def test_bulk_inserted_rows_read_back_as_the_orm_writes_them(database: Database)
         assert [got[a.guid].id for a in bulk] == ids
         for a in bulk:
             row, twin = got[a.guid], got["orm-" + a.guid]
-            for column in ("url", "canonical_url", "title", "summary_html", "text", "language",
-                           "author", "content_hash", "published_at", "updated_at",
-                           "date_estimated", "first_seen_at", "last_seen_at", "revision",
-                           "feed_id"):
+            for column in (
+                "url",
+                "canonical_url",
+                "title",
+                "summary_html",
+                "text",
+                "language",
+                "author",
+                "content_hash",
+                "published_at",
+                "updated_at",
+                "date_estimated",
+                "first_seen_at",
+                "last_seen_at",
+                "revision",
+                "feed_id",
+            ):
                 assert getattr(row, column) == getattr(twin, column), column
             assert row.join_reason == "off-topic" and row.relevant is False
             assert features_from_json(row.cluster_features or {}).words
         # SQL comparisons see both kinds of row alike
-        since = s.scalars(select(Entry.guid).where(Entry.published_at >= later)
-                          .order_by(Entry.guid))
+        since = s.scalars(
+            select(Entry.guid).where(Entry.published_at >= later).order_by(Entry.guid)
+        )
         assert list(since) == ["g2", "orm-g2"]
 
 
@@ -97,28 +132,33 @@ def test_sqlite_datetimes_are_encoded_as_sqlalchemy_stores_them() -> None:
     dialect = sqlite.dialect()
     process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     assert process is not None
-    for d in (T0, T0 + timedelta(microseconds=7), datetime(1999, 12, 31, 23, 59, 59, 999999,
-                                                           tzinfo=timezone(timedelta(hours=3)))):
+    for d in (
+        T0,
+        T0 + timedelta(microseconds=7),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=3))),
+    ):
         assert encode_datetime("sqlite", d) == process(d)
     assert encode_datetime("postgresql", T0) == T0
     with pytest.raises(ValueError):
         encode_datetime("sqlite", datetime(2026, 1, 1))
 
 
-def test_sync_feeds_follows_the_config_and_writes_only_what_changed(
-        database: Database) -> None:
+def test_sync_feeds_follows_the_config_and_writes_only_what_changed(database: Database) -> None:
     def config(*feeds: dict[str, object]) -> list[FeedConfig]:
         return [FeedConfig.model_validate(f) for f in feeds]
 
     def rows() -> dict[str, tuple[object, ...]]:
         with database.session() as s:
-            return {f.url: (f.name, f.enabled, f.interval_seconds, f.adaptive, f.origin,
-                            f.next_poll_at) for f in s.scalars(select(Feed))}
+            return {
+                f.url: (f.name, f.enabled, f.interval_seconds, f.adaptive, f.origin, f.next_poll_at)
+                for f in s.scalars(select(Feed))
+            }
 
     a, b, c, gone = (f"https://{n}.example/feed" for n in ("a", "b", "c", "gone"))
     with database.session() as s:
-        store.sync_feeds(s, config({"url": a, "name": "A", "interval": "10m"},
-                                   {"url": b}, {"url": gone}), T0)
+        store.sync_feeds(
+            s, config({"url": a, "name": "A", "interval": "10m"}, {"url": b}, {"url": gone}), T0
+        )
         s.add(Feed(url=c, name="added by hand", origin="cli"))
     assert rows()[a] == ("A", True, 600, False, "config", T0)
     assert rows()[b][2:4] == (600, True)  # no interval: it follows the feed's rate
@@ -128,15 +168,18 @@ def test_sync_feeds_follows_the_config_and_writes_only_what_changed(
     statements: list[str] = []
     later = T0 + timedelta(hours=1)
     with database.session() as s:
-        event.listen(s.connection(), "before_cursor_execute",
-                     lambda *args: statements.append(args[2]))
-        store.sync_feeds(s, config({"url": a, "name": "A", "interval": "10m"},
-                                   {"url": b}, {"url": gone}), later)
+        event.listen(
+            s.connection(), "before_cursor_execute", lambda *args: statements.append(args[2])
+        )
+        store.sync_feeds(
+            s, config({"url": a, "name": "A", "interval": "10m"}, {"url": b}, {"url": gone}), later
+        )
     assert [q for q in statements if not q.lstrip().upper().startswith("SELECT")] == []
 
     with database.session() as s:
-        store.sync_feeds(s, config({"url": a, "name": "A2", "interval": "2m"},
-                                   {"url": gone}), later)
+        store.sync_feeds(
+            s, config({"url": a, "name": "A2", "interval": "2m"}, {"url": gone}), later
+        )
     after = rows()
     assert after[a] == ("A2", True, 120, False, "config", T0)  # already due: stays due
     assert after[b][1] is False  # left the file: disabled, kept
@@ -146,8 +189,13 @@ def test_sync_feeds_follows_the_config_and_writes_only_what_changed(
 
 def test_claim_feeds_leases_each_feed_to_one_owner(database: Database) -> None:
     with database.session() as s:
-        s.add_all([Feed(url=f"https://{n}.example/feed", next_poll_at=T0 + timedelta(minutes=n))
-                   for n in range(3)] + [Feed(url="https://off.example/feed", enabled=False)])
+        s.add_all(
+            [
+                Feed(url=f"https://{n}.example/feed", next_poll_at=T0 + timedelta(minutes=n))
+                for n in range(3)
+            ]
+            + [Feed(url="https://off.example/feed", enabled=False)]
+        )
     lease = timedelta(minutes=5)
     with database.session() as s:
         due = store.claim_feeds(s, T0 + timedelta(minutes=1), "w1", lease, only_due=True)

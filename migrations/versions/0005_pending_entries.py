@@ -23,8 +23,13 @@ _PENDING = sa.text("join_reason = 'pending'")
 def upgrade() -> None:
     # A partial index: the few entries waiting for the end of their poll, found without
     # reading the table (both SQLite and PostgreSQL have partial indexes).
-    op.create_index("ix_entries_pending", "entries", ["published_at"],
-                    sqlite_where=_PENDING, postgresql_where=_PENDING)
+    op.create_index(
+        "ix_entries_pending",
+        "entries",
+        ["published_at"],
+        sqlite_where=_PENDING,
+        postgresql_where=_PENDING,
+    )
 
 
 def downgrade() -> None:

@@ -27,20 +27,32 @@ if TYPE_CHECKING:
 
     from monitor.alerts import AlertContent
 
-__all__ = ["AppriseChannel", "Channel", "ChannelBase", "ChannelConfig", "ConsoleChannel",
-           "EmailChannel", "Outcome", "WebhookChannel", "send"]
+__all__ = [
+    "AppriseChannel",
+    "Channel",
+    "ChannelBase",
+    "ChannelConfig",
+    "ConsoleChannel",
+    "EmailChannel",
+    "Outcome",
+    "WebhookChannel",
+    "send",
+]
 
 ChannelConfig = WebhookChannel | EmailChannel | ConsoleChannel | AppriseChannel
 Channel = Annotated[ChannelConfig, Field(discriminator="type")]
 
 _SENDERS: dict[type[ChannelBase], Callable[..., Awaitable[Outcome]]] = {
-    WebhookChannel: webhook.send, EmailChannel: smtp.send, ConsoleChannel: console.send,
+    WebhookChannel: webhook.send,
+    EmailChannel: smtp.send,
+    ConsoleChannel: console.send,
     AppriseChannel: chat.send,
 }
 
 
-async def send(ch: ChannelConfig, content: AlertContent, now: datetime,
-               client: httpx.AsyncClient) -> Outcome:
+async def send(
+    ch: ChannelConfig, content: AlertContent, now: datetime, client: httpx.AsyncClient
+) -> Outcome:
     """Send `content` through `ch`; never raises for a failed send (see Outcome)."""
     sender: Any = _SENDERS[type(ch)]
     outcome: Outcome = await sender(ch, content, now, client)

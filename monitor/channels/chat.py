@@ -25,13 +25,15 @@ class AppriseChannel(ChannelBase):
     @model_validator(mode="after")
     def _installed(self) -> AppriseChannel:
         if importlib.util.find_spec("apprise") is None:
-            raise ValueError("apprise channels need Apprise, an optional part: "
-                             "pip install 'monitor[chat]'")
+            raise ValueError(
+                "apprise channels need Apprise, an optional part: pip install 'monitor[chat]'"
+            )
         return self
 
 
-async def send(ch: AppriseChannel, content: AlertContent, now: datetime,
-               client: httpx.AsyncClient) -> Outcome:
+async def send(
+    ch: AppriseChannel, content: AlertContent, now: datetime, client: httpx.AsyncClient
+) -> Outcome:
     """One notification to every URL of the channel; any failure retries the whole send."""
     import apprise  # only for apprise channels: it loads every plugin
 
@@ -43,5 +45,8 @@ async def send(ch: AppriseChannel, content: AlertContent, now: datetime,
     if result:
         return Outcome(True)
     logs = " | ".join(entry.message for entry in list(result.logs())[-3:])
-    return Outcome(False, retry=True,
-                   error=f"apprise: {result.failed_count} of {len(ch.urls)} failed {logs}"[:500])
+    return Outcome(
+        False,
+        retry=True,
+        error=f"apprise: {result.failed_count} of {len(ch.urls)} failed {logs}"[:500],
+    )

@@ -24,6 +24,7 @@ def send_console(content: AlertContent, stream: Any = None) -> Outcome:
     return Outcome(True)
 
 
-async def send(ch: ConsoleChannel, content: AlertContent, now: datetime,
-               client: httpx.AsyncClient) -> Outcome:
+async def send(
+    ch: ConsoleChannel, content: AlertContent, now: datetime, client: httpx.AsyncClient
+) -> Outcome:
     return send_console(content)

@@ -45,17 +45,21 @@ def email_message(ch: EmailChannel, content: AlertContent) -> EmailMessage:
     return msg
 
 
-async def send(ch: EmailChannel, content: AlertContent, now: datetime,
-               client: httpx.AsyncClient) -> Outcome:
+async def send(
+    ch: EmailChannel, content: AlertContent, now: datetime, client: httpx.AsyncClient
+) -> Outcome:
     import aiosmtplib
 
     port = ch.port or {"ssl": 465, "starttls": 587, "none": 25}[ch.security]
     try:
         refused, _ = await aiosmtplib.send(
-            email_message(ch, content), hostname=ch.host, port=port,
+            email_message(ch, content),
+            hostname=ch.host,
+            port=port,
             username=ch.username,
             password=ch.password.get_secret_value() if ch.password else None,
-            use_tls=ch.security == "ssl", start_tls=ch.security == "starttls",
+            use_tls=ch.security == "ssl",
+            start_tls=ch.security == "starttls",
             validate_certs=ch.verify_tls,
             cert_bundle=str(ch.ca_file) if ch.ca_file else None,
             timeout=ch.timeout.total_seconds(),
@@ -63,8 +67,11 @@ async def send(ch: EmailChannel, content: AlertContent, now: datetime,
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-        return Outcome(False, retry=not all(500 <= c < 600 for c in codes),
-                       error=f"all recipients refused: {detail}"[:500])
+        return Outcome(
+            False,
+            retry=not all(500 <= c < 600 for c in codes),
+            error=f"all recipients refused: {detail}"[:500],
+        )
     except aiosmtplib.SMTPResponseException as exc:
         permanent = 500 <= exc.code < 600  # 4xx are temporary by definition
         return Outcome(False, retry=not permanent, error=f"SMTP {exc.code}: {exc.message}"[:500])

@@ -38,13 +38,16 @@ class WebhookChannel(ChannelBase):
         except (binascii.Error, ValueError):
             ok = False
         if not ok:
-            raise ValueError("secret must be base64, as Standard Webhooks secrets are "
-                             "(e.g. whsec_ followed by base64 of 24-64 random bytes)")
+            raise ValueError(
+                "secret must be base64, as Standard Webhooks secrets are "
+                "(e.g. whsec_ followed by base64 of 24-64 random bytes)"
+            )
         return v
 
 
-def webhook_request(ch: WebhookChannel, content: AlertContent,
-                    now: datetime) -> tuple[bytes, dict[str, str]]:
+def webhook_request(
+    ch: WebhookChannel, content: AlertContent, now: datetime
+) -> tuple[bytes, dict[str, str]]:
     """Body and headers; signed per Standard Webhooks when the channel has a secret."""
     body = json.dumps(payload(content), ensure_ascii=False, separators=(",", ":"))
     headers = {
@@ -61,20 +64,26 @@ def webhook_request(ch: WebhookChannel, content: AlertContent,
     return body.encode("utf-8"), headers
 
 
-async def send(ch: WebhookChannel, content: AlertContent, now: datetime,
-                       client: httpx.AsyncClient) -> Outcome:
+async def send(
+    ch: WebhookChannel, content: AlertContent, now: datetime, client: httpx.AsyncClient
+) -> Outcome:
     import httpx
 
     body, headers = webhook_request(ch, content, now)
     try:
-        resp = await client.post(ch.url, content=body, headers=headers,
-                                 timeout=ch.timeout.total_seconds())
+        resp = await client.post(
+            ch.url, content=body, headers=headers, timeout=ch.timeout.total_seconds()
+        )
     except httpx.HTTPError as exc:
         return Outcome(False, retry=True, error=f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= resp.status_code < 300:
         return Outcome(True)
     detail = f"HTTP {resp.status_code}: {resp.text[:300]}"
     if resp.status_code == 429 or resp.status_code >= 500 or resp.status_code == 408:
-        return Outcome(False, retry=True, error=detail,
-                       retry_after=parse_retry_after(resp.headers.get("retry-after"), now))
+        return Outcome(
+            False,
+            retry=True,
+            error=detail,
+            retry_after=parse_retry_after(resp.headers.get("retry-after"), now),
+        )
     return Outcome(False, retry=False, error=detail)

@@ -28,8 +28,9 @@ def alerts_list(obj: Context, limit: int, failed: bool) -> None:
         rows = store.recent_alerts(s, limit, failed)
         for a in rows:
             dev = s.get(Development, a.development_id) if a.development_id else None
-            click.echo(f"{a.created_at:%Y-%m-%d %H:%M} {a.public_id} "
-                       f"{dev.title if dev else a.kind}")
+            click.echo(
+                f"{a.created_at:%Y-%m-%d %H:%M} {a.public_id} {dev.title if dev else a.kind}"
+            )
             if dev:
                 click.echo(f"    topics: {', '.join(dev.topics)}  score {dev.score:.2f}")
             for d in a.deliveries:
@@ -57,7 +58,9 @@ def alerts_retry(obj: Context, alert_id: str) -> None:
         click.echo(f"{public_id}: every delivery already succeeded")
         return
     d = asyncio.run(p.deliver_due())
-    click.echo(f"{public_id}: retried {again} delivery(ies): delivered {d.delivered}, "
-               f"retrying {d.retrying}, dead {d.dead}")
+    click.echo(
+        f"{public_id}: retried {again} delivery(ies): delivered {d.delivered}, "
+        f"retrying {d.retrying}, dead {d.dead}"
+    )
     if d.delivered < again:
         sys.exit(1)

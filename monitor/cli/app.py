@@ -52,7 +52,9 @@ class Context:
                     raise click.ClickException(
                         f"database {db.engine.url.render_as_string(hide_password=True)} "
                         f"is not usable: {exc.__class__.__name__}: {exc.orig or exc}"
-                        if hasattr(exc, "orig") else str(exc)) from None
+                        if hasattr(exc, "orig")
+                        else str(exc)
+                    ) from None
             self._db = db
         return self._db
 
@@ -73,8 +75,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
-               "logger": record.name, "msg": record.getMessage()}
+        out = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
@@ -82,22 +88,40 @@ class JsonFormatter(logging.Formatter):
 
 def _setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "-c", type=click.Path(path_type=Path, dir_okay=False),
-              envvar="MONITOR_CONFIG",
-              help="TOML config file (default: ./monitor.toml, then "
-                   "~/.config/monitor/monitor.toml, else built-in defaults).")
-@click.option("--log-level", default="info", show_default=True, envvar="MONITOR_LOG_LEVEL",
-              type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--log-format", default="human", show_default=True, envvar="MONITOR_LOG_FORMAT",
-              type=click.Choice(["human", "json"]), help="Log lines as text or JSON objects.")
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="MONITOR_CONFIG",
+    help="TOML config file (default: ./monitor.toml, then "
+    "~/.config/monitor/monitor.toml, else built-in defaults).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="MONITOR_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option(
+    "--log-format",
+    default="human",
+    show_default=True,
+    envvar="MONITOR_LOG_FORMAT",
+    type=click.Choice(["human", "json"]),
+    help="Log lines as text or JSON objects.",
+)
 @click.version_option(__version__, prog_name="monitor")
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, log_level: str, log_format: str) -> None:
@@ -114,4 +138,3 @@ def main() -> None:
     except MonitorError as exc:  # an expected error no command turned into a message
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-

@@ -44,11 +44,14 @@ def channels_test(obj: Context, name: str) -> None:
         raise click.ClickException(f"no channel named {name!r}; have: {', '.join(by_name)}")
     now = datetime.now(UTC)
     content = AlertContent(
-        id=new_alert_id(), kind="test", created_at=now,
-        title="Test alert from monitor: this channel works", score=0.0,
+        id=new_alert_id(),
+        kind="test",
+        created_at=now,
+        title="Test alert from monitor: this channel works",
+        score=0.0,
         topics=[TopicRef("test", "Channel test", 0.0, ["sent by `monitor channels test`"])],
-        articles=[ArticleRef("https://example.org/monitor-test", "Test article", "monitor",
-                             now)])
+        articles=[ArticleRef("https://example.org/monitor-test", "Test article", "monitor", now)],
+    )
 
     async def go() -> Any:
         import httpx

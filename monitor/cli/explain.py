@@ -31,11 +31,14 @@ def explain(obj: Context, url: str) -> None:
         matcher = Matcher(profile, obj.settings.matching.threshold)
         ex = explain_match(matcher, entry.title, entry.text)
         verdict = "MATCHED" if ex.result.relevant else "did not match"
-        click.echo(f"{entry.title}\n  {entry.canonical_url or entry.url}\n  feed: "
-                   f"{feed.name if feed else '?'}; published {entry.published_at:%Y-%m-%d %H:%M}"
-                   f" UTC; revision {entry.revision}")
-        click.echo(f"\n{verdict}: best score {ex.result.best:.2f}, threshold "
-                   f"{matcher.threshold:.2f}")
+        click.echo(
+            f"{entry.title}\n  {entry.canonical_url or entry.url}\n  feed: "
+            f"{feed.name if feed else '?'}; published {entry.published_at:%Y-%m-%d %H:%M}"
+            f" UTC; revision {entry.revision}"
+        )
+        click.echo(
+            f"\n{verdict}: best score {ex.result.best:.2f}, threshold {matcher.threshold:.2f}"
+        )
         for topic in profile.topics:
             ts = ex.result.scores.get(topic.id)
             if ts is None:
@@ -53,8 +56,10 @@ def explain(obj: Context, url: str) -> None:
         dev = s.get(Development, entry.development_id)
         assert dev is not None
         others = store.development_size(s, dev.id)
-        click.echo(f"\ndevelopment #{dev.id} ({dev.state}): {dev.title}\n  joined as: "
-                   f"{entry.join_reason or '-'}; {others} report(s) in it")
+        click.echo(
+            f"\ndevelopment #{dev.id} ({dev.state}): {dev.title}\n  joined as: "
+            f"{entry.join_reason or '-'}; {others} report(s) in it"
+        )
         alert = store.alert_of(s, dev.id)
         if alert is not None:
             click.echo(f"  alert {alert.public_id} at {alert.created_at:%Y-%m-%d %H:%M} UTC")
@@ -73,17 +78,33 @@ def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
     mine = features_from_json(entry.cluster_features)
     theirs = [(e, features_from_json(e.cluster_features)) for e in near if e.cluster_features]
     idf = document_frequencies([mine, *(f for _, f in theirs)])
-    rows = sorted(((compare(mine, f, idf, params), e) for e, f in theirs),
-                  key=lambda r: -r[0].similarity)[:5]
+    rows = sorted(
+        ((compare(mine, f, idf, params), e) for e, f in theirs), key=lambda r: -r[0].similarity
+    )[:5]
     if not rows:
         return
     click.echo("\nmost alike clustered reports (similarity / bar; what they share):")
     for c, e in rows:
-        same = "same development" if e.development_id == entry.development_id else \
-            f"development #{e.development_id}"
-        shared = "; ".join(f"{k}: {', '.join(v)}" for k, v in (
-            ("entities", c.entities), ("names", c.names), ("numbers", c.numbers),
-            ("words", c.words)) if v) or "nothing"
+        same = (
+            "same development"
+            if e.development_id == entry.development_id
+            else f"development #{e.development_id}"
+        )
+        shared = (
+            "; ".join(
+                f"{k}: {', '.join(v)}"
+                for k, v in (
+                    ("entities", c.entities),
+                    ("names", c.names),
+                    ("numbers", c.numbers),
+                    ("words", c.words),
+                )
+                if v
+            )
+            or "nothing"
+        )
         conflict = "; different places" if c.place_conflict else ""
-        click.echo(f"  {c.similarity:.2f} / {c.bar:.2f}{' across languages' if c.cross else ''}"
-                   f" [{same}] {e.title[:70]}\n      shares {shared}{conflict}")
+        click.echo(
+            f"  {c.similarity:.2f} / {c.bar:.2f}{' across languages' if c.cross else ''}"
+            f" [{same}] {e.title[:70]}\n      shares {shared}{conflict}"
+        )

@@ -30,10 +30,15 @@ def feeds_list(obj: Context) -> None:
         rows = store.feeds_in_order(s)
         for f in rows:
             state = "on " if f.enabled else "off"
-            health = f"ERROR x{f.error_count}: {f.last_error}" if f.error_count else \
-                f"ok {f.last_status or '-'}"
-            click.echo(f"{f.id:4} {state} {f.interval_seconds:>6}s {f.origin:6} "
-                       f"{(f.name or '')[:30]:30} {f.url}\n{'':17}{health}")
+            health = (
+                f"ERROR x{f.error_count}: {f.last_error}"
+                if f.error_count
+                else f"ok {f.last_status or '-'}"
+            )
+            click.echo(
+                f"{f.id:4} {state} {f.interval_seconds:>6}s {f.origin:6} "
+                f"{(f.name or '')[:30]:30} {f.url}\n{'':17}{health}"
+            )
         if not rows:
             click.echo("no feeds")
 
@@ -68,7 +73,8 @@ def feeds_remove(obj: Context, url_or_id: str) -> None:
             raise click.ClickException(f"no such feed: {url_or_id}")
         if f.origin == "config":
             raise click.ClickException(
-                f"{f.url} comes from the config file: remove it there (it is then disabled)")
+                f"{f.url} comes from the config file: remove it there (it is then disabled)"
+            )
         s.delete(f)
     click.echo(f"removed {url_or_id}")
 

@@ -21,10 +21,19 @@ def poll(obj: Context) -> None:
     """Poll every enabled feed once now, process it, deliver what is due, exit."""
     p = obj.pipeline(polling=True)
     stats = asyncio.run(p.poll(only_due=False))
-    log.info("polled %d feeds: %d changed, %d not modified, %d unchanged, %d errors; "
-             "%d new and %d updated entries, %d developments, %d alerts", stats.feeds,
-             stats.fetched, stats.not_modified, stats.unchanged, stats.errors,
-             stats.new_entries, stats.updated_entries, stats.developments, stats.alerts)
+    log.info(
+        "polled %d feeds: %d changed, %d not modified, %d unchanged, %d errors; "
+        "%d new and %d updated entries, %d developments, %d alerts",
+        stats.feeds,
+        stats.fetched,
+        stats.not_modified,
+        stats.unchanged,
+        stats.errors,
+        stats.new_entries,
+        stats.updated_entries,
+        stats.developments,
+        stats.alerts,
+    )
     d = asyncio.run(p.deliver_due())
     log.info("delivered %d, retrying %d, dead %d", d.delivered, d.retrying, d.dead)
 
@@ -63,8 +72,9 @@ def status(obj: Context) -> None:
     try:
         _status(db)
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"database not usable: {type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0]}") from None
+        raise click.ClickException(
+            f"database not usable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _status(db: Database) -> None:
@@ -74,13 +84,16 @@ def _status(db: Database) -> None:
     click.echo(f"feeds      {n['feeds']} ({n['failing']} failing)")
     click.echo(f"entries    {n['entries']}")
     click.echo(f"developments {n['developments']}, alerts {n['alerts']}")
-    click.echo("deliveries " + (", ".join(f"{k} {v}" for k, v in
-                                          sorted(n["deliveries"].items())) or "none"))
+    click.echo(
+        "deliveries "
+        + (", ".join(f"{k} {v}" for k, v in sorted(n["deliveries"].items())) or "none")
+    )
 
 
 # ------------------------------------------------------------------------ db --
 
 # ------------------------------------------------------------------------ db --
+
 
 @cli.group()
 def db() -> None:

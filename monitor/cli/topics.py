@@ -36,8 +36,12 @@ def topics_show(obj: Context) -> None:
 
 @topics.command("derive")
 @click.argument("article", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the draft here instead of standard output.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the draft here instead of standard output.",
+)
 def topics_derive(article: Path, output: Path | None) -> None:
     """Draft a topic profile from ARTICLE (plain text, headline on the first line)."""
     import tomllib
@@ -45,8 +49,7 @@ def topics_derive(article: Path, output: Path | None) -> None:
 
     from monitor.derive import derive
 
-    base = tomllib.loads(resources.files("monitor").joinpath("data/topics.toml")
-                         .read_text("utf-8"))
+    base = tomllib.loads(resources.files("monitor").joinpath("data/topics.toml").read_text("utf-8"))
     draft = derive(article.read_text(encoding="utf-8"), base)
     if output:
         output.write_text(draft, encoding="utf-8")

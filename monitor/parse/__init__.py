@@ -25,8 +25,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
     return fast if fast is not None else parse_with_feedparser(body, url, content_type)
 
 
-def parse_with_feedparser(body: bytes, url: str, content_type: str | None = None
-                          ) -> ParsedFeed:
+def parse_with_feedparser(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     """parse_feed through feedparser only (the fast path's reference)."""
     from monitor.parse import generic
 

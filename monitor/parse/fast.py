@@ -36,9 +36,17 @@ from monitor.parse.types import ParsedEntry, ParsedFeed, struct_date
 
 feedparser_configured()  # its date reader knows the zones generic.py adds
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                          huge_tree=False, recover=False, remove_comments=True,
-                          remove_pis=True, strip_cdata=True, collect_ids=False)
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    huge_tree=False,
+    recover=False,
+    remove_comments=True,
+    remove_pis=True,
+    strip_cdata=True,
+    collect_ids=False,
+)
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _UTF8 = {"utf-8", "utf8"}
 _QUERY_REF = re.compile("&([A-Za-z0-9_]+);")
@@ -53,17 +61,38 @@ _RELATIVE = re.compile(rf"\b(?:{_URI_ATTRIBUTES})\s*=\s*(?![\"']?\s*https?://)",
 
 # What an item's element means, by feedparser's name for it.
 _READ = {
-    "title": "title", "link": "link", "guid": "guid", "id": "guid",
-    "description": "summary", "summary": "summary",
-    "content_encoded": "content", "content": "content",
-    "pubdate": "published", "published": "published", "dcterms_issued": "published",
-    "dcterms_created": "created", "dc_date": "updated", "updated": "updated",
-    "dcterms_modified": "updated", "author": "author", "dc_creator": "author",
+    "title": "title",
+    "link": "link",
+    "guid": "guid",
+    "id": "guid",
+    "description": "summary",
+    "summary": "summary",
+    "content_encoded": "content",
+    "content": "content",
+    "pubdate": "published",
+    "published": "published",
+    "dcterms_issued": "published",
+    "dcterms_created": "created",
+    "dc_date": "updated",
+    "updated": "updated",
+    "dcterms_modified": "updated",
+    "author": "author",
+    "dc_creator": "author",
 }
 # Handled by feedparser, but into none of the fields we read (leaves only).
-_INERT = {"category", "dc_subject", "enclosure", "source", "media_content",
-          "media_thumbnail", "media_keywords", "comments", "wfw_commentrss",
-          "slash_comments", "feedburner_origlink"}
+_INERT = {
+    "category",
+    "dc_subject",
+    "enclosure",
+    "source",
+    "media_content",
+    "media_thumbnail",
+    "media_keywords",
+    "comments",
+    "wfw_commentrss",
+    "slash_comments",
+    "feedburner_origlink",
+}
 
 
 class _Unsure(Exception):
@@ -94,8 +123,7 @@ def parse_fast(body: bytes, url: str, content_type: str | None) -> ParsedFeed | 
     return None
 
 
-def _feedparser_encoding(content_type: str | None, xml_encoding: str, body: bytes
-                         ) -> str | None:
+def _feedparser_encoding(content_type: str | None, xml_encoding: str, body: bytes) -> str | None:
     """The encoding feedparser settles on for a UTF-8 `body` (RFC 3023, as it reads it),
     or None if that is not certain. Only "utf-8" turns on its double-encoding repair."""
     if not content_type:  # parse.py sends no Content-Type then
@@ -103,9 +131,11 @@ def _feedparser_encoding(content_type: str | None, xml_encoding: str, body: byte
     mime, charset = parse_content_type(content_type)
     if charset and charset.lower() not in _UTF8:
         return None
-    if mime in ("application/xml", "application/xml-dtd",
-                "application/xml-external-parsed-entity") \
-            or (mime.startswith("application/") and mime.endswith("+xml")):
+    if mime in (
+        "application/xml",
+        "application/xml-dtd",
+        "application/xml-external-parsed-entity",
+    ) or (mime.startswith("application/") and mime.endswith("+xml")):
         return charset.lower() or xml_encoding or "utf-8"
     if mime.startswith("text/"):
         if charset or body.isascii():
@@ -129,8 +159,7 @@ def _name(el: Any) -> str:
 
 
 def _handled(name: str) -> bool:
-    return hasattr(_FeedParserMixin, f"_start_{name}") \
-        or hasattr(_FeedParserMixin, f"_end_{name}")
+    return hasattr(_FeedParserMixin, f"_start_{name}") or hasattr(_FeedParserMixin, f"_end_{name}")
 
 
 def _check_ignored(el: Any) -> None:
@@ -174,8 +203,11 @@ class _Reader:
     def markup(self, el: Any) -> str:
         """Text holding HTML (a title, a description, a content)."""
         kind = (el.get("type") or "html").lower()
-        if kind not in ("html", "text/html", "text", "text/plain") or el.get("src") \
-                or el.get("mode"):
+        if (
+            kind not in ("html", "text/html", "text", "text/plain")
+            or el.get("src")
+            or el.get("mode")
+        ):
             raise _Unsure(f"<{el.tag}> of type {kind}")
         out = self.leaf(el)
         if "=" in out and _RELATIVE.search(out):  # feedparser would rewrite these
@@ -186,8 +218,11 @@ class _Reader:
         """An RSS <link> holds its URI as text; an Atom one in `href`."""
         if el.tag == "link" and not el.attrib:
             return self.leaf(el)
-        if len(el) or el.get("rel", "alternate") != "alternate" \
-                or (el.get("type") or "text/html") not in ("text/html", "application/xhtml+xml"):
+        if (
+            len(el)
+            or el.get("rel", "alternate") != "alternate"
+            or (el.get("type") or "text/html") not in ("text/html", "application/xhtml+xml")
+        ):
             raise _Unsure("a link that is not the alternate one")
         return (el.get("href") or "").strip()
 
@@ -256,14 +291,18 @@ class _Reader:
             language=_lang(item, language),
         )
 
-    def feed(self, head: dict[str, str], language: str | None, version: str,
-             entries: list[ParsedEntry]) -> ParsedFeed:
+    def feed(
+        self, head: dict[str, str], language: str | None, version: str, entries: list[ParsedEntry]
+    ) -> ParsedFeed:
         link, ttl = head.get("link"), head.get("ttl")
-        return ParsedFeed(title=head.get("title") or None,
-                          link=_urljoin(self.base, link) if link else None,
-                          language=language or None,
-                          ttl_minutes=int(ttl) if ttl and ttl.isdigit() else None,
-                          version=version, entries=entries)
+        return ParsedFeed(
+            title=head.get("title") or None,
+            link=_urljoin(self.base, link) if link else None,
+            language=language or None,
+            ttl_minutes=int(ttl) if ttl and ttl.isdigit() else None,
+            version=version,
+            entries=entries,
+        )
 
     def rss(self, root: Any) -> ParsedFeed:
         channel = root.find("channel")
@@ -297,16 +336,20 @@ class _Reader:
                 continue
             tag = child.tag
             if tag == f"{{{_ATOM}}}entry":
-                for other in [c for c in child if c.tag == links and not len(c)
-                              and c.get("rel", "alternate") != "alternate"]:
+                for other in [
+                    c
+                    for c in child
+                    if c.tag == links and not len(c) and c.get("rel", "alternate") != "alternate"
+                ]:
                     child.remove(other)  # enclosures, replies, self: none of our fields
                 entries.append(self.item(child, _lang(child, language)))
             elif tag == f"{{{_ATOM}}}title" and "title" not in head:
                 head["title"] = self.markup(child)
             elif tag == f"{{{_ATOM}}}id" and "id" not in head:
                 head["id"] = self.leaf(child)  # feedparser's feed link when none is given
-            elif tag == links and "link" not in head \
-                    and child.get("rel", "alternate") == "alternate":
+            elif (
+                tag == links and "link" not in head and child.get("rel", "alternate") == "alternate"
+            ):
                 head["link"] = (child.get("href") or "").strip()
         head.setdefault("link", head.get("id", ""))
         return self.feed(head, language, "atom10", entries)

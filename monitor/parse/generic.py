@@ -95,14 +95,17 @@ def _valid_charref(m: re.Match[bytes]) -> bytes:
     """A character reference to a code point XML forbids (a surrogate, NUL, beyond
     U+10FFFF) becomes U+FFFD: feedparser's fallback parser raises on some of them."""
     code = int(m.group(1), 16) if m.group(1) else int(m.group(2))
-    if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD \
-            or 0x10000 <= code <= 0x10FFFF:
+    if (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    ):
         return m.group(0)
     return b"&#xFFFD;"
 
 
-def parse_with_feedparser(body: bytes, url: str, content_type: str | None = None
-                          ) -> ParsedFeed:
+def parse_with_feedparser(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     """parse_feed for any document: feedparser, after the charset guess and the repair
     of character references it cannot take."""
     headers = {"content-location": url}
@@ -116,8 +119,9 @@ def parse_with_feedparser(body: bytes, url: str, content_type: str | None = None
     try:
         d = feedparser_configured().parse(body, response_headers=headers)
     except Exception as crash:  # feedparser's loose parser has crashed on odd input
-        raise ParseError(f"not a feed (the parser failed: {type(crash).__name__}: {crash})") \
-            from crash
+        raise ParseError(
+            f"not a feed (the parser failed: {type(crash).__name__}: {crash})"
+        ) from crash
     version = d.get("version") or ""
     warning = None
     if d.get("bozo"):

@@ -64,21 +64,52 @@ from monitor.store.outbox import (
 )
 
 __all__ = [
-    "CLAIMED", "CLUSTER_LOCK_KEY", "add_alert", "add_feeds", "alert_of", "apply_article",
-    "article_values", "by_number_or", "claim_deliveries", "claim_feeds", "cleanup",
-    "clear_feed_leases", "clustered_near", "count_due", "counts", "development_entries",
-    "development_size", "developments_since", "entries_by_guid", "entry_by_url",
-    "feed_values", "feeds_by_id", "feeds_in_order", "has_pending", "insert_rows",
-    "instant_sent_since", "known_hashes", "last_digest_fire", "lock_clustering",
-    "new_entry", "pending_entries", "recent_alerts", "recent_entries", "release_feed",
-    "retry_deliveries", "save_matches", "schedules", "sync_feeds", "update_feeds", "waiting",
+    "CLAIMED",
+    "CLUSTER_LOCK_KEY",
+    "add_alert",
+    "add_feeds",
+    "alert_of",
+    "apply_article",
+    "article_values",
+    "by_number_or",
+    "claim_deliveries",
+    "claim_feeds",
+    "cleanup",
+    "clear_feed_leases",
+    "clustered_near",
+    "count_due",
+    "counts",
+    "development_entries",
+    "development_size",
+    "developments_since",
+    "entries_by_guid",
+    "entry_by_url",
+    "feed_values",
+    "feeds_by_id",
+    "feeds_in_order",
+    "has_pending",
+    "insert_rows",
+    "instant_sent_since",
+    "known_hashes",
+    "last_digest_fire",
+    "lock_clustering",
+    "new_entry",
+    "pending_entries",
+    "recent_alerts",
+    "recent_entries",
+    "release_feed",
+    "retry_deliveries",
+    "save_matches",
+    "schedules",
+    "sync_feeds",
+    "update_feeds",
+    "waiting",
 ]
 
 M = TypeVar("M", Feed, Alert)
 
 
-def by_number_or(s: Session, model: type[M], key: InstrumentedAttribute[str],
-                 ref: str) -> M | None:
+def by_number_or(s: Session, model: type[M], key: InstrumentedAttribute[str], ref: str) -> M | None:
     """The row whose id is `ref` when it is a number, else whose `key` is `ref`."""
     column = model.id if ref.isdigit() else key
     return s.scalar(select(model).where(column == (int(ref) if ref.isdigit() else ref)))
@@ -86,13 +117,19 @@ def by_number_or(s: Session, model: type[M], key: InstrumentedAttribute[str],
 
 def counts(s: Session) -> dict[str, Any]:
     """What `monitor status` shows: rows per table, feeds failing, deliveries by state."""
+
     def n(q: Any) -> int:
         return s.scalar(q) or 0
 
-    return {"feeds": n(select(func.count()).select_from(Feed)),
-            "failing": n(select(func.count()).select_from(Feed).where(Feed.error_count > 0)),
-            "entries": n(select(func.count()).select_from(Entry)),
-            "developments": n(select(func.count()).select_from(Development)),
-            "alerts": n(select(func.count()).select_from(Alert)),
-            "deliveries": dict(s.execute(select(Delivery.status, func.count())
-                                         .group_by(Delivery.status)).tuples().all())}
+    return {
+        "feeds": n(select(func.count()).select_from(Feed)),
+        "failing": n(select(func.count()).select_from(Feed).where(Feed.error_count > 0)),
+        "entries": n(select(func.count()).select_from(Entry)),
+        "developments": n(select(func.count()).select_from(Development)),
+        "alerts": n(select(func.count()).select_from(Alert)),
+        "deliveries": dict(
+            s.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+            .tuples()
+            .all()
+        ),
+    }

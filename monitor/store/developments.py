@@ -26,10 +26,16 @@ def developments_since(s: Session, since: datetime) -> set[int]:
 
 
 def development_size(s: Session, dev_id: int) -> int:
-    return s.scalar(select(func.count()).select_from(Entry)
-                    .where(Entry.development_id == dev_id)) or 0
+    return (
+        s.scalar(select(func.count()).select_from(Entry).where(Entry.development_id == dev_id)) or 0
+    )
 
 
 def development_entries(s: Session, dev_id: int) -> list[Entry]:
-    return list(s.scalars(select(Entry).where(Entry.development_id == dev_id)
-                          .order_by(Entry.first_seen_at, Entry.id)))
+    return list(
+        s.scalars(
+            select(Entry)
+            .where(Entry.development_id == dev_id)
+            .order_by(Entry.first_seen_at, Entry.id)
+        )
+    )

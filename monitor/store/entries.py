@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 def known_hashes(s: Session, feed_id: int, guids: Sequence[str]) -> dict[str, str]:
     """guid → content hash of a feed's stored entries with the given guids."""
-    q = select(Entry.guid, Entry.content_hash).where(Entry.feed_id == feed_id,
-                                                     Entry.guid.in_(guids))
+    q = select(Entry.guid, Entry.content_hash).where(
+        Entry.feed_id == feed_id, Entry.guid.in_(guids)
+    )
     # On the connection: no autoflush of pending feed changes, which a batch of feeds
     # flushes once (they never bear on entries).
     return {guid: h for guid, h in s.connection().execute(q)}
@@ -41,8 +42,9 @@ def new_entry(feed_id: int, a: Article, now: datetime) -> Entry:
     return e
 
 
-def insert_rows(s: Session, feed_id: int, rows: Sequence[tuple[Any, ...]],
-                now: datetime) -> list[int]:
+def insert_rows(
+    s: Session, feed_id: int, rows: Sequence[tuple[Any, ...]], now: datetime
+) -> list[int]:
     """Insert a feed's new entries from rows encoded by `rows.QuietRows` with one
     `executemany` of the driver, bypassing SQLAlchemy's per-row work (which cost several
     times the insert itself); their ids, in the order given."""
@@ -52,15 +54,17 @@ def insert_rows(s: Session, feed_id: int, rows: Sequence[tuple[Any, ...]],
     dialect = conn.dialect.name
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     columns = ADDED_COLUMNS + ENTRY_COLUMNS
-    sql = (f"INSERT INTO entries ({', '.join(columns)}) "
-           f"VALUES ({', '.join([mark] * len(columns))})")
+    sql = f"INSERT INTO entries ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     at = encode_datetime(dialect, now)
     before = conn.scalar(select(func.max(Entry.id))) or 0
     conn.exec_driver_sql(sql, [(feed_id, at, at, *row) for row in rows])
     # One feed's entries are written by one process at a time (it holds the feed's lease),
     # and ids grow in insertion order: those above `before` are these, in order.
-    ids = list(conn.scalars(select(Entry.id).where(Entry.feed_id == feed_id, Entry.id > before)
-                            .order_by(Entry.id)))
+    ids = list(
+        conn.scalars(
+            select(Entry.id).where(Entry.feed_id == feed_id, Entry.id > before).order_by(Entry.id)
+        )
+    )
     if len(ids) != len(rows):
         raise RuntimeError(f"inserted {len(rows)} entries of feed {feed_id}, found {len(ids)}")
     return ids
@@ -68,11 +72,20 @@ def insert_rows(s: Session, feed_id: int, rows: Sequence[tuple[Any, ...]],
 
 def article_values(a: Article, now: datetime) -> dict[str, Any]:
     """The columns of an entry that come from its article."""
-    return {"url": a.url, "canonical_url": a.canonical_url, "title": a.title,
-            "summary_html": a.summary_html, "text": a.text, "language": a.language,
-            "author": a.author, "content_hash": a.content_hash,
-            "published_at": a.published_at, "updated_at": a.updated_at,
-            "date_estimated": a.date_estimated, "last_seen_at": now}
+    return {
+        "url": a.url,
+        "canonical_url": a.canonical_url,
+        "title": a.title,
+        "summary_html": a.summary_html,
+        "text": a.text,
+        "language": a.language,
+        "author": a.author,
+        "content_hash": a.content_hash,
+        "published_at": a.published_at,
+        "updated_at": a.updated_at,
+        "date_estimated": a.date_estimated,
+        "last_seen_at": now,
+    }
 
 
 def apply_article(e: Entry, a: Article, now: datetime) -> None:
@@ -95,13 +108,21 @@ def save_matches(row: Entry, result: MatchResult) -> None:
         row.matches.remove(m)
 
 
-def recent_entries(s: Session, since: datetime, after_id: int,
-                   background: int) -> Iterator[Row[Any]]:
+def recent_entries(
+    s: Session, since: datetime, after_id: int, background: int
+) -> Iterator[Row[Any]]:
     """What clustering needs of the entries published since `since` with id above
     `after_id`, by id (no titles or texts): every development member, and of the rest
     only the latest `background`."""
-    columns = (Entry.id, Entry.development_id, Entry.canonical_url, Entry.content_hash,
-               Entry.published_at, Entry.cluster_features, Entry.language)
+    columns = (
+        Entry.id,
+        Entry.development_id,
+        Entry.canonical_url,
+        Entry.content_hash,
+        Entry.published_at,
+        Entry.cluster_features,
+        Entry.language,
+    )
     recent = (Entry.published_at >= since, Entry.id > after_id)
     # Two queries, each reading only the rows it returns: members through the index on
     # development_id (which SQLite's planner takes for "IN developments", not for "IS NOT
@@ -109,10 +130,19 @@ def recent_entries(s: Session, since: datetime, after_id: int,
     # OR read every recent row of the table. On the connection, not through the ORM's row
     # loading (a third of the cost here).
     conn = s.connection()
-    members = conn.execute(select(*columns).where(
-        *recent, Entry.development_id.in_(select(Development.id))).order_by(Entry.id))
-    latest = list(conn.execute(select(*columns).where(*recent, Entry.development_id.is_(None))
-                               .order_by(Entry.id.desc()).limit(background)))
+    members = conn.execute(
+        select(*columns)
+        .where(*recent, Entry.development_id.in_(select(Development.id)))
+        .order_by(Entry.id)
+    )
+    latest = list(
+        conn.execute(
+            select(*columns)
+            .where(*recent, Entry.development_id.is_(None))
+            .order_by(Entry.id.desc())
+            .limit(background)
+        )
+    )
     latest.reverse()
     yield from heapq.merge(members, latest, key=lambda row: row.id)
 
@@ -126,25 +156,34 @@ def pending_entries(s: Session) -> list[Entry]:
     """Entries waiting to be placed in a development, in the order they are placed:
     oldest first, then by URL and guid, so the order is the same whatever the order of
     storing (ids follow arrival)."""
-    q = (select(Entry).where(Entry.join_reason == PENDING)
-         .options(selectinload(Entry.matches)))
+    q = select(Entry).where(Entry.join_reason == PENDING).options(selectinload(Entry.matches))
     rows = list(s.scalars(q))
     rows.sort(key=lambda e: (e.published_at, e.canonical_url or "", e.guid, e.id))
     return rows
 
 
 def entry_by_url(s: Session, url: str, canonical: str) -> Entry | None:
-    return s.scalar(select(Entry).where((Entry.canonical_url == canonical) | (Entry.url == url))
-                    .order_by(Entry.id))
+    return s.scalar(
+        select(Entry)
+        .where((Entry.canonical_url == canonical) | (Entry.url == url))
+        .order_by(Entry.id)
+    )
 
 
-def clustered_near(s: Session, entry: Entry, window: timedelta, limit: int = 2000
-                   ) -> list[Entry]:
+def clustered_near(s: Session, entry: Entry, window: timedelta, limit: int = 2000) -> list[Entry]:
     """Entries in developments published within `window` of `entry`."""
-    return list(s.scalars(select(Entry).where(
-        Entry.id != entry.id, Entry.development_id.is_not(None),
-        Entry.published_at >= entry.published_at - window,
-        Entry.published_at <= entry.published_at + window).limit(limit)))
+    return list(
+        s.scalars(
+            select(Entry)
+            .where(
+                Entry.id != entry.id,
+                Entry.development_id.is_not(None),
+                Entry.published_at >= entry.published_at - window,
+                Entry.published_at <= entry.published_at + window,
+            )
+            .limit(limit)
+        )
+    )
 
 
 def cleanup(s: Session, before: datetime) -> int:

@@ -25,9 +25,22 @@ def sync_feeds(s: Session, feeds: Sequence[FeedConfig], now: datetime) -> None:
     `monitor feeds add` (origin "cli") are left alone. Rows are read as plain tuples and
     only those that differ are written: every poll runs this over every feed.
     """
-    stored = {r.url: r for r in s.connection().execute(select(
-        Feed.id, Feed.url, Feed.name, Feed.enabled, Feed.interval_seconds, Feed.adaptive,
-        Feed.origin, Feed.last_status, Feed.next_poll_at))}
+    stored = {
+        r.url: r
+        for r in s.connection().execute(
+            select(
+                Feed.id,
+                Feed.url,
+                Feed.name,
+                Feed.enabled,
+                Feed.interval_seconds,
+                Feed.adaptive,
+                Feed.origin,
+                Feed.last_status,
+                Feed.next_poll_at,
+            )
+        )
+    }
     wanted = {f.url for f in feeds}
     added: list[dict[str, Any]] = []
     for cfg in feeds:
@@ -38,17 +51,24 @@ def sync_feeds(s: Session, feeds: Sequence[FeedConfig], now: datetime) -> None:
             added.append(feed_values(cfg, "config", now))
             continue
         # A feed the server declared gone (HTTP 410) stays off until its URL changes.
-        wanted_row = {"name": cfg.name or row.name, "adaptive": adaptive,
-                      "enabled": cfg.enabled and row.last_status != 410}
+        wanted_row = {
+            "name": cfg.name or row.name,
+            "adaptive": adaptive,
+            "enabled": cfg.enabled and row.last_status != 410,
+        }
         if not adaptive and row.interval_seconds != interval:
             wanted_row["interval_seconds"] = interval
-            wanted_row["next_poll_at"] = min(row.next_poll_at or now,
-                                             now + timedelta(seconds=interval))
+            wanted_row["next_poll_at"] = min(
+                row.next_poll_at or now, now + timedelta(seconds=interval)
+            )
         changes = {k: v for k, v in wanted_row.items() if getattr(row, k) != v}
         if changes:
             s.execute(update(Feed).where(Feed.id == row.id).values(**changes))
-    gone = [row.id for url, row in stored.items()
-            if row.origin == "config" and url not in wanted and row.enabled]
+    gone = [
+        row.id
+        for url, row in stored.items()
+        if row.origin == "config" and url not in wanted and row.enabled
+    ]
     for chunk in _chunks(gone):
         s.execute(update(Feed).where(Feed.id.in_(chunk)).values(enabled=False))
     if added:
@@ -57,13 +77,19 @@ def sync_feeds(s: Session, feeds: Sequence[FeedConfig], now: datetime) -> None:
 
 def feed_values(cfg: FeedConfig, origin: str, now: datetime) -> dict[str, Any]:
     """The row of a new feed: the one way feed rows are made (config, CLI, OPML)."""
-    return {"url": cfg.url, "name": cfg.name, "enabled": cfg.enabled, "origin": origin,
-            "interval_seconds": max(1, int((cfg.interval or DEFAULT_INTERVAL).total_seconds())),
-            "adaptive": cfg.interval is None, "next_poll_at": now, "created_at": now}
+    return {
+        "url": cfg.url,
+        "name": cfg.name,
+        "enabled": cfg.enabled,
+        "origin": origin,
+        "interval_seconds": max(1, int((cfg.interval or DEFAULT_INTERVAL).total_seconds())),
+        "adaptive": cfg.interval is None,
+        "next_poll_at": now,
+        "created_at": now,
+    }
 
 
-def add_feeds(s: Session, feeds: Sequence[FeedConfig], origin: str, now: datetime
-              ) -> list[str]:
+def add_feeds(s: Session, feeds: Sequence[FeedConfig], origin: str, now: datetime) -> list[str]:
     """Add the feeds not already present (by URL); the URLs added."""
     known = set(s.scalars(select(Feed.url).where(Feed.url.in_([f.url for f in feeds]))))
     added = []
@@ -83,12 +109,20 @@ def feeds_in_order(s: Session, enabled_only: bool = False) -> list[Feed]:
 
 
 # What a poll needs of a claimed feed: plain rows (a thousand feeds, no ORM objects).
-CLAIMED = (Feed.id, Feed.url, Feed.permanent_url, Feed.etag, Feed.last_modified,
-           Feed.body_hash, Feed.first_polled_at)
+CLAIMED = (
+    Feed.id,
+    Feed.url,
+    Feed.permanent_url,
+    Feed.etag,
+    Feed.last_modified,
+    Feed.body_hash,
+    Feed.first_polled_at,
+)
 
 
-def claim_feeds(s: Session, now: datetime, owner: str, lease: timedelta,
-                only_due: bool) -> list[Row[Any]]:
+def claim_feeds(
+    s: Session, now: datetime, owner: str, lease: timedelta, only_due: bool
+) -> list[Row[Any]]:
     """Lease enabled feeds (all, or those due) to `owner`; rows locked by others are skipped."""
     q = select(*CLAIMED).where(Feed.enabled.is_(True))
     q = q.where(or_(Feed.lease_until.is_(None), Feed.lease_until < now, Feed.lease_owner == owner))
@@ -97,15 +131,18 @@ def claim_feeds(s: Session, now: datetime, owner: str, lease: timedelta,
     q = q.order_by(Feed.next_poll_at, Feed.id).with_for_update(skip_locked=True)
     feeds: list[Row[Any]] = list(s.connection().execute(q))
     for chunk in _chunks([f.id for f in feeds]):
-        s.execute(update(Feed).where(Feed.id.in_(chunk))
-                  .values(lease_owner=owner, lease_until=now + lease))
+        s.execute(
+            update(Feed)
+            .where(Feed.id.in_(chunk))
+            .values(lease_owner=owner, lease_until=now + lease)
+        )
     return feeds
 
 
 def _chunks(ids: list[int], size: int = 1000) -> Iterator[list[int]]:
     """Ids in groups small enough for one IN list (SQLite caps bound parameters)."""
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]
 
 
 def feeds_by_id(s: Session, ids: Sequence[int]) -> dict[int, Feed]:
@@ -114,9 +151,19 @@ def feeds_by_id(s: Session, ids: Sequence[int]) -> dict[int, Feed]:
 
 def schedules(s: Session, ids: Sequence[int]) -> dict[int, Row[Any]]:
     """What recording a poll without news needs of these feeds, as plain rows."""
-    rows: list[Row[Any]] = list(s.connection().execute(select(
-        Feed.id, Feed.url, Feed.permanent_url, Feed.next_poll_at, Feed.interval_seconds,
-        Feed.error_count, Feed.error_kind).where(Feed.id.in_(ids))))
+    rows: list[Row[Any]] = list(
+        s.connection().execute(
+            select(
+                Feed.id,
+                Feed.url,
+                Feed.permanent_url,
+                Feed.next_poll_at,
+                Feed.interval_seconds,
+                Feed.error_count,
+                Feed.error_kind,
+            ).where(Feed.id.in_(ids))
+        )
+    )
     return {r.id: r for r in rows}
 
 
@@ -132,5 +179,6 @@ def release_feed(feed: Feed) -> None:
 
 
 def clear_feed_leases(s: Session, owner: str) -> None:
-    s.execute(update(Feed).where(Feed.lease_owner == owner)
-              .values(lease_owner=None, lease_until=None))
+    s.execute(
+        update(Feed).where(Feed.lease_owner == owner).values(lease_owner=None, lease_until=None)
+    )

@@ -12,33 +12,55 @@ from sqlalchemy.orm import Session
 from monitor.models import Alert, Delivery, Development
 
 
-def add_alert(s: Session, dev: Development, public_id: str,
-              routes: Sequence[tuple[str, str, datetime]], now: datetime,
-              payload: dict[str, Any] | None = None) -> Alert:
+def add_alert(
+    s: Session,
+    dev: Development,
+    public_id: str,
+    routes: Sequence[tuple[str, str, datetime]],
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+) -> Alert:
     """The outbox rows (channel, status, first attempt), written in the caller's
     transaction with the development; `payload`: what the alert says that is decided
     now (its topics), kept so that delivering it needs no matcher."""
-    alert = Alert(public_id=public_id, development_id=dev.id, created_at=now, kind="development",
-                  payload=payload or {})
+    alert = Alert(
+        public_id=public_id,
+        development_id=dev.id,
+        created_at=now,
+        kind="development",
+        payload=payload or {},
+    )
     for name, status, at in routes:
-        alert.deliveries.append(Delivery(channel=name, status=status, next_attempt_at=at,
-                                         created_at=now))
+        alert.deliveries.append(
+            Delivery(channel=name, status=status, next_attempt_at=at, created_at=now)
+        )
     s.add(alert)
     return alert
 
 
 def instant_sent_since(s: Session, channel: str, since: datetime) -> int:
     """Deliveries a channel got outside digests since `since` (for its rate limit)."""
-    q = select(func.count()).select_from(Delivery).where(
-        Delivery.channel == channel, Delivery.created_at >= since,
-        Delivery.status.in_(("pending", "delivered", "dead")), Delivery.digest_alert_id.is_(None),
-        Delivery.alert.has(Alert.kind == "development"))
+    q = (
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.channel == channel,
+            Delivery.created_at >= since,
+            Delivery.status.in_(("pending", "delivered", "dead")),
+            Delivery.digest_alert_id.is_(None),
+            Delivery.alert.has(Alert.kind == "development"),
+        )
+    )
     return int(s.scalar(q) or 0)
 
 
 def last_digest_fire(s: Session, channel: str) -> datetime | None:
-    keys = s.scalars(select(Alert.digest_key).where(Alert.digest_key.like(f"{channel}@%"))
-                     .order_by(Alert.id.desc()).limit(1))
+    keys = s.scalars(
+        select(Alert.digest_key)
+        .where(Alert.digest_key.like(f"{channel}@%"))
+        .order_by(Alert.id.desc())
+        .limit(1)
+    )
     key = next(iter(keys), None)
     return datetime.fromisoformat(key.split("@", 1)[1]) if key else None
 
@@ -50,14 +72,20 @@ def waiting(s: Session, channel: str, until: datetime | None = None) -> list[Del
     return list(s.scalars(q.order_by(Delivery.created_at, Delivery.id)))
 
 
-def claim_deliveries(s: Session, now: datetime, owner: str, lease: timedelta,
-                     reclaim_foreign: bool, limit: int = 100) -> list[Delivery]:
+def claim_deliveries(
+    s: Session, now: datetime, owner: str, lease: timedelta, reclaim_foreign: bool, limit: int = 100
+) -> list[Delivery]:
     """Lease due deliveries. With `reclaim_foreign` (one worker only, as on SQLite) a lease
     held by another owner is a dead process's and is taken over at once."""
     q = select(Delivery).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
     if not reclaim_foreign:
-        q = q.where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now,
-                        Delivery.lease_owner == owner))
+        q = q.where(
+            or_(
+                Delivery.lease_until.is_(None),
+                Delivery.lease_until < now,
+                Delivery.lease_owner == owner,
+            )
+        )
     q = q.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
     rows = list(s.scalars(q.with_for_update(skip_locked=True)))
     for d in rows:
@@ -67,8 +95,11 @@ def claim_deliveries(s: Session, now: datetime, owner: str, lease: timedelta,
 
 
 def count_due(s: Session, now: datetime) -> int:
-    q = select(func.count()).select_from(Delivery).where(
-        Delivery.status == "pending", Delivery.next_attempt_at <= now)
+    q = (
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+    )
     return int(s.scalar(q) or 0)
 
 
