@@ -25,7 +25,20 @@ from sqlalchemy.engine import make_url
 
 from monitor.db import Database
 
-DATA = Path(__file__).parent / "data"
+# The workplace's shared corpus beside the checkout (../shared): real feeds and other
+# parsers' test documents. Tests read them from there, and skip when it is absent.
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+REAL_FEEDS = SHARED / "corpus" / "real-feeds"
+
+
+def real_feed(name: str) -> bytes:
+    """A document of the shared real-feed corpus (the test skips without the corpus)."""
+    path = REAL_FEEDS / name
+    if not path.exists():
+        pytest.skip(f"the shared corpus is absent ({path})")
+    return path.read_bytes()
+
+
 PG_ENV = "MONITOR_TEST_POSTGRES"
 
 
