@@ -130,7 +130,6 @@ def run(seconds: float | None, iterations: int | None, seed: int) -> int:
                     NOW,
                     matcher,
                     {},
-                    "sqlite",
                 )
             )
         except Exception:

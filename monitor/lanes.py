@@ -74,7 +74,6 @@ class Share:
     options: FetchOptions
     topics: Path | None
     threshold: float | None
-    dialect: str
     now: datetime
 
 
@@ -219,7 +218,7 @@ async def _run_share(
                     share.now,
                 )
                 stored = {} if feed.first_sight else await known(result.feed_id, doc.guids)
-                prepared = prepare_document(doc, matcher, stored, share.dialect)
+                prepared = prepare_document(doc, matcher, stored)
             except ParseError as exc:
                 prepared = Prepared(error=str(exc))
             except Exception as exc:  # a bug: this feed only
@@ -302,14 +301,12 @@ class Lanes:
         processes: int,
         topics: Path | None,
         threshold: float | None,
-        dialect: str,
         known: Callable[[int, list[str]], dict[str, str]],
         command: Sequence[str] = LANE_COMMAND,
     ) -> None:
         self.processes = processes
         self.topics = topics
         self.threshold = threshold
-        self.dialect = dialect
         self.known = known  # what is stored of a feed's entries, by guid (a database read)
         self.command = list(command)  # what starts a lane (tests give one that dies)
         self.ready: list[subprocess.Popen[bytes]] = []  # started ahead, waiting for a share
@@ -369,7 +366,6 @@ class Lanes:
                 limits,
                 self.topics,
                 self.threshold,
-                self.dialect,
                 now,
             )
             process = self.ready.pop() if self.ready else self._spawn()

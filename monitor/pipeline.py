@@ -64,7 +64,6 @@ class Pipeline:
             (os.cpu_count() or 1) if processes is None else processes,
             settings.matching.topics,
             settings.matching.threshold,
-            db.engine.dialect.name,
             self._known_hashes,
         )
         http = settings.http

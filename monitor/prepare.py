@@ -69,11 +69,9 @@ def read_document(
     return Document(parsed.title, parsed.language, parsed.ttl_minutes, articles)
 
 
-def prepare_document(
-    doc: Document, matcher: Matcher, known: dict[str, str], dialect: str
-) -> Prepared:
+def prepare_document(doc: Document, matcher: Matcher, known: dict[str, str]) -> Prepared:
     """Match a document's articles, except those `known` (guid → content hash) to be
-    stored already as they are; quiet rows are encoded for the database `dialect`."""
+    stored already as they are; new off-topic ones become quiet rows."""
     quiet = QuietRows()
     rest: list[Article] = []
     matches: dict[str, MatchResult] = {}
@@ -83,7 +81,7 @@ def prepare_document(
             continue
         result = matcher.match_article(a)
         if stored is None and not result.scores:
-            quiet.add(dialect, a, result, features(result, a.language, a.title))
+            quiet.add(a, result, features(result, a.language, a.title))
         else:
             rest.append(a)
             matches[a.guid] = result
@@ -109,11 +107,10 @@ def prepare(
     now: datetime,
     matcher: Matcher,
     known: dict[str, str],
-    dialect: str,
 ) -> Prepared:
     """`read_document` then `prepare_document`, or the reason the body is not a feed."""
     try:
         doc = read_document(body, url, content_type, feed_url, now)
     except ParseError as exc:
         return Prepared(error=str(exc))
-    return prepare_document(doc, matcher, known, dialect)
+    return prepare_document(doc, matcher, known)

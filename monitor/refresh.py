@@ -160,7 +160,7 @@ def prepare_here(
     except ParseError as exc:
         return Prepared(error=str(exc))
     known = {} if first_sight else store.known_hashes(s, feed.id, doc.guids)
-    return prepare_document(doc, ctx.matcher(), known, s.get_bind().dialect.name)
+    return prepare_document(doc, ctx.matcher(), known)
 
 
 def save_entries(

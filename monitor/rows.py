@@ -2,10 +2,10 @@
 
 Most entries of a general news feed match no topic: they are stored only so that the next
 poll knows them, and counted as background for clustering's word weights. In a large poll
-they are most of the rows written, so they bypass the ORM: a parser worker encodes their
-column values here (as the ORM's column types would) and the storing process hands the
-tuples to the driver's `executemany` as they are. Encoding needs no SQLAlchemy, so workers
-do not import it.
+they are most of the rows written, so they bypass the ORM: a parser worker lays out their
+column values here and the storing process encodes the datetimes for its database (as the
+ORM's column type would) and hands the tuples to the driver's `executemany`. Nothing here
+needs SQLAlchemy or the database dialect, so workers import neither.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from monitor.match import MatchResult
     from monitor.normalize import Article
 
-# The order of the values in an encoded row; the storing side adds ADDED_COLUMNS in front.
-ENTRY_COLUMNS = (
+# An entry's columns that come from its article, in the order of `article_row`: the one
+# mapping from an Article to a row (the ORM path sets them by name, the bulk path inserts
+# them by position). tests/test_store.py checks them against the Entry model.
+ARTICLE_COLUMNS = (
     "guid",
     "url",
     "canonical_url",
@@ -36,13 +38,38 @@ ENTRY_COLUMNS = (
     "published_at",
     "updated_at",
     "date_estimated",
+)
+# A bulk row: the article's columns, then what matching and clustering decided.
+ENTRY_COLUMNS = (
+    *ARTICLE_COLUMNS,
     "revision",
     "score",
     "relevant",
     "cluster_features",
     "join_reason",
 )
+# Filled in by the storing side, in front of each row.
 ADDED_COLUMNS = ("feed_id", "first_seen_at", "last_seen_at")
+# Positions of the UTC datetimes in a bulk row: encoded for the database when inserted.
+DATETIME_POSITIONS = tuple(ENTRY_COLUMNS.index(c) for c in ("published_at", "updated_at"))
+
+
+def article_row(a: Article) -> tuple[Any, ...]:
+    """The article's column values, in ARTICLE_COLUMNS order."""
+    return (
+        a.guid,
+        a.url,
+        a.canonical_url,
+        a.title,
+        a.summary_html,
+        a.text,
+        a.language,
+        a.author,
+        a.content_hash,
+        a.published_at,
+        a.updated_at,
+        a.date_estimated,
+    )
 
 
 def encode_datetime(dialect: str, value: datetime | None) -> Any:
@@ -65,31 +92,21 @@ def encode_datetime(dialect: str, value: datetime | None) -> Any:
 @dataclass(frozen=True, slots=True)
 class QuietRows:
     """New entries no topic rule holds for, as parallel lists (one pickled object per
-    document, not one per entry): guid, publication date, encoded row (ENTRY_COLUMNS
-    order) and the keys clustering's word weights count."""
+    document, not one per entry): guid, publication date, row (ENTRY_COLUMNS order, its
+    datetimes still aware: the storing side encodes them for its database) and the keys
+    clustering's word weights count."""
 
     guids: list[str] = field(default_factory=list)
     published: list[datetime] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     keys: list[tuple[str, ...]] = field(default_factory=list)
 
-    def add(self, dialect: str, a: Article, result: MatchResult, f: Features) -> None:
+    def add(self, a: Article, result: MatchResult, f: Features) -> None:
         self.guids.append(a.guid)
         self.published.append(a.published_at)
         self.rows.append(
             (
-                a.guid,
-                a.url,
-                a.canonical_url,
-                a.title,
-                a.summary_html,
-                a.text,
-                a.language,
-                a.author,
-                a.content_hash,
-                encode_datetime(dialect, a.published_at),
-                encode_datetime(dialect, a.updated_at),
-                a.date_estimated,
+                *article_row(a),
                 1,
                 result.best,
                 result.relevant,

@@ -330,7 +330,7 @@ def test_split_divides_the_requests_and_the_limits_between_lanes() -> None:
     # a host allowed one connection in all goes whole to one lane
     shares = lanes.split(many, FetchOptions(per_host=1), 2)
     assert [len(share) for share, _ in shares] == [7]
-    assert Lanes(0, None, None, "sqlite", lambda feed, guids: {}).use(1000) is False
+    assert Lanes(0, None, None, lambda feed, guids: {}).use(1000) is False
 
 
 def test_entries_stored_unchanged_are_not_matched_again(

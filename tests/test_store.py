@@ -38,19 +38,18 @@ def article(n: int, at: datetime) -> Article:
     )
 
 
-def quiet_rows(dialect: str, articles: list[Article]) -> QuietRows:
+def quiet_rows(articles: list[Article]) -> QuietRows:
     rows = QuietRows()
     matcher = Matcher(load_profile())
     for a in articles:
         result = matcher.match_article(a)
-        rows.add(dialect, a, result, features(result, a.language, a.title))
+        rows.add(a, result, features(result, a.language, a.title))
     return rows
 
 
 def test_recent_entries_bring_every_member_and_only_the_latest_background(
     database: Database,
 ) -> None:
-    dialect = database.engine.dialect.name
     with database.session() as s:
         feed = Feed(url="https://a.example/feed", name="a")
         dev = Development(title="An event")
@@ -58,7 +57,7 @@ def test_recent_entries_bring_every_member_and_only_the_latest_background(
         s.flush()
         articles = [article(n, T0 + timedelta(minutes=n)) for n in range(1, 9)]
         articles.append(article(0, T0 - timedelta(days=30)))
-        ids = store.insert_rows(s, feed.id, quiet_rows(dialect, articles).rows, T0)
+        ids = store.insert_rows(s, feed.id, quiet_rows(articles).rows, T0)
         by_n = dict(zip([*range(1, 9), 0], ids, strict=True))
         s.execute(
             update(Entry).where(Entry.id.in_([by_n[1], by_n[2]])).values(development_id=dev.id)
@@ -73,7 +72,6 @@ def test_recent_entries_bring_every_member_and_only_the_latest_background(
 def test_bulk_inserted_rows_read_back_as_the_orm_writes_them(database: Database) -> None:
     """The driver-level insert must store what the ORM would: same values, same types,
     datetimes comparable in SQL (on SQLite, text in SQLAlchemy's own format)."""
-    dialect = database.engine.dialect.name
     later = T0 + timedelta(hours=2, microseconds=1500)
     bulk = [
         article(1, T0),
@@ -92,7 +90,7 @@ def test_bulk_inserted_rows_read_back_as_the_orm_writes_them(database: Database)
         feed = Feed(url="https://a.example/feed", name="a")
         s.add(feed)
         s.flush()
-        ids = store.insert_rows(s, feed.id, quiet_rows(dialect, bulk).rows, T0)
+        ids = store.insert_rows(s, feed.id, quiet_rows(bulk).rows, T0)
         for a in orm:
             s.add(store.new_entry(feed.id, a, T0))
     assert len(ids) == 2 and ids[0] < ids[1]
@@ -209,3 +207,19 @@ def test_claim_feeds_leases_each_feed_to_one_owner(database: Database) -> None:
     assert owners["https://0.example/feed"] == ("w1", until)
     assert owners["https://2.example/feed"] == ("w2", until)
     assert owners["https://off.example/feed"] == (None, None)
+
+
+def test_one_article_to_row_mapping_covers_the_entry_columns() -> None:
+    """rows.ARTICLE_COLUMNS is the one mapping of an Article to an entry: every field of
+    the Article is an Entry column there, and every bulk column is a column of the model."""
+    from dataclasses import fields
+
+    from monitor.rows import ADDED_COLUMNS, ARTICLE_COLUMNS, ENTRY_COLUMNS, article_row
+
+    model = set(Entry.__table__.columns.keys())
+    assert {f.name for f in fields(Article)} == set(ARTICLE_COLUMNS)
+    assert set(ADDED_COLUMNS + ENTRY_COLUMNS) <= model
+    a = article(1, T0)
+    assert dict(zip(ARTICLE_COLUMNS, article_row(a), strict=True)) == {
+        f.name: getattr(a, f.name) for f in fields(Article)
+    }

@@ -12,7 +12,14 @@ from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.models import PENDING, Development, Entry, TopicMatch
-from monitor.rows import ADDED_COLUMNS, ENTRY_COLUMNS, encode_datetime
+from monitor.rows import (
+    ADDED_COLUMNS,
+    ARTICLE_COLUMNS,
+    DATETIME_POSITIONS,
+    ENTRY_COLUMNS,
+    article_row,
+    encode_datetime,
+)
 
 if TYPE_CHECKING:
     from monitor.match import MatchResult
@@ -45,9 +52,10 @@ def new_entry(feed_id: int, a: Article, now: datetime) -> Entry:
 def insert_rows(
     s: Session, feed_id: int, rows: Sequence[tuple[Any, ...]], now: datetime
 ) -> list[int]:
-    """Insert a feed's new entries from rows encoded by `rows.QuietRows` with one
+    """Insert a feed's new entries from rows laid out by `rows.QuietRows` with one
     `executemany` of the driver, bypassing SQLAlchemy's per-row work (which cost several
-    times the insert itself); their ids, in the order given."""
+    times the insert itself); their ids, in the order given. Datetimes are encoded here,
+    as the Entry model's column type would for this database."""
     if not rows:
         return []
     conn = s.connection()
@@ -57,6 +65,8 @@ def insert_rows(
     sql = f"INSERT INTO entries ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     at = encode_datetime(dialect, now)
     before = conn.scalar(select(func.max(Entry.id))) or 0
+    if dialect == "sqlite":  # elsewhere the driver adapts aware datetimes itself
+        rows = [_encoded(dialect, row) for row in rows]
     conn.exec_driver_sql(sql, [(feed_id, at, at, *row) for row in rows])
     # One feed's entries are written by one process at a time (it holds the feed's lease),
     # and ids grow in insertion order: those above `before` are these, in order.
@@ -70,22 +80,16 @@ def insert_rows(
     return ids
 
 
+def _encoded(dialect: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = list(row)
+    for i in DATETIME_POSITIONS:
+        out[i] = encode_datetime(dialect, out[i])
+    return tuple(out)
+
+
 def article_values(a: Article, now: datetime) -> dict[str, Any]:
-    """The columns of an entry that come from its article."""
-    return {
-        "url": a.url,
-        "canonical_url": a.canonical_url,
-        "title": a.title,
-        "summary_html": a.summary_html,
-        "text": a.text,
-        "language": a.language,
-        "author": a.author,
-        "content_hash": a.content_hash,
-        "published_at": a.published_at,
-        "updated_at": a.updated_at,
-        "date_estimated": a.date_estimated,
-        "last_seen_at": now,
-    }
+    """The columns of an entry that come from its article (rows.article_row, by name)."""
+    return {**dict(zip(ARTICLE_COLUMNS, article_row(a), strict=True)), "last_seen_at": now}
 
 
 def apply_article(e: Entry, a: Article, now: datetime) -> None:
