@@ -1,9 +1,10 @@
 """Fetch feed documents over HTTP: concurrent, conditional, bounded. The network edge.
 
 Each request carries the stored validators (ETag, Last-Modified) so an unchanged feed costs
-a 304 and no parsing. Bodies are streamed and cut off at a size cap counted after
-decompression, so neither a huge document nor a gzip bomb can exhaust memory; every request
-has a connect timeout and a total deadline, so a slow-drip server cannot stall a poll.
+a 304 and no parsing. Bodies are streamed and cut off at a size cap counted as they decode
+(bodies.py), so neither a huge document nor a gzip bomb, nested or not, can exhaust
+memory; every request has a connect timeout and a total deadline, so a slow-drip server
+cannot stall a poll.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from monitor import __version__
+from monitor.bodies import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, Decoder
 
 if TYPE_CHECKING:
     import ssl
 
     import httpx
 
-USER_AGENT = (
-    f"monitor/{__version__} (self-hosted news feed monitor; +https://pypi.org/project/feedparser/)"
-)
+USER_AGENT = f"monitor/{__version__} (self-hosted news feed monitor)"
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
     "text/xml;q=0.9, */*;q=0.5"
@@ -76,10 +76,6 @@ class FetchOptions:
     per_host: int = 2
     user_agent: str = USER_AGENT
     allow_link_local: bool = False
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -142,7 +138,7 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
 
     from monitor import netguard
 
-    headers = {}
+    headers = {"Accept-Encoding": ACCEPT_ENCODING}
     if req.etag:
         headers["If-None-Match"] = req.etag
     if req.last_modified:
@@ -176,17 +172,19 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
                 declared = resp.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > opts.max_body:
                     raise BodyTooLarge(declared)
+                # Raw bytes, decoded here under the cap (bodies.py): httpx's own decoder
+                # inflates a whole chunk at once, nested encodings included.
+                decoder = Decoder(resp.headers.get("content-encoding"), opts.max_body)
                 chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > opts.max_body:
-                        raise BodyTooLarge(str(size))
-                    chunks.append(chunk)
+                async for chunk in resp.aiter_raw():
+                    chunks += decoder.feed(chunk)
+                chunks += decoder.end()
                 body = b"".join(chunks)
                 return replace(base, body=body, body_hash=hashlib.sha256(body).hexdigest())
             finally:
                 await resp.aclose()
+    except BadEncoding as exc:
+        return FetchResult(req.feed_id, req.url, error=str(exc), error_kind="http")
     except BodyTooLarge:
         return FetchResult(
             req.feed_id,

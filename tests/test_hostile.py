@@ -32,6 +32,44 @@ def test_gzip_bomb_is_cut_off_while_streaming(feed_server: FeedServer) -> None:
     assert r.body is None and "cap" in (r.error or "")
 
 
+def test_nested_encodings_are_capped_as_each_layer_decodes(feed_server: FeedServer) -> None:
+    """`Content-Encoding: gzip, gzip`: a few hundred bytes on the wire that inflate to
+    512 MiB. The cap must hold on the decoded bytes as they decode, so the fetch never holds
+    more than the cap and a few chunks (measured by tracemalloc: bytes objects count)."""
+    import tracemalloc
+
+    inner = gzip.compress(b"\0" * (512 * 2**20), compresslevel=9)
+    url = feed_server.serve(
+        "/nested.xml",
+        gzip.compress(inner, compresslevel=9),
+        headers={"Content-Encoding": "gzip, gzip"},
+    )
+    tracemalloc.start()
+    try:
+        r = fetch(url, max_body=2**20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.error_kind == "too-large" and r.body is None
+    assert peak < 32 * 2**20, f"peak {peak / 2**20:.0f} MiB while decoding"
+    # a good document gzipped twice is read; three layers or an unknown coding are refused
+    doc = rss([])
+    twice = feed_server.serve(
+        "/twice.xml",
+        gzip.compress(gzip.compress(doc.encode())),
+        headers={"Content-Encoding": "gzip, gzip"},
+    )
+    assert fetch(twice).body == doc.encode()
+    thrice = feed_server.serve(
+        "/thrice.xml",
+        gzip.compress(gzip.compress(gzip.compress(doc.encode()))),
+        headers={"Content-Encoding": "gzip, gzip, gzip"},
+    )
+    assert "content encodings stacked" in (fetch(thrice).error or "")
+    odd = feed_server.serve("/odd.xml", doc, headers={"Content-Encoding": "compress"})
+    assert "unsupported content encoding" in (fetch(odd).error or "")
+
+
 def test_oversize_body_is_refused(feed_server: FeedServer) -> None:
     url = feed_server.serve("/big.xml", b"x" * (3 * 2**20))
     r = fetch(url, max_body=2**20)
