@@ -7,7 +7,6 @@ message that names the key and the file, so a typo never silently disables a fea
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from datetime import timedelta
 from importlib import resources
@@ -79,9 +78,9 @@ class FeedConfig(Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError(f"feed url must be http(s)://…, got {v!r}")
-        return v.strip()
+        from monitor.fetch import feed_url
+
+        return feed_url(v)
 
 
 class Settings(BaseSettings):

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Final
 
 # error_kind values of a feed row. "worker": the process preparing it died.
+# "bad-url": an address the HTTP client cannot use (stored before addresses were checked).
 KINDS: Final = (
     "network",
     "timeout",
@@ -27,6 +28,7 @@ KINDS: Final = (
     "gone",
     "too-large",
     "blocked",
+    "bad-url",
     "parse",
     "store",
     "worker",

@@ -205,6 +205,30 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
         return FetchResult(req.feed_id, req.url, error="too many redirects", error_kind="http")
     except httpx.HTTPError as exc:
         return FetchResult(req.feed_id, req.url, error=_describe(exc), error_kind="network")
+    except (httpx.InvalidURL, ValueError) as exc:  # a stored address the client cannot use
+        return FetchResult(
+            req.feed_id, req.url, error=f"not a usable address: {exc}", error_kind="bad-url"
+        )
+
+
+def feed_url(value: str) -> str:
+    """`value` if the HTTP client can fetch it (http or https, a host, a numeric port, a
+    valid IP literal), else ValueError saying what is wrong. Config, `feeds add` and OPML
+    import check every address with it, so a bad one is refused on the way in."""
+    import httpx
+
+    v = value.strip()
+    if not v.lower().startswith(("http://", "https://")):
+        raise ValueError(f"feed url must be http(s)://…, got {value!r}")
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+        httpx.URL(v)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ValueError(f"feed url {value!r} is not a usable address: {exc}") from None
+    if not parts.hostname or any(c.isspace() for c in parts.netloc):
+        raise ValueError(f"feed url {value!r} names no valid host")
+    return v
 
 
 def freshness(headers: httpx.Headers) -> float | None:
@@ -274,6 +298,15 @@ def make_client(opts: FetchOptions) -> _Client:
     return _Client(http, direct, guard)
 
 
+def host_of(url: str) -> str:
+    """The host part that per-host limits count by; for an address that does not even
+    split (it fails in its fetch), the address itself."""
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return url
+
+
 @functools.cache
 def ssl_context() -> ssl.SSLContext:
     """httpx's default TLS setup (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made once
@@ -292,7 +325,7 @@ async def fetch_stream(
     hosts: dict[str, asyncio.Semaphore] = {}
 
     async def guarded(client: _Client, req: FetchRequest) -> FetchResult:
-        host = urlsplit(req.url).netloc.lower()
+        host = host_of(req.url)
         per_host = hosts.setdefault(host, asyncio.Semaphore(opts.per_host))
         async with per_host, total:
             return await _fetch_one(client, req, opts)

@@ -35,9 +35,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias
-from urllib.parse import urlsplit
 
-from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream, ssl_context
+from monitor.fetch import (
+    FetchOptions,
+    FetchRequest,
+    FetchResult,
+    fetch_stream,
+    host_of,
+    ssl_context,
+)
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
@@ -93,7 +99,7 @@ def split(
     """
     by_host: dict[str, list[FetchRequest]] = {}
     for r in requests:
-        by_host.setdefault(urlsplit(r.url).netloc.lower(), []).append(r)
+        by_host.setdefault(host_of(r.url), []).append(r)
     shares: list[list[FetchRequest]] = [[] for _ in range(lanes)]
     spread = options.per_host >= lanes
     for host_requests in sorted(by_host.values(), key=len, reverse=True):

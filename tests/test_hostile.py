@@ -181,3 +181,37 @@ def test_garbage_gives_a_parse_error_or_entries(junk: bytes) -> None:
         assert str(exc)  # a message for the feed's last_error
     else:
         assert isinstance(feed.entries, list)
+
+
+BAD_ADDRESSES = [
+    "http://feeds.example:port/rss",
+    "http://[::1/rss",
+    "http://256.1.1.1/rss",
+    "http://[zz::1]/rss",
+    "http://feeds.example:99999/rss",
+    "http:///rss",
+]
+
+
+@pytest.mark.parametrize("url", BAD_ADDRESSES)
+def test_an_address_the_client_cannot_use_is_refused_on_the_way_in(url: str) -> None:
+    from monitor.config import FeedConfig
+
+    with pytest.raises(ValueError, match="feed url"):
+        FeedConfig(url=url)
+
+
+def test_a_stored_bad_address_fails_that_feed_and_the_rest_are_fetched(
+    feed_server: FeedServer,
+) -> None:
+    good = feed_server.serve("/good.xml", rss([]))
+
+    async def go() -> list[FetchResult]:
+        reqs = [FetchRequest(i, u) for i, u in enumerate([*BAD_ADDRESSES, good])]
+        return [r async for r in fetch_stream(reqs, FetchOptions())]
+
+    results = {r.url: r for r in asyncio.run(go())}
+    assert results[good].ok
+    assert all(results[u].error for u in BAD_ADDRESSES), results
+    # those the client cannot even parse say so; the others fail to connect
+    assert all(results[u].error_kind == "bad-url" for u in BAD_ADDRESSES[:4]), results
