@@ -146,12 +146,39 @@ def squeeze(text: str) -> str:
     return " ".join(text.split())
 
 
+# Bounds on the markup of one field that the sanitizer reads. html5ever (inside nh3) takes
+# time quadratic in nesting depth: 16,000 nested <div>s cost a second, a megabyte of them
+# minutes. Markup nested deeper than MAX_DEPTH is not prose: only its text is kept.
+MAX_HTML = 512 * 1024
+MAX_DEPTH = 256
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)>")
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+
+def tame(fragment: str) -> str:
+    """`fragment` cut to MAX_HTML characters, its tags dropped if it nests deeper than
+    MAX_DEPTH: linear work, so the sanitizer after it stays fast on hostile input."""
+    fragment = fragment[:MAX_HTML]
+    if fragment.count("<") <= MAX_DEPTH:
+        return fragment
+    depth = 0
+    for m in _TAG.finditer(fragment):
+        if m.group(1):
+            depth = max(0, depth - 1)
+        elif not m.group(3) and m.group(2).lower() not in _VOID:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _TAG.sub(" ", fragment)
+    return fragment
+
+
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: tags and script/style bodies gone, entities decoded."""
     if not fragment:
         return ""
     if "<" not in fragment and "&" not in fragment:
-        return squeeze(fragment)
+        return squeeze(fragment[:MAX_HTML])
+    fragment = tame(fragment)
     spaced = _BLOCK.sub(r" <\1", fragment)
     text = html.unescape(nh3.clean(spaced, tags=set(), clean_content_tags=_DROP_CONTENT))
     return squeeze(text)
@@ -186,7 +213,7 @@ def sanitize_html(fragment: str) -> str:
         "sup",
     }
     return nh3.clean(
-        fragment,
+        tame(fragment),
         tags=tags,
         attributes={"a": {"href", "title"}},
         url_schemes={"http", "https", "mailto"},

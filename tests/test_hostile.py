@@ -215,3 +215,40 @@ def test_a_stored_bad_address_fails_that_feed_and_the_rest_are_fetched(
     assert all(results[u].error for u in BAD_ADDRESSES), results
     # those the client cannot even parse say so; the others fail to connect
     assert all(results[u].error_kind == "bad-url" for u in BAD_ADDRESSES[:4]), results
+
+
+def test_deeply_nested_markup_keeps_its_text_and_loses_its_tags() -> None:
+    """Sanitizing is quadratic in nesting depth inside html5ever: markup nested deeper than
+    normalize.MAX_DEPTH keeps only its text (linear work), ordinary markup is untouched."""
+    from monitor.normalize import MAX_DEPTH, html_to_text, sanitize_html, tame
+
+    ordinary = "<p>Talks <b>resumed</b> in <a href='https://x.example/'>Vienna</a>.</p>" * 50
+    assert tame(ordinary) == ordinary
+    deep = "<div>" * (MAX_DEPTH + 1) + "the text" + "</div>" * (MAX_DEPTH + 1)
+    assert "<div>" not in tame(deep) and "the text" in tame(deep)
+    assert html_to_text(deep) == "the text" and "<div" not in sanitize_html(deep)
+
+
+def test_a_feed_of_hostile_nesting_is_processed_without_hanging(tmp_path: Any) -> None:
+    """200,000 nested elements in an entry (4 MB): read in well under the guard's minute
+    (before the bound it took minutes). A hang guard, not a speed test."""
+    import subprocess
+    import sys
+
+    script = """
+import html
+from datetime import UTC, datetime
+from monitor.match import Matcher, load_profile
+from monitor.prepare import prepare
+deep = "<div>" * 200_000 + "Sochi talks" + "</div>" * 200_000
+doc = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+       '<item><title>a</title><link>https://a.example/1</link><description>'
+       + html.escape(deep) + '</description></item></channel></rss>').encode()
+p = prepare(doc, "https://a.example/f", None, "https://a.example/f", datetime.now(UTC),
+            Matcher(load_profile()), {})
+print(p.error, len(p.quiet.rows) + len(p.articles))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["None", "1"]
