@@ -7,6 +7,7 @@ backoff and dead letters, and what each kind of alert says.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -176,30 +177,38 @@ class Outbox:
                     import httpx
 
                     client = httpx.AsyncClient()
+                by_channel: dict[str, list[tuple[int, int, AlertContent]]] = {}
                 for delivery_id, channel, attempts, content in work:
-                    ch = self.channels.get(channel)
-                    if ch is None:
-                        outcome = Outcome(
-                            False, retry=False, error=f"channel {channel!r} is no longer configured"
-                        )
-                    else:
-                        started = time.perf_counter()
-                        outcome = await send(ch, content, self.clock(), client)
-                        metrics.DELIVERY_SECONDS.labels(channel).observe(
-                            time.perf_counter() - started
-                        )
-                    metrics.DELIVERIES.labels(
-                        channel,
-                        "delivered"
-                        if outcome.delivered
-                        else "retry"
-                        if outcome.retry
-                        else "failed",
-                    ).inc()
-                    self._record_outcome(delivery_id, attempts + 1, outcome, stats)
+                    by_channel.setdefault(channel, []).append((delivery_id, attempts, content))
+                # Channels in parallel, each channel's deliveries in order: a slow receiver
+                # holds back only its own channel (and each send has a total deadline).
+                async with asyncio.TaskGroup() as group:
+                    for channel, items in by_channel.items():
+                        group.create_task(self._deliver_channel(channel, items, client, stats))
         finally:
             if client is not None:
                 await client.aclose()
+
+    async def _deliver_channel(
+        self,
+        channel: str,
+        items: list[tuple[int, int, AlertContent]],
+        client: httpx.AsyncClient,
+        stats: DeliveryStats,
+    ) -> None:
+        ch = self.channels.get(channel)
+        for delivery_id, attempts, content in items:
+            if ch is None:
+                outcome = Outcome(
+                    False, retry=False, error=f"channel {channel!r} is no longer configured"
+                )
+            else:
+                started = time.perf_counter()
+                outcome = await send(ch, content, self.clock(), client)
+                metrics.DELIVERY_SECONDS.labels(channel).observe(time.perf_counter() - started)
+            result = "delivered" if outcome.delivered else "retry" if outcome.retry else "failed"
+            metrics.DELIVERIES.labels(channel, result).inc()
+            self._record_outcome(delivery_id, attempts + 1, outcome, stats)
 
     def _record_outcome(
         self, delivery_id: int, attempt: int, outcome: Outcome, stats: DeliveryStats

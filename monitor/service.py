@@ -35,7 +35,8 @@ def tick_interval(pipeline: Pipeline) -> float:
 
 async def serve(pipeline: Pipeline) -> None:
     stop = asyncio.Event()
-    busy = asyncio.Lock()
+    busy = asyncio.Lock()  # polling and retention, one at a time
+    delivering = asyncio.Lock()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -76,11 +77,21 @@ async def serve(pipeline: Pipeline) -> None:
                         stats.new_entries,
                         stats.alerts,
                     )
+            except Exception:
+                log.exception("tick failed; the next one will retry")
+
+    async def deliver() -> None:
+        """Deliveries run beside polling, not inside its tick: a receiver that is slow to
+        answer (each send has a total deadline) never holds back the next poll."""
+        if stop.is_set() or delivering.locked():
+            return
+        async with delivering:
+            try:
                 await pipeline.deliver_due()
                 with pipeline.db.session() as s:
                     metrics.QUEUE.set(store.count_due(s, pipeline.clock()))
             except Exception:
-                log.exception("tick failed; the next one will retry")
+                log.exception("delivering failed; the next round will retry")
 
     async def cleanup() -> None:
         async with busy:
@@ -98,6 +109,10 @@ async def serve(pipeline: Pipeline) -> None:
             except Exception:
                 log.exception("retention clean-up failed; it runs again tomorrow")
 
+    async def first_then_deliver(poll: asyncio.Task[None]) -> None:
+        await asyncio.wait({poll})
+        await deliver()
+
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = tick_interval(pipeline)
     # Feeds are polled at different moments within their interval: a development opened
@@ -111,6 +126,9 @@ async def serve(pipeline: Pipeline) -> None:
     scheduler.add_job(
         tracked(tick), "interval", seconds=every, id="tick", max_instances=1, coalesce=True
     )
+    scheduler.add_job(
+        tracked(deliver), "interval", seconds=every, id="deliver", max_instances=1, coalesce=True
+    )
     scheduler.add_job(tracked(cleanup), "cron", hour=3, minute=17, id="retention", coalesce=True)
     scheduler.start()
     endpoint = start_endpoint(pipeline, every)
@@ -120,12 +138,13 @@ async def serve(pipeline: Pipeline) -> None:
         every,
     )
     first = asyncio.create_task(tick())
+    first_delivery = asyncio.create_task(first_then_deliver(first))
     await stop.wait()
     log.info("stopping: finishing in-flight work")
     # Pause, not shut down, until the work in flight is done: APScheduler's asyncio
     # executor cancels the jobs still running when it shuts down.
     scheduler.pause()
-    _, late = await asyncio.wait({first, *running}, timeout=GRACE.total_seconds())
+    _, late = await asyncio.wait({first, first_delivery, *running}, timeout=GRACE.total_seconds())
     if late:
         log.warning("in-flight work did not finish within %s; its leases will expire", GRACE)
     scheduler.shutdown(wait=False)

@@ -12,6 +12,7 @@ import secrets
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -472,3 +473,51 @@ def test_apprise_failures_retry_or_fail_for_good(webhook_sink: Any) -> None:
     assert not out.delivered and out.retry
     out = deliver(AppriseChannel(type="apprise", urls=["no-such-scheme://x"]), content())
     assert not out.delivered and not out.retry and "not a valid URL" in (out.error or "")
+
+
+class _Trickle:
+    """A webhook receiver that answers 200 at once and then sends its body a byte a
+    second: each read arrives well within any per-read timeout, the whole never does."""
+
+    def __init__(self, seconds: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", str(seconds))
+                self.end_headers()
+                for _ in range(seconds):
+                    try:
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(1)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_a_receiver_that_trickles_its_reply_is_cut_off_by_the_send_deadline() -> None:
+    import httpx
+
+    slow = _Trickle(seconds=30)
+    ch = WebhookChannel(type="webhook", url=slow.url, timeout="2s")
+
+    async def go() -> Outcome:
+        async with httpx.AsyncClient() as client:
+            return await send(ch, content(), NOW, client)
+
+    try:
+        outcome = asyncio.run(go())
+    finally:
+        slow.httpd.shutdown()
+    assert not outcome.delivered and outcome.retry
+    assert "within 2s" in (outcome.error or "")

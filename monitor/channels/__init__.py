@@ -9,6 +9,7 @@ this registry joins them. Adding a kind is a module and a line here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -53,7 +54,13 @@ _SENDERS: dict[type[ChannelBase], Callable[..., Awaitable[Outcome]]] = {
 async def send(
     ch: ChannelConfig, content: AlertContent, now: datetime, client: httpx.AsyncClient
 ) -> Outcome:
-    """Send `content` through `ch`; never raises for a failed send (see Outcome)."""
+    """Send `content` through `ch` within the channel's `timeout` for the whole send;
+    never raises for a failed send (see Outcome)."""
     sender: Any = _SENDERS[type(ch)]
-    outcome: Outcome = await sender(ch, content, now, client)
+    deadline = ch.timeout.total_seconds()
+    try:
+        async with asyncio.timeout(deadline):
+            outcome: Outcome = await sender(ch, content, now, client)
+    except TimeoutError:
+        return Outcome(False, retry=True, error=f"no complete answer within {deadline:g}s")
     return outcome

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from monitor.values import Crontab, Quiet, RateLimit, Section, TimeZone
+from monitor.values import Crontab, Duration, Quiet, RateLimit, Section, TimeZone
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class ChannelBase(Section):
     timezone: TimeZone = "UTC"
     rate_limit: RateLimit | None = Field(None, description="e.g. 10/1h; the rest: digest")
     quiet_hours: Quiet | None = Field(None, description="e.g. 22:00-07:00, in `timezone`")
+    # The whole send, from connecting to the last byte of the answer: a receiver that
+    # trickles its reply is cut off here (a per-read timeout never fires on it).
+    timeout: Duration = timedelta(seconds=30)
 
     def wants(self, topics: list[str], score: float) -> bool:
         if score < self.min_score:

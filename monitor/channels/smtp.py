@@ -4,7 +4,7 @@ temporary (4xx) and permanent (5xx) refusals told apart."""
 from __future__ import annotations
 
 import email.utils
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -13,7 +13,6 @@ from pydantic import Field, SecretStr
 
 from monitor.alerts import AlertContent, render_html, render_text, subject
 from monitor.channels.base import ChannelBase, Outcome
-from monitor.values import Duration
 
 if TYPE_CHECKING:
     import httpx
@@ -28,7 +27,6 @@ class EmailChannel(ChannelBase):
     password: SecretStr | None = None
     sender: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
-    timeout: Duration = timedelta(seconds=30)
     ca_file: Path | None = Field(None, description="PEM bundle to trust (a private CA)")
     verify_tls: bool = True
 
