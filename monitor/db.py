@@ -99,7 +99,10 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     cfg.set_main_option("script_location", str(resources.files("monitor.migrations")))
     if engine is not None:
         cfg.attributes["connection_engine"] = engine
-        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+        # Alembic's options are ConfigParser values: a "%" (an escaped character in a
+        # password, a path) would be read as interpolation, so it is doubled.
+        url = engine.url.render_as_string(hide_password=False)
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 

@@ -45,3 +45,14 @@ def test_workers_starting_together_migrate_once(db_url: str) -> None:
     ]
     results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
     assert [rc for rc, _ in results] == [0, 0, 0, 0], [err[-500:] for _, err in results]
+
+
+def test_a_database_address_with_percent_signs_migrates(tmp_path: Path) -> None:
+    """An escaped character in a password (p%40ss) or a "%" in a path is text to Alembic,
+    not ConfigParser interpolation (which failed and printed the address)."""
+    from monitor.db import SCHEMA_HEAD, Database, schema_revision
+
+    db = Database(f"sqlite:///{tmp_path / '50%off' / 'monitor.db'}")
+    db.upgrade()
+    assert schema_revision(db.engine) == SCHEMA_HEAD
+    db.dispose()
