@@ -153,9 +153,10 @@ async def _fetch_one(client: _Client, req: FetchRequest, opts: FetchOptions) -> 
                     url=req.url,
                     status=resp.status_code,
                     content_type=resp.headers.get("content-type"),
-                    etag=resp.headers.get("etag") or req.etag,
-                    last_modified=resp.headers.get("last-modified") or req.last_modified,
-                    permanent_url=moved_to,
+                    etag=header(resp.headers.get("etag"), 500) or req.etag,
+                    last_modified=header(resp.headers.get("last-modified"), 100)
+                    or req.last_modified,
+                    permanent_url=moved_to if moved_to and len(moved_to) <= 2048 else None,
                     retry_after=resp.headers.get("retry-after"),
                     max_age=freshness(resp.headers),
                 )
@@ -296,6 +297,14 @@ def make_client(opts: FetchOptions) -> _Client:
         event_hooks={"request": [guard]},
     )
     return _Client(http, direct, guard)
+
+
+def header(value: str | None, limit: int) -> str | None:
+    """A header value worth keeping: printable, and within `limit` characters (the column
+    it is stored in; a validator cut short would be wrong, so a longer one is dropped)."""
+    if not value or len(value) > limit or not value.isprintable():
+        return None
+    return value
 
 
 def host_of(url: str) -> str:

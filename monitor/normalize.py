@@ -146,6 +146,14 @@ def squeeze(text: str) -> str:
     return " ".join(text.split())
 
 
+# Bounds on stored values, the same on every database (the column sizes of models.Entry;
+# text columns are bounded too, so no feed can put megabytes into an alert).
+MAX_URL = 2048
+MAX_GUID = 1024
+MAX_AUTHOR = 300
+MAX_TITLE = 1000
+MAX_TEXT = 100_000
+
 # Bounds on the markup of one field that the sanitizer reads. html5ever (inside nh3) takes
 # time quadratic in nesting depth: 16,000 nested <div>s cost a second, a megabyte of them
 # minutes. Markup nested deeper than MAX_DEPTH is not prose: only its text is kept.
@@ -172,16 +180,30 @@ def tame(fragment: str) -> str:
     return fragment
 
 
+# A "<" that starts no tag ("A<B", "x < 3"): text, not markup the sanitizer would eat.
+_LONE_LT = re.compile(r"<(?![A-Za-z/!?][^<>]*>)")
+# Markup that appears only once entities are decoded (&lt;script&gt;): active or embedding
+# elements are dropped from the text too, so no consumer that renders it as HTML runs it.
+_DECODED_TAG = re.compile(
+    r"</?(?:script|style|iframe|frame|frameset|object|embed|applet|svg|math|img|link|meta|"
+    r"base|form|input|button|textarea|select|a|video|audio|source)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
 def html_to_text(fragment: str) -> str:
-    """Plain text of an HTML fragment: tags and script/style bodies gone, entities decoded."""
+    """Plain text of an HTML fragment: tags and script/style bodies gone, entities decoded,
+    a lone "<" kept as text, active markup that entities spelled out removed."""
     if not fragment:
         return ""
     if "<" not in fragment and "&" not in fragment:
-        return squeeze(fragment[:MAX_HTML])
-    fragment = tame(fragment)
+        return squeeze(fragment[:MAX_HTML].replace("\0", ""))
+    fragment = _LONE_LT.sub("&lt;", tame(fragment))
     spaced = _BLOCK.sub(r" <\1", fragment)
     text = html.unescape(nh3.clean(spaced, tags=set(), clean_content_tags=_DROP_CONTENT))
-    return squeeze(text)
+    if "<" in text:
+        text = _DECODED_TAG.sub(" ", text)
+    return squeeze(text.replace("\0", ""))
 
 
 def sanitize_html(fragment: str) -> str:
@@ -249,8 +271,8 @@ def normalize_entry(
     FUTURE_TOLERANCE ahead of `now` is replaced by `now`. Ids: the guid, else the canonical
     link, else a hash of title and text, so a guid-less entry keeps its identity across polls.
     """
-    url = urljoin(feed_url, entry.link) if entry.link else None
-    canon = canonical_url(url) if url and url.startswith(("http://", "https://")) else None
+    url = _web_address(urljoin(feed_url, entry.link)) if entry.link else None
+    canon = canonical_url(url) if url else None
     body_html = (
         entry.content_html
         if len(entry.content_html) > len(entry.summary_html)
@@ -265,20 +287,32 @@ def normalize_entry(
     updated = entry.updated if entry.updated and entry.updated <= now + FUTURE_TOLERANCE else None
     chash = content_hash(title, text)
     guid = entry.guid or canon or f"sha256:{chash}"
+    if len(guid) > MAX_GUID:  # kept whole as a hash: a cut guid could meet another's
+        guid = "sha256:" + hashlib.sha256(guid.encode("utf-8", "replace")).hexdigest()
+    author = squeeze(entry.author.replace("\0", ""))[:MAX_AUTHOR] if entry.author else None
     return Article(
-        guid=guid[:1024],
+        guid=guid.replace("\0", ""),
         url=url,
-        canonical_url=canon,
-        title=title,
-        text=text,
-        summary_html=sanitize_html(body_html),
+        canonical_url=canon if canon and len(canon) <= MAX_URL else None,
+        title=title[:MAX_TITLE],
+        text=text[:MAX_TEXT],
+        summary_html=sanitize_html(body_html).replace("\0", ""),
         language=guess_language(f"{title} {text}", entry.language or feed_language),
         published_at=published,
         updated_at=updated,
         date_estimated=estimated,
         content_hash=chash,
-        author=entry.author,
+        author=author or None,
     )
+
+
+def _web_address(url: str) -> str | None:
+    """An http(s) address that fits its column, else None: `javascript:` and `data:` links
+    are not stored, and neither is a URL longer than any browser takes."""
+    url = url.strip().replace("\0", "")
+    if not url.lower().startswith(("http://", "https://")) or len(url) > MAX_URL:
+        return None
+    return url
 
 
 def _stamp(a: Article) -> datetime:

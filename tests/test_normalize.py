@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -405,3 +406,29 @@ def test_squeeze_is_substituting_whitespace_runs_and_stripping() -> None:
             continue
         text = f"{c}a{c}{c}b {c}"
         assert squeeze(text) == runs.sub(" ", text).strip(), hex(ord(c))
+
+
+def test_nul_characters_lone_angle_brackets_and_decoded_markup() -> None:
+    """NUL is removed everywhere (PostgreSQL refuses it in text); "A<B" is text, not a tag;
+    markup spelled with entities (&lt;script&gt;) does not come back as markup."""
+    from monitor.normalize import MAX_TITLE, html_to_text
+
+    e = ParsedEntry(
+        guid="g\x001",
+        link="https://a.example/1",
+        title="A<B: rates \x00rise",
+        summary_html="&lt;script&gt;steal()&lt;/script&gt;<p>Body\x00 text</p>",
+        content_html="",
+        published=None,
+        updated=None,
+        author="Ann\x00 Writer",
+    )
+    a = normalize_entry(e, "https://a.example/feed", None, datetime(2026, 1, 1, tzinfo=UTC))
+    assert a.title == "A<B: rates rise" and a.author == "Ann Writer" and a.guid == "g1"
+    assert "<script" not in a.text and "steal()" in a.text and "\x00" not in a.summary_html
+    assert html_to_text("x < 3 and y > 2") == "x < 3 and y > 2"
+    huge = replace(e, title="word " * 100_000)
+    assert (
+        len(normalize_entry(huge, "https://a.example/feed", None, a.published_at).title)
+        <= MAX_TITLE
+    )

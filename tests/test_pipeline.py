@@ -748,3 +748,31 @@ print(json.dumps([d.delivered, "monitor.match" in sys.modules]))
     )
     assert json.loads(done.stdout.splitlines()[-1]) == [1, False]
     assert webhook_sink.accepted[-1]["body"]["topics"] == frozen
+
+
+def test_values_too_long_or_unsafe_for_a_column_are_bounded_alike_on_both_databases(
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
+    """A link, guid or Last-Modified longer than its column, and a javascript: link, stored
+    the same way on SQLite and PostgreSQL (which refused them: the feed failed on every
+    poll); the feed polls cleanly twice."""
+    long_link = "https://a.example/" + "x" * 3000
+    items = [
+        item(RELEVANT, long_link, clock.now, guid="g-" + "y" * 2000),
+        item(IRRELEVANT, "javascript:alert(document.cookie)", clock.now, guid="js"),
+    ]
+    url = feed_server.serve(
+        "/a.xml", rss(items), headers={"Last-Modified": "Mon, " + "9" * 300 + " GMT"}
+    )
+    p = make(database, clock, [url], None)
+    first = asyncio.run(p.poll())
+    clock.advance(timedelta(hours=1))
+    second = asyncio.run(p.poll())
+    assert (first.errors, second.errors) == (0, 0)
+    with database.session() as s:
+        rows = {e.title: e for e in s.scalars(select(Entry))}
+        feed = s.scalars(select(Feed)).one()
+    assert len(rows) == 2 and feed.last_modified is None and feed.error_count == 0
+    big, js = rows[RELEVANT["title"]], rows[IRRELEVANT["title"]]
+    assert big.guid.startswith("sha256:") and big.url is None and big.canonical_url is None
+    assert js.url is None
