@@ -56,6 +56,9 @@ class ServiceConfig(Section):
     # lanes (worker processes that also parse and match); default: one per core; 0: none,
     # all in the main process.
     processes: int | None = Field(None, ge=0)
+    # On SQLite one process uses the database at a time: how long `poll` and `deliver`
+    # wait for another to finish before giving up with a message.
+    lock_wait: Duration = timedelta(minutes=2)
 
 
 class MatchingConfig(Section):

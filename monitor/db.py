@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -139,25 +140,34 @@ class AlreadyRunning(MonitorError, RuntimeError):
 
 
 @contextmanager
-def single_worker(engine: Engine) -> Iterator[None]:
-    """On SQLite, hold an exclusive lock for the life of `monitor run`: SQLite has one
-    writer, so a second service on the same file is refused with a clear message.
-    PostgreSQL needs no such lock: workers share it through row leases."""
+def single_worker(engine: Engine, wait: float = 0.0, what: str = "service") -> Iterator[None]:
+    """On SQLite, hold an exclusive lock while this process uses the database (`run` for
+    its life, `poll` and `deliver` for theirs): SQLite has one writer, and two processes
+    sharing it would take over each other's live leases and send alerts twice. The lock
+    is waited for up to `wait` seconds (a `poll` after another `poll`), then refused with
+    a clear message. PostgreSQL needs no such lock: workers share it through row leases."""
     path = engine.url.database if engine.dialect.name == "sqlite" else None
     if not path or path == ":memory:":
         yield
         return
     with open(f"{path}.run.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise AlreadyRunning(
-                f"another monitor ({holder}) is already running on the SQLite database "
-                f"{path}; SQLite supports one service at a time. Stop it, or use PostgreSQL "
-                "to run several workers."
-            ) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                waited = f" (waited {wait:g}s)" if wait else ""
+                raise AlreadyRunning(
+                    f"another monitor ({holder}) is using the SQLite database {path}"
+                    f"{waited}; SQLite allows one process at a time, so this {what} did not "
+                    "start. Stop the other, or use PostgreSQL to run several workers."
+                ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")

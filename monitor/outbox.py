@@ -25,6 +25,7 @@ from monitor.alerts import AlertContent, ArticleRef, TopicRef, new_alert_id
 from monitor.channels import ChannelConfig, ConsoleChannel, Outcome, send
 from monitor.config import Settings
 from monitor.db import Database, is_sqlite
+from monitor.leases import stale_owners
 from monitor.models import Alert, Delivery, Development, Feed
 from monitor.routing import last_fire, quiet_until
 
@@ -162,14 +163,14 @@ class Outbox:
         """Send every due delivery once; failures are rescheduled with backoff and jitter."""
         stats = DeliveryStats()
         self.build_digests()
-        reclaim = is_sqlite(self.db.engine)
+        stale = stale_owners(is_sqlite(self.db.engine))
         # Made when there is work: a poll with nothing to deliver never loads httpx.
         client: httpx.AsyncClient | None = None
         try:
             while True:
                 now = self.clock()
                 with self.db.session() as s:
-                    batch = store.claim_deliveries(s, now, self.owner, DELIVERY_LEASE, reclaim)
+                    batch = store.claim_deliveries(s, now, self.owner, DELIVERY_LEASE, stale)
                     work = [(d.id, d.channel, d.attempts, self._content(s, d.alert)) for d in batch]
                 if not work:
                     return stats

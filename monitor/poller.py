@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from monitor import metrics, store
+from monitor.db import is_sqlite
 from monitor.decide import FeedView, feed_succeeded
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.lanes import FeedState, Lanes, changed
+from monitor.leases import stale_owners
 from monitor.models import Feed
 from monitor.refresh import Context, fail, refresh_feed
 from monitor.stats import PollStats
@@ -82,7 +84,14 @@ class Poller:
         now = self.clock()
         try:
             with self.db.session() as s:
-                feeds = store.claim_feeds(s, now, self.owner, FEED_LEASE, only_due)
+                feeds = store.claim_feeds(
+                    s,
+                    now,
+                    self.owner,
+                    FEED_LEASE,
+                    only_due,
+                    stale_owners(is_sqlite(self.db.engine)),
+                )
                 requests = [
                     FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
                     for f in feeds

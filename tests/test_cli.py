@@ -148,7 +148,7 @@ def test_run_polls_until_sigterm_then_exits_zero(
         assert 'monitor_alerts_total{kind="development"} 1.0' in text
         assert 'monitor_feed_polls_total{outcome="error"}' in text
         second = run(["--config", str(cfg), "run"], tmp_path)  # SQLite: one service only
-        assert second.returncode != 0 and "SQLite supports one service" in second.stderr
+        assert second.returncode != 0 and "one process at a time" in second.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -370,3 +370,29 @@ def test_service_finishes_the_tick_in_flight_when_the_whole_group_is_signalled(
     with sqlite3.connect(tmp_path / "m.db") as db:
         (stored,) = db.execute("SELECT count(*) FROM entries").fetchone()
     assert stored == 19 + len(STORY)
+
+
+def test_a_second_process_on_one_sqlite_database_waits_then_refuses(
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
+    """Two processes on one SQLite database took over each other's live leases and sent
+    alerts twice: `poll` and `deliver` wait for the other (`[service] lock_wait`), then
+    refuse in one line; with the lock free they run."""
+    import fcntl
+
+    good = feed_server.serve("/a.xml", rss(STORY))
+    cfg = config(tmp_path, [good], webhook_sink.url, extra='[service]\nlock_wait = "1s"')
+    assert run(["--config", str(cfg), "db", "upgrade"], tmp_path).returncode == 0
+    with open(tmp_path / "m.db.run.lock", "a+") as held:  # another process's lock
+        held.write("pid 4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for command in ("poll", "deliver"):
+            r = run(["--config", str(cfg), command], tmp_path)
+            assert r.returncode == 1 and "Traceback" not in r.stderr
+            assert "pid 4242" in r.stderr and "one process at a time" in r.stderr
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert webhook_sink.accepted == []
+    r = run(["--config", str(cfg), "poll"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(webhook_sink.accepted) == 1

@@ -492,7 +492,14 @@ def test_a_crashed_workers_feed_leases_expire_and_another_takes_over(
     with database.session() as s:  # claims the feed, then "dies" without processing it
         assert len(store.claim_feeds(s, clock.now, crashed.owner, FEED_LEASE, False)) == 1
     other = make(database, clock, [url], None)
-    assert asyncio.run(other.poll()).feeds == 0  # still leased
+    if database.engine.dialect.name == "sqlite":
+        # One process at a time uses a SQLite database (db.single_worker): a lease held by
+        # another owner is a dead process's, taken over at once.
+        assert asyncio.run(other.poll()).feeds == 1
+        return
+    # On PostgreSQL the owner may be alive (here it is: this very process), so its lease
+    # holds until it expires.
+    assert asyncio.run(other.poll()).feeds == 0
     clock.advance(FEED_LEASE + timedelta(seconds=1))
     stats = asyncio.run(other.poll())
     assert stats.feeds == 1 and stats.new_entries == 1

@@ -223,3 +223,39 @@ def test_one_article_to_row_mapping_covers_the_entry_columns() -> None:
     assert dict(zip(ARTICLE_COLUMNS, article_row(a), strict=True)) == {
         f.name: getattr(a, f.name) for f in fields(Article)
     }
+
+
+def test_leases_of_a_dead_process_on_this_host_are_taken_over_at_once(database: Database) -> None:
+    """After a crash the next poll polled nothing until the dead process's leases expired
+    (five minutes). A lease whose owner is a process of this host that no longer runs is
+    reclaimed; a live one's is not."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from monitor.leases import dead_on_this_host
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:abc123"
+    alive = f"{socket.gethostname()}:{os.getppid()}:def456"
+    until = T0 + timedelta(minutes=5)
+    with database.session() as s:
+        for name, owner in (("a", dead), ("b", alive), ("c", "elsewhere:1:x")):
+            s.add(
+                Feed(
+                    url=f"https://{name}.example/feed",
+                    name=name,
+                    lease_owner=owner,
+                    lease_until=until,
+                    next_poll_at=T0,
+                )
+            )
+    with database.session() as s:
+        got = store.claim_feeds(s, T0, "me:1:zz", timedelta(minutes=5), True, dead_on_this_host)
+    assert [f.url for f in got] == ["https://a.example/feed"]

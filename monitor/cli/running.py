@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,6 +21,11 @@ log = logging.getLogger("monitor")
 @click.pass_obj
 def poll(obj: Context) -> None:
     """Poll every enabled feed once now, process it, deliver what is due, exit."""
+    with one_at_a_time(obj, "poll"):
+        _poll(obj)
+
+
+def _poll(obj: Context) -> None:
     p = obj.pipeline(polling=True)
     stats = asyncio.run(p.poll(only_due=False))
     log.info(
@@ -42,8 +49,9 @@ def poll(obj: Context) -> None:
 @click.pass_obj
 def deliver(obj: Context) -> None:
     """Deliver every alert delivery that is due, then exit."""
-    p = obj.pipeline()
-    d = asyncio.run(p.deliver_due())
+    with one_at_a_time(obj, "deliver"):
+        p = obj.pipeline()
+        d = asyncio.run(p.deliver_due())
     log.info("delivered %d, retrying %d, dead %d", d.delivered, d.retrying, d.dead)
 
 
@@ -51,13 +59,23 @@ def deliver(obj: Context) -> None:
 @click.pass_obj
 def run(obj: Context) -> None:
     """Run the service: poll feeds on their schedule until SIGTERM or Ctrl-C."""
-    from monitor.db import AlreadyRunning, single_worker
     from monitor.service import serve
 
-    db = obj.database()
+    with one_at_a_time(obj, "service", wait=0):
+        asyncio.run(serve(obj.pipeline()))
+
+
+@contextmanager
+def one_at_a_time(obj: Context, what: str, wait: float | None = None) -> Iterator[None]:
+    """db.single_worker for a command (waiting `[service] lock_wait` unless told), its
+    refusal as one clear line."""
+    from monitor.db import AlreadyRunning, single_worker
+
+    if wait is None:
+        wait = obj.settings.service.lock_wait.total_seconds()
     try:
-        with single_worker(db.engine):
-            asyncio.run(serve(obj.pipeline()))
+        with single_worker(obj.database().engine, wait, what):
+            yield
     except AlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -3,7 +3,7 @@ by pollers under row leases, updated after each poll."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -121,11 +121,30 @@ CLAIMED = (
 
 
 def claim_feeds(
-    s: Session, now: datetime, owner: str, lease: timedelta, only_due: bool
+    s: Session,
+    now: datetime,
+    owner: str,
+    lease: timedelta,
+    only_due: bool,
+    stale: Callable[[str], bool] = lambda owner: False,
 ) -> list[Row[Any]]:
-    """Lease enabled feeds (all, or those due) to `owner`; rows locked by others are skipped."""
+    """Lease enabled feeds (all, or those due) to `owner`; rows locked by others are skipped,
+    except leases whose owner `stale` says is dead (a crashed process: see leases.py)."""
+    held = s.connection().execute(
+        select(Feed.lease_owner)
+        .where(Feed.lease_until >= now, Feed.lease_owner != owner)
+        .distinct()
+    )
+    dead = [o for (o,) in held if o and stale(o)]
     q = select(*CLAIMED).where(Feed.enabled.is_(True))
-    q = q.where(or_(Feed.lease_until.is_(None), Feed.lease_until < now, Feed.lease_owner == owner))
+    q = q.where(
+        or_(
+            Feed.lease_until.is_(None),
+            Feed.lease_until < now,
+            Feed.lease_owner == owner,
+            Feed.lease_owner.in_(dead),
+        )
+    )
     if only_due:
         q = q.where(or_(Feed.next_poll_at.is_(None), Feed.next_poll_at <= now))
     q = q.order_by(Feed.next_poll_at, Feed.id).with_for_update(skip_locked=True)

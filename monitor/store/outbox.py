@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,19 +73,30 @@ def waiting(s: Session, channel: str, until: datetime | None = None) -> list[Del
 
 
 def claim_deliveries(
-    s: Session, now: datetime, owner: str, lease: timedelta, reclaim_foreign: bool, limit: int = 100
+    s: Session,
+    now: datetime,
+    owner: str,
+    lease: timedelta,
+    stale: Callable[[str], bool] = lambda owner: False,
+    limit: int = 100,
 ) -> list[Delivery]:
-    """Lease due deliveries. With `reclaim_foreign` (one worker only, as on SQLite) a lease
-    held by another owner is a dead process's and is taken over at once."""
+    """Lease due deliveries; a lease held by another owner is skipped unless `stale` says
+    that owner is dead (leases.py)."""
+    held = s.execute(
+        select(Delivery.lease_owner)
+        .where(Delivery.lease_until >= now, Delivery.lease_owner != owner)
+        .distinct()
+    )
+    dead = [o for (o,) in held if o and stale(o)]
     q = select(Delivery).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
-    if not reclaim_foreign:
-        q = q.where(
-            or_(
-                Delivery.lease_until.is_(None),
-                Delivery.lease_until < now,
-                Delivery.lease_owner == owner,
-            )
+    q = q.where(
+        or_(
+            Delivery.lease_until.is_(None),
+            Delivery.lease_until < now,
+            Delivery.lease_owner == owner,
+            Delivery.lease_owner.in_(dead),
         )
+    )
     q = q.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
     rows = list(s.scalars(q.with_for_update(skip_locked=True)))
     for d in rows:
