@@ -85,11 +85,37 @@ class Endpoint:
 
 class _Ticks:
     last = 0.0
+    failed_in_row = 0
+    last_failure: str | None = None
+
+
+# Ticks in a row that failed (or whose every polled feed failed) before /healthz says so.
+FAILED_TICKS = 3
 
 
 def mark_tick() -> None:
     _Ticks.last = time.time()
     LAST_TICK.set(_Ticks.last)
+
+
+def tick_done(feeds: int, errors: int) -> None:
+    """A tick finished; one where every polled feed failed (a full disk, a dead network)
+    counts as failed."""
+    if feeds and errors >= feeds:
+        tick_failed(f"all {feeds} feeds polled failed")
+    else:
+        _Ticks.failed_in_row = 0
+        _Ticks.last_failure = None
+
+
+def tick_failed(reason: str) -> None:
+    _Ticks.failed_in_row += 1
+    _Ticks.last_failure = reason[:300]
+
+
+def tick_health() -> tuple[int, str | None]:
+    """(ticks failed in a row, the last failure)."""
+    return _Ticks.failed_in_row, _Ticks.last_failure
 
 
 def tick_age() -> float:

@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import text
 
 from monitor import metrics, store
 from monitor.pipeline import Pipeline
@@ -66,6 +65,7 @@ async def serve(pipeline: Pipeline) -> None:
             metrics.mark_tick()
             try:
                 stats = await pipeline.poll(only_due=True, fresh_for=fresh_for)
+                metrics.tick_done(stats.feeds, stats.errors)
                 if stats.feeds:
                     log.info(
                         "polled %d feeds: %d changed, %d not modified, %d errors, "
@@ -77,7 +77,8 @@ async def serve(pipeline: Pipeline) -> None:
                         stats.new_entries,
                         stats.alerts,
                     )
-            except Exception:
+            except Exception as exc:
+                metrics.tick_failed(f"{type(exc).__name__}: {exc}")
                 log.exception("tick failed; the next one will retry")
 
     async def deliver() -> None:
@@ -155,6 +156,32 @@ async def serve(pipeline: Pipeline) -> None:
     log.info("stopped")
 
 
+def health_report(pipeline: Pipeline, every: float) -> dict[str, object]:
+    """What /healthz answers: healthy while the database answers, the scheduler ticks,
+    ticks succeed (fewer than metrics.FAILED_TICKS failed in a row, a tick whose every
+    feed failed counting as failed) and not every enabled feed is failing."""
+    report: dict[str, object] = {"scheduler_tick_age_s": round(metrics.tick_age(), 1)}
+    feeds_ok = True
+    try:
+        with pipeline.db.session() as s:
+            total, failing = store.feed_health(s)
+        report["database"] = "ok"
+        report["feeds"] = {"enabled": total, "failing": failing}
+        feeds_ok = not (total and failing >= total)
+    except Exception as exc:
+        report["database"] = f"error: {type(exc).__name__}"
+    alive = metrics.tick_age() < 3 * every + 30
+    failed, why = metrics.tick_health()
+    report["scheduler"] = "ok" if alive else "stalled"
+    report["ticks"] = "ok" if failed < metrics.FAILED_TICKS else f"{failed} failed in a row"
+    if why:
+        report["last_failure"] = why
+    report["ok"] = (
+        alive and report["database"] == "ok" and failed < metrics.FAILED_TICKS and feeds_ok
+    )
+    return report
+
+
 def start_endpoint(pipeline: Pipeline, every: float) -> metrics.Endpoint | None:
     """/healthz and /metrics on [service] listen; a busy port is logged, not fatal."""
     listen = pipeline.settings.service.listen
@@ -162,21 +189,10 @@ def start_endpoint(pipeline: Pipeline, every: float) -> metrics.Endpoint | None:
         return None
     host, _, port = listen.rpartition(":")
 
-    def health() -> dict[str, object]:
-        report: dict[str, object] = {"scheduler_tick_age_s": round(metrics.tick_age(), 1)}
-        try:
-            with pipeline.db.session() as s:
-                s.execute(text("SELECT 1"))
-            report["database"] = "ok"
-        except Exception as exc:
-            report["database"] = f"error: {type(exc).__name__}"
-        alive = metrics.tick_age() < 3 * every + 30
-        report["scheduler"] = "ok" if alive else "stalled"
-        report["ok"] = alive and report["database"] == "ok"
-        return report
-
     try:
-        endpoint = metrics.Endpoint(host or "127.0.0.1", int(port), health)
+        endpoint = metrics.Endpoint(
+            host or "127.0.0.1", int(port), lambda: health_report(pipeline, every)
+        )
     except OSError as exc:
         log.warning("cannot serve /healthz and /metrics on %s: %s", listen, exc)
         return None

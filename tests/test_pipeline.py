@@ -783,3 +783,31 @@ def test_values_too_long_or_unsafe_for_a_column_are_bounded_alike_on_both_databa
     big, js = rows[RELEVANT["title"]], rows[IRRELEVANT["title"]]
     assert big.guid.startswith("sha256:") and big.url is None and big.canonical_url is None
     assert js.url is None
+
+
+def test_health_reflects_failing_ticks_and_feeds(
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
+    """/healthz said healthy while every tick failed: it now says so after three failed
+    ticks in a row, after ticks whose every feed failed, and while every enabled feed is
+    failing; one good tick (and a feed that recovers) makes it healthy again."""
+    from monitor import metrics
+    from monitor.service import health_report
+
+    broken = feed_server.serve("/a.xml", "<html>not a feed</html>", content_type="text/html")
+    p = make(database, clock, [broken], None)
+    metrics.mark_tick()
+    metrics.tick_done(0, 0)
+    assert health_report(p, 10)["ok"] is True  # nothing polled yet, nothing failing
+    for _ in range(metrics.FAILED_TICKS):
+        stats = asyncio.run(p.poll())
+        metrics.tick_done(stats.feeds, stats.errors)
+    report = health_report(p, 10)
+    assert report["ok"] is False and report["ticks"] == "3 failed in a row"
+    assert report["feeds"] == {"enabled": 1, "failing": 1}
+    metrics.tick_failed("OSError: [Errno 28] No space left on device")
+    assert "No space left" in str(health_report(p, 10)["last_failure"])
+    feed_server.serve("/a.xml", rss([item(IRRELEVANT, "https://a.example/1", clock.now)]))
+    stats = asyncio.run(p.poll())
+    metrics.tick_done(stats.feeds, stats.errors)
+    assert health_report(p, 10)["ok"] is True

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, insert, or_, select, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Feed
@@ -201,3 +201,12 @@ def clear_feed_leases(s: Session, owner: str) -> None:
     s.execute(
         update(Feed).where(Feed.lease_owner == owner).values(lease_owner=None, lease_until=None)
     )
+
+
+def feed_health(s: Session) -> tuple[int, int]:
+    """(enabled feeds, enabled feeds whose last poll failed)."""
+    total = s.scalar(select(func.count()).select_from(Feed).where(Feed.enabled.is_(True)))
+    failing = s.scalar(
+        select(func.count()).select_from(Feed).where(Feed.enabled.is_(True), Feed.error_count > 0)
+    )
+    return total or 0, failing or 0
