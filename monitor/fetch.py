@@ -285,7 +285,9 @@ def make_client(opts: FetchOptions) -> _Client:
     # Proxies from the environment are the client's to route to (it ignores them when
     # given a transport): with any set, the client sends every request itself.
     direct = None if getproxies() else httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
-    guard = netguard.make_guard(opts.allow_link_local)
+    if direct is not None:  # through a proxy, the proxy makes the connections
+        netguard.guard_transport(direct, opts.allow_link_local)
+    guard = netguard.make_guard(opts.allow_link_local, proxied=direct is None)
     http = httpx.AsyncClient(
         verify=ssl_context(),
         transport=direct,

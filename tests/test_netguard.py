@@ -27,6 +27,21 @@ from tests.conftest import FeedServer, rss
         ("fe80::1", "link-local"),
         ("::ffff:169.254.169.254", "link-local"),
         ("::ffff:10.0.0.1", "private"),
+        # special-purpose ranges that are not public, whatever is_global says
+        ("100.64.1.1", "private"),
+        ("192.0.0.8", "private"),
+        ("198.18.0.1", "private"),
+        ("192.88.99.1", "private"),
+        ("240.0.0.1", "private"),
+        ("64:ff9b::a00:1", "private"),  # NAT64 of 10.0.0.1
+        ("64:ff9b::808:808", "public"),  # NAT64 of 8.8.8.8
+        ("2002:a00:1::1", "private"),  # 6to4 of 10.0.0.1
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 of 169.254.169.254
+        ("2001::1", "private"),  # Teredo
+        ("2001:db8::1", "private"),
+        ("ff02::1", "private"),
+        ("8.8.8.8", "public"),
+        ("2a00:1450:4001::1", "public"),
     ],
 )
 def test_classify(ip: str, kind: str) -> None:
@@ -82,3 +97,36 @@ def test_redirect_from_public_to_private_is_refused() -> None:
         )
 
     asyncio.run(go())
+
+
+def test_a_name_that_cannot_be_resolved_is_not_let_through() -> None:
+    error = fetch("http://no-such-host.invalid/feed.xml")
+    assert error is not None and "cannot resolve" in error
+
+
+def test_the_address_checked_is_the_address_connected_to(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name is checked as public, then resolves to a private address
+    for the connection. Each new connection resolves in the guard and connects to the
+    address it checked, so a second answer cannot slip in."""
+    port = int(feed_server.serve("/a.xml", rss([])).rsplit(":", 1)[1].split("/")[0])
+    answers = {"calls": 0}
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        if host == "feeds.example":
+            answers["calls"] += 1
+            return ["93.184.216.34"] if answers["calls"] == 1 else ["127.0.0.1"]
+        return [host]
+
+    monkeypatch.setattr(netguard, "resolve", rebinding)
+    error = fetch(f"http://feeds.example:{port}/a.xml")
+    assert error is not None and "not public" in error and answers["calls"] == 2
+
+    async def local(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == "feeds.example" else [host]
+
+    # a name the guard resolves to this machine is fetched from the address it checked
+    # (the system resolver knows no feeds.example)
+    monkeypatch.setattr(netguard, "resolve", local)
+    assert fetch(f"http://feeds.example:{port}/a.xml") is None
