@@ -259,3 +259,38 @@ def test_leases_of_a_dead_process_on_this_host_are_taken_over_at_once(database: 
     with database.session() as s:
         got = store.claim_feeds(s, T0, "me:1:zz", timedelta(minutes=5), True, dead_on_this_host)
     assert [f.url for f in got] == ["https://a.example/feed"]
+
+
+@pytest.mark.postgres
+def test_two_workers_syncing_the_config_on_a_new_database_both_start(pg_url: str) -> None:
+    """`docker compose up --scale monitor=2` on a fresh database: both add the config's
+    feeds at once; the second waits for the first and skips the rows it added, instead of
+    dying on the unique key."""
+    import threading
+
+    from monitor.config import FeedConfig
+
+    first, second = Database(pg_url), Database(pg_url)
+    first.upgrade()
+    feeds = [FeedConfig(url=f"https://{n}.example/feed") for n in "abc"]
+    errors: list[BaseException] = []
+    with first.session() as s:
+        store.sync_feeds(s, feeds, T0)  # not committed yet: the other worker must wait
+
+        def other() -> None:
+            try:
+                with second.session() as s2:
+                    store.sync_feeds(s2, feeds, T0)
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(timeout=1.0)  # it blocks on the first transaction's rows
+        assert t.is_alive()
+    t.join(timeout=30)
+    assert not t.is_alive() and errors == []
+    with first.session() as s:
+        assert len(store.feeds_in_order(s)) == 3
+    first.dispose()
+    second.dispose()

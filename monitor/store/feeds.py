@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Feed
@@ -72,7 +72,20 @@ def sync_feeds(s: Session, feeds: Sequence[FeedConfig], now: datetime) -> None:
     for chunk in _chunks(gone):
         s.execute(update(Feed).where(Feed.id.in_(chunk)).values(enabled=False))
     if added:
-        s.execute(insert(Feed), added)
+        s.execute(insert_new_feeds(s), added)
+
+
+def insert_new_feeds(s: Session) -> Any:
+    """An INSERT of feed rows that skips a URL already present: two workers starting
+    together on a new database both add the config's feeds, and the second must not die
+    on the unique key (PostgreSQL makes it wait for the first, then skips)."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(Feed).on_conflict_do_nothing(index_elements=[Feed.url])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(Feed).on_conflict_do_nothing(index_elements=[Feed.url])
 
 
 def feed_values(cfg: FeedConfig, origin: str, now: datetime) -> dict[str, Any]:
@@ -95,7 +108,7 @@ def add_feeds(s: Session, feeds: Sequence[FeedConfig], origin: str, now: datetim
     added = []
     for cfg in feeds:
         if cfg.url not in known:
-            s.execute(insert(Feed), [feed_values(cfg, origin, now)])
+            s.execute(insert_new_feeds(s), [feed_values(cfg, origin, now)])
             known.add(cfg.url)
             added.append(cfg.url)
     return added
