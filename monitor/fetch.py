@@ -232,12 +232,18 @@ def feed_url(value: str) -> str:
     return v
 
 
+# Freshness beyond this is not believed (schedule.MAX_HINT caps its use further).
+MAX_FRESHNESS = 7 * 86400.0
+
+
 def freshness(headers: httpx.Headers) -> float | None:
-    """Seconds until the response goes stale: Cache-Control max-age, else Expires."""
+    """Seconds until the response goes stale: Cache-Control max-age, else Expires; absurd
+    values (a max-age of 10^30, an Expires in the year 9999) are capped, not trusted."""
     for part in headers.get("cache-control", "").split(","):
         key, _, value = part.strip().partition("=")
-        if key.lower() == "max-age" and value.strip().isdigit():
-            return float(value)
+        value = value.strip().strip('"')
+        if key.lower() == "max-age" and value.isascii() and value.isdigit():
+            return min(float(value[:12]), MAX_FRESHNESS)
     if expires := headers.get("expires"):
         try:
             when = email.utils.parsedate_to_datetime(expires)
@@ -252,7 +258,10 @@ def freshness(headers: httpx.Headers) -> float | None:
             when = when.replace(tzinfo=UTC)
         if date.tzinfo is None:
             date = date.replace(tzinfo=UTC)
-        return max(0.0, (when - date).total_seconds())
+        try:
+            return min(max(0.0, (when - date).total_seconds()), MAX_FRESHNESS)
+        except OverflowError:
+            return MAX_FRESHNESS
     return None
 
 

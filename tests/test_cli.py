@@ -396,3 +396,17 @@ def test_a_second_process_on_one_sqlite_database_waits_then_refuses(
     r = run(["--config", str(cfg), "poll"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(webhook_sink.accepted) == 1
+
+
+def test_log_lines_escape_what_feeds_and_servers_send() -> None:
+    """A title or an error text with a line break or a terminal escape cannot forge a log
+    line or recolour the terminal: control characters are written as escapes."""
+    import logging
+
+    from monitor.cli.app import TextFormatter
+
+    record = logging.LogRecord(
+        "monitor", logging.INFO, __file__, 1, "alert: %s", ("A\nERROR fake line \x1b[31m",), None
+    )
+    line = TextFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "INFO alert: A\\nERROR fake line \\x1b[31m" and "\n" not in line

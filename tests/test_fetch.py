@@ -183,3 +183,16 @@ def test_a_proxy_from_the_environment_carries_every_request(
         "http://feeds.invalid/a.xml",
         "http://feeds.invalid/b.xml",
     ]
+
+
+def test_absurd_freshness_headers_are_capped_not_trusted() -> None:
+    import httpx
+
+    from monitor.fetch import MAX_FRESHNESS, freshness
+
+    assert freshness(httpx.Headers({"cache-control": "max-age=" + "9" * 40})) == MAX_FRESHNESS
+    assert freshness(httpx.Headers({"cache-control": 'max-age="600"'})) == 600
+    assert freshness(httpx.Headers({"cache-control": "max-age=-5"})) is None
+    far = {"expires": "Fri, 31 Dec 9999 23:59:59 GMT", "date": "Mon, 01 Jan 0001 00:00:00 GMT"}
+    assert freshness(httpx.Headers(far)) == MAX_FRESHNESS
+    assert freshness(httpx.Headers({"expires": "never, garbage"})) is None

@@ -71,6 +71,22 @@ class Context:
         return p
 
 
+class TextFormatter(logging.Formatter):
+    """Human log lines in which nothing a feed or a server sent can forge a line or a
+    terminal escape: control characters of the message are written as escapes (the
+    traceback that follows, if any, is the program's own and keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
+def escape_controls(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
 
@@ -91,7 +107,7 @@ def _setup_logging(level: str, fmt: str) -> None:
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        else TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
