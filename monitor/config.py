@@ -6,7 +6,9 @@ message that names the key and the file, so a typo never silently disables a fea
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tomllib
 from datetime import timedelta
 from importlib import resources
@@ -176,7 +178,42 @@ def load_settings(path: Path | None = None, *, use_defaults: bool = True) -> Set
         raise ConfigError(_describe(exc, where)) from None
     if path is None and use_defaults and not settings.feeds:
         settings.feeds = [FeedConfig(**f) for f in default_feeds()]
+    if path is not None:
+        _warn_if_exposed(path, data)
     if settings.database.url is None:
         folder = data_dir()
         settings.database.url = f"sqlite:///{(folder / 'monitor.db').as_posix()}"
     return settings
+
+
+def _holds_secret(data: Any) -> bool:
+    """Whether a config's data holds a secret: a password, a signing secret, a database
+    URL with a password in it, or Apprise URLs (they carry tokens)."""
+    if isinstance(data, list):
+        return any(_holds_secret(v) for v in data)
+    if not isinstance(data, dict):
+        return False
+    for key, value in data.items():
+        if key in ("password", "secret", "urls") and value:
+            return True
+        if key == "url" and isinstance(value, str) and re.match(r"^[\w+]+://[^/@]*:[^/@]+@", value):
+            return True
+        if _holds_secret(value):
+            return True
+    return False
+
+
+def _warn_if_exposed(path: Path, data: dict[str, Any]) -> None:
+    """A config file holding secrets that other users may read gets one warning."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o044 and _holds_secret(data):
+        logging.getLogger("monitor.config").warning(
+            "%s holds secrets and other users can read it (mode %s): chmod 600 %s, or move "
+            "the secrets to files (password_file = ...) or MONITOR_* variables",
+            path,
+            oct(mode & 0o777),
+            path,
+        )

@@ -133,6 +133,10 @@ async def serve(pipeline: Pipeline) -> None:
     scheduler.add_job(tracked(cleanup), "cron", hour=3, minute=17, id="retention", coalesce=True)
     scheduler.start()
     endpoint = start_endpoint(pipeline, every)
+    with pipeline.db.session() as s:
+        enabled, _ = store.feed_health(s)
+    if not enabled:
+        log.warning("no enabled feeds: add [[feeds]] to the config, or `monitor feeds add URL`")
     log.info(
         "monitor running: %d feeds, tick every %.1fs; SIGTERM or Ctrl-C to stop",
         len(pipeline.settings.feeds),

@@ -36,11 +36,16 @@ _SIZE_UNITS = {
 
 
 def parse_duration(value: object) -> timedelta:
-    """Read "2s", "10m", "24h", "7d" (or a number of seconds) as a timedelta."""
+    """Read "2s", "10m", "24h", "7d" as a timedelta. A bare number is refused (is
+    `backfill = 24` a day or 24 seconds?), except 0, which means none."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        if value == 0:
+            return timedelta(0)
+        raise ValueError(
+            f"invalid duration {value!r}: a number needs a unit, e.g. {value:g}s or {value:g}h"
+        )
     if isinstance(value, str) and (m := _DURATION.match(value)):
         return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
     raise ValueError(f"invalid duration {value!r}: use a number and a unit, e.g. 30s, 10m, 24h")

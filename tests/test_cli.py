@@ -410,3 +410,9 @@ def test_log_lines_escape_what_feeds_and_servers_send() -> None:
     )
     line = TextFormatter("%(levelname)s %(message)s").format(record)
     assert line == "INFO alert: A\\nERROR fake line \\x1b[31m" and "\n" not in line
+
+
+def test_a_poll_with_no_feeds_says_so(tmp_path: Path) -> None:
+    cfg = config(tmp_path, [])
+    r = run(["--config", str(cfg), "poll"], tmp_path)
+    assert r.returncode == 0 and "no enabled feeds to poll" in r.stderr

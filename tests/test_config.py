@@ -45,14 +45,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize(
     "text,seconds",
-    [("2s", 2), ("10m", 600), ("24h", 86400), ("1.5h", 5400), ("7d", 604800), (30, 30)],
+    [("2s", 2), ("10m", 600), ("24h", 86400), ("1.5h", 5400), ("7d", 604800), (0, 0)],
 )
 def test_durations(text: str | int, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "10", "ten minutes", "5y", "-3s"])
-def test_bad_durations_are_rejected(bad: str) -> None:
+@pytest.mark.parametrize("bad", ["", "10", "ten minutes", "5y", "-3s", 24, 1.5])
+def test_bad_durations_are_rejected(bad: str | float) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(bad)
 
@@ -159,3 +159,29 @@ def test_optional_parts_missing_are_named_with_the_extra_to_install(
     monkeypatch.setitem(sys.modules, "apprise", None)
     with pytest.raises(ValueError, match=r"pip install 'monitor\[chat\]'"):
         Settings(channels=[{"type": "apprise", "urls": ["json://127.0.0.1:1/"]}])
+
+
+def test_a_config_holding_secrets_that_others_can_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = tmp_path / "secret.toml"
+    secret.write_text(
+        '[database]\nurl = "postgresql+psycopg://monitor:hunter2@db/monitor"\n', encoding="utf-8"
+    )
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[alerts]\nbackfill = "1h"\n', encoding="utf-8")
+    for p in (secret, plain):
+        p.chmod(0o644)
+    with caplog.at_level("WARNING", logger="monitor.config"):
+        load_settings(secret)
+        load_settings(plain)
+        secret.chmod(0o600)
+        load_settings(secret)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "chmod 600" in warned[0] and str(secret) in warned[0]
+    assert "hunter2" not in warned[0]
+
+
+def test_a_bare_number_for_a_duration_says_it_needs_a_unit(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"needs a unit, e\.g\. 24s or 24h"):
+        load_settings(write(tmp_path, "[alerts]\nbackfill = 24\n"))

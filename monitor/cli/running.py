@@ -41,8 +41,13 @@ def _poll(obj: Context) -> None:
         stats.developments,
         stats.alerts,
     )
+    if not stats.feeds:
+        log.warning(NO_FEEDS, obj.config_path or "the config")
     d = asyncio.run(p.deliver_due())
     log.info("delivered %d, retrying %d, dead %d", d.delivered, d.retrying, d.dead)
+
+
+NO_FEEDS = "no enabled feeds to poll: add [[feeds]] to %s, or run `monitor feeds add URL`"
 
 
 @cli.command()
