@@ -6,6 +6,7 @@ message that names the key and the file, so a typo never silently disables a fea
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -16,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from monitor.channels import Channel
 from monitor.errors import ConfigError as ConfigError  # raised here; re-exported
@@ -113,11 +119,29 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's contents arrive as init kwargs; the environment must override them.
-        return (env_settings, init_settings)
+        return (_QuotedEnv(settings_cls), init_settings)
 
     def channel_names(self) -> list[str]:
         """A stable name per channel: its own, else type and position."""
         return [c.name or f"{c.type}-{i + 1}" for i, c in enumerate(self.channels)]
+
+
+class _QuotedEnv(EnvSettingsSource):
+    """The environment, where a JSON value may arrive in the quotes of the shell line it
+    was copied from (`docker run --env-file` keeps them): one pair is taken off."""
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        if isinstance(value, str):
+            v = value.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+                value = v[1:-1]
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"MONITOR_{field_name.upper()} is not valid JSON ({exc.msg} at line {exc.lineno} "
+                f"column {exc.colno}): give a JSON list, as in .env.example"
+            ) from None
 
 
 def data_dir() -> Path:

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import ConfigError, MonitorError
@@ -30,9 +36,16 @@ SCHEMA_HEAD = "0006"
 WAL_CHECKPOINT_PAGES = 10_000
 
 
+FORMS = "sqlite:///PATH/monitor.db or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        shown = url if "@" not in url else url.split("://")[0] + "://…"
+        raise ConfigError(f"database url {shown!r} is not a database URL: use {FORMS}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +67,11 @@ def make_engine(url: str) -> Engine:
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"database url {parsed.render_as_string(hide_password=True)!r} names an unknown "
+            f"database kind {parsed.drivername!r}: use {FORMS}"
+        ) from None
     except ModuleNotFoundError as exc:  # a driver that is an extra
         extra = (
             "monitor[postgres]"
@@ -190,3 +208,15 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def database_down(exc: BaseException) -> str | None:
+    """One line for an error that means the database cannot be reached (a connection
+    refused or lost, a full disk), else None: such an error is the same on every feed and
+    every tick, so it is logged as that line, not as a traceback each time."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return (
+            f"database unavailable: {type(exc.orig or exc).__name__}: {first[0] if first else ''}"
+        )
+    return None

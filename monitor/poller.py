@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from monitor import metrics, store
-from monitor.db import is_sqlite
+from monitor.db import database_down, is_sqlite
 from monitor.decide import FeedView, feed_succeeded
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.lanes import FeedState, Lanes, changed
@@ -42,6 +43,17 @@ STORE_BATCH = 16
 BATCH_WAIT = 0.2
 
 Answer = tuple[FetchResult, "Prepared | None"]
+
+
+def log_failure(what: str) -> None:
+    """Log the exception being handled: one line when the database is down (the same on
+    every feed), else with its traceback (a bug)."""
+    exc = sys.exc_info()[1]
+    down = database_down(exc) if exc is not None else None
+    if down:
+        log.error("%s: %s", what, down)
+    else:
+        log.exception(what)
 
 
 class Poller:
@@ -207,7 +219,7 @@ class Poller:
                         stats.add(refresh_feed(self.ctx, s, feed, result, prepared, now))
             return stats
         except Exception:
-            log.exception("storing %d feeds at once failed; one by one", len(batch))
+            log_failure(f"storing {len(batch)} feeds at once failed; one by one")
             self.ctx.developments.forget()
         stats = PollStats()
         for result, prepared in batch:
@@ -224,7 +236,7 @@ class Poller:
                     return PollStats()
                 return refresh_feed(self.ctx, s, feed, result, prepared, now)
         except Exception as exc:  # one feed's failure must not end the poll
-            log.exception("feed %s: processing failed", result.url)
+            log_failure(f"feed {result.url}: processing failed")
             self.ctx.developments.forget()
             # What was counted was rolled back: only the failure counts.
             stats = PollStats()
@@ -290,6 +302,6 @@ class Poller:
             with self.db.session() as s:
                 return self.ctx.developments.settle(s, self.clock(), self.threshold)
         except Exception:  # the entries stay pending: the next poll places them
-            log.exception("placing this poll's entries in developments failed")
+            log_failure("placing this poll's entries in developments failed")
             self.ctx.developments.forget()
             return PollStats()

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import metrics, store
 from monitor.pipeline import Pipeline
+from monitor.poller import log_failure
 
 log = logging.getLogger("monitor.service")
 
@@ -79,7 +80,7 @@ async def serve(pipeline: Pipeline) -> None:
                     )
             except Exception as exc:
                 metrics.tick_failed(f"{type(exc).__name__}: {exc}")
-                log.exception("tick failed; the next one will retry")
+                log_failure("tick failed; the next one will retry")
 
     async def deliver() -> None:
         """Deliveries run beside polling, not inside its tick: a receiver that is slow to
@@ -92,7 +93,7 @@ async def serve(pipeline: Pipeline) -> None:
                 with pipeline.db.session() as s:
                     metrics.QUEUE.set(store.count_due(s, pipeline.clock()))
             except Exception:
-                log.exception("delivering failed; the next round will retry")
+                log_failure("delivering failed; the next round will retry")
 
     async def cleanup() -> None:
         async with busy:
@@ -108,7 +109,7 @@ async def serve(pipeline: Pipeline) -> None:
                     before.date().isoformat(),
                 )
             except Exception:
-                log.exception("retention clean-up failed; it runs again tomorrow")
+                log_failure("retention clean-up failed; it runs again tomorrow")
 
     async def first_then_deliver(poll: asyncio.Task[None]) -> None:
         await asyncio.wait({poll})

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FeedServer, WebhookSink, rss
 
 MONITOR = [sys.executable, "-m", "monitor"]
@@ -416,3 +418,55 @@ def test_a_poll_with_no_feeds_says_so(tmp_path: Path) -> None:
     cfg = config(tmp_path, [])
     r = run(["--config", str(cfg), "poll"], tmp_path)
     assert r.returncode == 0 and "no enabled feeds to poll" in r.stderr
+
+
+def test_bad_environment_and_database_urls_get_one_line_not_a_traceback(tmp_path: Path) -> None:
+    def status(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*MONITOR, "channels", "list"] if "MONITOR_CHANNELS" in env else [*MONITOR, "status"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "MONITOR_CONFIG": str(config(tmp_path, [])), **env},
+        )
+
+    for env, says in [
+        (
+            {"MONITOR_CHANNELS": '[{"type": "webhook", url: x}]'},
+            "MONITOR_CHANNELS is not valid JSON",
+        ),
+        ({"MONITOR_DATABASE__URL": "postgresq://u:pw@h/db"}, "unknown database kind 'postgresq'"),
+        ({"MONITOR_DATABASE__URL": str(tmp_path / "m.db")}, "is not a database URL"),
+    ]:
+        r = status(**env)
+        assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert "pw@" not in r.stderr
+    # a JSON value still in the quotes of the shell line it came from (docker --env-file)
+    quoted = '\'[{"type": "webhook", "name": "ops", "url": "https://h.example/x"}]\''
+    r = status(MONITOR_CHANNELS=quoted)
+    assert r.returncode == 0 and "ops" in r.stdout, r.stderr
+
+
+def test_a_database_that_is_down_is_one_log_line_per_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.poller import log_failure
+
+    with caplog.at_level(logging.ERROR, logger="monitor.poller"):
+        try:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+        except OperationalError:
+            log_failure("tick failed")
+        try:
+            raise KeyError("a bug")
+        except KeyError:
+            log_failure("tick failed")
+    down, bug = caplog.records
+    assert down.exc_info is None and "database unavailable" in down.getMessage()
+    assert "connection refused" in down.getMessage()
+    assert bug.exc_info is not None  # a bug keeps its traceback
