@@ -124,3 +124,19 @@ def test_relative_links_resolve_against_the_feed_and_repeated_guids_keep_the_lat
 def test_what_is_not_a_feed_says_so(body: bytes) -> None:
     with pytest.raises(ParseError, match="not a feed"):
         parse_feed(body, URL)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_documents_are_read_by_feedparser_whatever_chardet_guesses(
+    encoding: str,
+) -> None:
+    """A byte-order mark and no HTTP charset: the mark decides, not chardet (whose "UTF-16"
+    had feedparser misread big-endian documents as "not a feed"), and the UTF-8-only fast
+    path leaves them alone."""
+    from monitor.parse.fast import parse_fast
+    from monitor.parse.generic import _guess_charset
+
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    body = bom + rss(RUSSIAN, '<?xml version="1.0" encoding="utf-16"?>').encode(encoding)
+    assert _guess_charset(body) is None and parse_fast(body, URL, None) is None
+    assert [e.title for e in parse_feed(body, URL).entries] == [t for t, _ in RUSSIAN]

@@ -101,6 +101,8 @@ class _Unsure(Exception):
 
 def parse_fast(body: bytes, url: str, content_type: str | None) -> ParsedFeed | None:
     """The feed in `body` if it is in this path's scope, else None (use feedparser)."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")) or b"\x00" in body[:64]:
+        return None  # UTF-16 or UTF-32: out of scope (UTF-8 only), whatever libxml2 could do
     declared = _DECLARED.match(body[:512].removeprefix(b"\xef\xbb\xbf"))
     xml_encoding = declared.group(1).decode().lower() if declared else ""
     if xml_encoding and xml_encoding not in _UTF8:

@@ -67,6 +67,10 @@ def _entry(e: Any) -> ParsedEntry:
     )
 
 
+# UTF-8, UTF-32 (before UTF-16: FF FE 00 00 starts both) and UTF-16 byte-order marks.
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+
+
 def _guess_charset(body: bytes) -> str | None:
     """A charset for a document that declares none and is not UTF-8 (else None).
 
@@ -75,8 +79,8 @@ def _guess_charset(body: bytes) -> str | None:
     windows-1251 would turn into mojibake. chardet's guess is better than that.
     """
     head = body[:200].lower()
-    if b"encoding=" in head.split(b"?>", 1)[0] or body.startswith(b"\xef\xbb\xbf"):
-        return None
+    if b"encoding=" in head.split(b"?>", 1)[0] or body.startswith(_BOMS):
+        return None  # declared, or a byte-order mark says it (and chardet may not: UTF-16)
     try:
         body.decode("utf-8")
         return None
