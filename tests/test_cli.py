@@ -470,3 +470,18 @@ def test_a_database_that_is_down_is_one_log_line_per_failure(
     assert down.exc_info is None and "database unavailable" in down.getMessage()
     assert "connection refused" in down.getMessage()
     assert bug.exc_info is not None  # a bug keeps its traceback
+
+
+def test_config_after_the_command_and_feeds_add_says_what_it_found(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    cfg = config(tmp_path, [])
+    good = feed_server.serve("/a.xml", rss(STORY, title="Desk feed"))
+    r = run(["feeds", "add", good, "--config", str(cfg)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "found 'Desk feed' (rss20): 2 entries" in r.stdout
+    r = run(["feeds", "add", "not a url", "--config", str(cfg)], tmp_path)
+    assert r.returncode == 2 and "feed url must be http(s)" in r.stderr
+    assert "validation error" not in r.stderr and "Traceback" not in r.stderr
+    r = run(["status", "--config", str(cfg)], tmp_path)
+    assert r.returncode == 0 and "feeds      1" in r.stdout, r.stderr

@@ -5,6 +5,8 @@ app.py holds the group, its options and the shared Context."""
 from __future__ import annotations
 
 from monitor.cli import alerts, channels, explain, feeds, running, topics
-from monitor.cli.app import cli, main
+from monitor.cli.app import accept_config_everywhere, cli, main
+
+accept_config_everywhere(cli)
 
 __all__ = ["alerts", "channels", "cli", "explain", "feeds", "main", "running", "topics"]

@@ -110,7 +110,7 @@ def _setup_logging(level: str, fmt: str) -> None:
         else TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
-    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
+    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -144,6 +144,31 @@ def cli(ctx: click.Context, config: Path | None, log_level: str, log_format: str
     """Watch news feeds and alert once per new development on your topics."""
     _setup_logging(log_level, log_format)
     ctx.obj = Context(config)
+
+
+def accept_config_everywhere(group: click.Group) -> None:
+    """`--config FILE` after the command too (`monitor status --config FILE`), as users
+    write it: every subcommand takes the option and sets the Context's config file."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        obj = ctx.find_object(Context)
+        if value is not None and obj is not None:
+            obj.config_path, obj._settings, obj._db = value, None, None
+
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            accept_config_everywhere(command)
+            continue
+        command.params.append(
+            click.Option(
+                ["--config", "-c"],
+                type=click.Path(path_type=Path, dir_okay=False),
+                expose_value=False,
+                is_eager=True,
+                callback=remember,
+                help="TOML config file (as the option before the command).",
+            )
+        )
 
 
 def main() -> None:

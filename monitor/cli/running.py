@@ -91,10 +91,17 @@ def status(obj: Context) -> None:
     """Check the database and print feeds, developments and the outbox at a glance.
 
     Exits non-zero when the database is unreachable or not migrated (a health check)."""
+    from monitor.db import schema_revision
+
     db = obj.database(upgrade=False)
     try:
         _status(db)
     except SQLAlchemyError as exc:
+        if schema_revision(db.engine) is None and "no such table" in str(exc):
+            raise click.ClickException(
+                "the database has no schema yet: run `monitor db upgrade` (every other "
+                "command creates it on start)"
+            ) from None
         raise click.ClickException(
             f"database not usable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
         ) from None
