@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 PAYLOAD_VERSION = 1
 
@@ -73,6 +74,7 @@ def payload(a: AlertContent) -> dict[str, Any]:
         "development": {"id": a.development_id, "title": a.title, "score": a.score},
         "title": a.title,
         "topics": [t.to_json() for t in a.topics],
+        "why": why(a),
         "articles": [
             {
                 "url": r.url,
@@ -87,44 +89,135 @@ def payload(a: AlertContent) -> dict[str, Any]:
     }
 
 
+def reason(evidence: str) -> tuple[str, list[tuple[str, str]]]:
+    """An evidence line ("sentence [concept:term, …]", as the matcher writes it) as the
+    sentence and its (concept, term) pairs."""
+    sentence, sep, tags = evidence.rpartition(" [")
+    if not sep or not tags.endswith("]"):
+        return evidence, []
+    pairs = []
+    for tag in tags[:-1].split(", "):
+        concept, _, term = tag.partition(":")
+        if concept and term:
+            pairs.append((concept, term))
+    return sentence, pairs
+
+
+def why(a: AlertContent) -> list[dict[str, Any]]:
+    """The evidence, structured: per topic, the sentence and the terms that matched."""
+    out = []
+    for t in a.topics:
+        for ev in t.evidence:
+            sentence, pairs = reason(ev)
+            out.append(
+                {
+                    "topic": t.id,
+                    "sentence": sentence,
+                    "terms": [{"concept": c, "term": w} for c, w in pairs],
+                }
+            )
+    return out
+
+
 def subject(a: AlertContent) -> str:
     topics = ", ".join(t.title for t in a.topics[:2])
     head = f"[monitor] {a.title}"
-    return f"{head} — {topics}" if topics else head
+    return " ".join((f"{head} — {topics}" if topics else head).split())
 
 
-def render_text(a: AlertContent) -> str:
+def _when(r: ArticleRef, tz: ZoneInfo) -> str:
+    local = r.published.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or tz.key}"
+
+
+def render_text(a: AlertContent, tz: str = "UTC") -> str:
+    """The plain-text body: times in the channel's time zone `tz`."""
+    zone = ZoneInfo(tz)
     lines = [a.title, ""]
+    if a.kind == "digest":
+        for i, r in enumerate(a.articles, 1):
+            lines.append(f"{i}. {r.title} — {r.source}, {_when(r, zone)}")
+            lines.append(f"   {r.url}")
+        lines += ["", f"Digest {a.id}"]
+        return "\n".join(lines)
     if a.topics:
         lines.append("Topics: " + ", ".join(f"{t.title} ({t.score:.2f})" for t in a.topics))
         ev = next((t.evidence[0] for t in a.topics if t.evidence), None)
         if ev:
-            lines.append(f"Why: {ev}")
+            lines.append(f"Why: {reason(ev)[0]}")
         lines.append("")
     for i, r in enumerate(a.articles):
-        label = "Primary" if i == 0 else "Also"
-        lines.append(f"{label}: {r.title} — {r.source}, {r.published:%Y-%m-%d %H:%M} UTC")
+        label = "Report" if i == 0 else "Also"
+        lines.append(f"{label}: {r.title} — {r.source}, {_when(r, zone)}")
         lines.append(f"  {r.url}")
+        if i == 0 and r.summary:
+            lines.append(f"  {r.summary[:400]}")
     lines += ["", f"Alert {a.id}"]
     return "\n".join(lines)
 
 
-def render_html(a: AlertContent) -> str:
-    """HTML part: every feed-supplied string is escaped; links are the only markup."""
+_STYLE = {
+    "body": "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#222;"
+    "max-width:640px;line-height:1.45",
+    "h2": "font-size:20px;margin:0 0 8px",
+    "topic": "display:inline-block;background:#eef3fb;color:#1d4f91;border-radius:3px;"
+    "padding:1px 6px;margin:0 4px 4px 0;font-size:13px",
+    "why": "border-left:3px solid #1d4f91;margin:10px 0;padding:2px 10px;color:#333",
+    "lead": "color:#444;margin:4px 0 10px",
+    "meta": "color:#777;font-size:13px",
+}
+
+
+def render_html(a: AlertContent, tz: str = "UTC") -> str:
+    """HTML part: every feed-supplied string is escaped; links are the only markup from
+    outside; the matched terms of the reason are in bold."""
     e = html.escape
-    parts = [f"<h2>{e(a.title)}</h2>"]
-    if a.topics:
-        items = "".join(f"<li>{e(t.title)} ({t.score:.2f})</li>" for t in a.topics)
-        parts.append(f"<p>Topics:</p><ul>{items}</ul>")
-        ev = next((t.evidence[0] for t in a.topics if t.evidence), None)
-        if ev:
-            parts.append(f"<blockquote>{e(ev)}</blockquote>")
-    rows = []
-    for r in a.articles:
+    zone = ZoneInfo(tz)
+
+    def link(r: ArticleRef) -> str:
         title = e(r.title)
         if r.url.lower().startswith(("http://", "https://")):  # no javascript:, data:, …
-            title = f'<a href="{e(r.url, quote=True)}">{title}</a>'
-        rows.append(f"<li>{title} — {e(r.source)}, {r.published:%Y-%m-%d %H:%M} UTC</li>")
-    parts.append(f"<ol>{''.join(rows)}</ol>")
-    parts.append(f'<p style="color:#777">Alert {e(a.id)}</p>')
-    return "<html><body>" + "".join(parts) + "</body></html>"
+            return f'<a href="{e(r.url, quote=True)}">{title}</a>'
+        return title
+
+    parts = [f'<h2 style="{_STYLE["h2"]}">{e(a.title)}</h2>']
+    if a.kind == "digest":
+        rows = "".join(
+            f'<li>{link(r)} <span style="{_STYLE["meta"]}">— {e(r.source)}, '
+            f"{e(_when(r, zone))}</span></li>"
+            for r in a.articles
+        )
+        parts.append(f"<ol>{rows}</ol>")
+    else:
+        if a.topics:
+            parts.append(
+                "<p>"
+                + "".join(
+                    f'<span style="{_STYLE["topic"]}">{e(t.title)} {t.score:.2f}</span>'
+                    for t in a.topics
+                )
+                + "</p>"
+            )
+            ev = next((t.evidence[0] for t in a.topics if t.evidence), None)
+            if ev:
+                sentence, pairs = reason(ev)
+                shown = e(sentence)
+                for _, term in pairs:
+                    shown = shown.replace(e(term), f"<b>{e(term)}</b>", 1)
+                parts.append(f'<blockquote style="{_STYLE["why"]}">{shown}</blockquote>')
+        for i, r in enumerate(a.articles):
+            meta = f'<span style="{_STYLE["meta"]}">{e(r.source)}, {e(_when(r, zone))}</span>'
+            if i == 0:
+                parts.append(f"<p><b>{link(r)}</b><br>{meta}</p>")
+                if r.summary:
+                    parts.append(f'<p style="{_STYLE["lead"]}">{e(r.summary[:400])}</p>')
+                if len(a.articles) > 1:
+                    parts.append(f'<p style="{_STYLE["meta"]}">Also reported by:</p><ul>')
+            else:
+                parts.append(f"<li>{link(r)} {meta}</li>")
+        if len(a.articles) > 1:
+            parts.append("</ul>")
+    parts.append(
+        f'<p style="{_STYLE["meta"]}">{"Digest" if a.kind == "digest" else "Alert"} {e(a.id)}</p>'
+    )
+    return f'<html><body style="{_STYLE["body"]}">' + "".join(parts) + "</body></html>"

@@ -44,7 +44,7 @@ HOSTILE = (
     '<script>alert(1)</script><iframe src="http://evil/"></iframe>'
     "<img src=http://tracker/pixel onerror=alert(2)>"
 )
-ALLOWED_TAGS = {"html", "body", "h2", "p", "ul", "li", "blockquote", "ol", "a"}
+ALLOWED_TAGS = {"html", "body", "h2", "p", "ul", "li", "blockquote", "ol", "a", "b", "br", "span"}
 
 
 def content(title: str = "Flood warning for the Danube", **kw: Any) -> AlertContent:
@@ -69,7 +69,7 @@ def content(title: str = "Flood warning for the Danube", **kw: Any) -> AlertCont
     topics = kw.pop("topics", None) or [TopicRef("floods", "Floods", 0.91, ["Danube rising"])]
     return AlertContent(
         id=f"msg_{secrets.token_hex(16)}",
-        kind="development",
+        kind=kw.pop("kind", "development"),
         created_at=NOW,
         title=title,
         score=0.9,
@@ -521,3 +521,58 @@ def test_a_receiver_that_trickles_its_reply_is_cut_off_by_the_send_deadline() ->
         slow.httpd.shutdown()
     assert not outcome.delivered and outcome.retry
     assert "within 2s" in (outcome.error or "")
+
+
+def test_the_email_reads_as_an_alert_and_the_webhook_says_why_in_structure() -> None:
+    """Subject without doubled spaces; the reason without the matcher's [concept:term]
+    tags (its terms in bold in HTML); the lead of the report; times in the channel's time
+    zone; a digest lists developments, not one development and its "Also" reports; the
+    webhook carries the evidence as topic, sentence and terms."""
+    from monitor.alerts import payload, render_html, render_text, subject
+
+    ev = "Putin met Israel's prime minister in Sochi [russia:Putin, israel:Israel's]"
+    c = content(
+        title="Putin  and Bennett   meet",
+        topics=[TopicRef("russia-israel", "Russia and Israel", 1.8, [ev])],
+    )
+    assert "  " not in subject(c)
+    text = render_text(c, "Europe/Moscow")
+    assert "Why: Putin met Israel's prime minister in Sochi" in text and "[russia:" not in text
+    assert "Levels up." in text and "MSK" in text  # the lead, and Moscow time
+    page = render_html(c, "Europe/Moscow")
+    assert "<b>Putin</b>" in page and "[russia:" not in page
+    assert payload(c)["why"] == [
+        {
+            "topic": "russia-israel",
+            "sentence": "Putin met Israel's prime minister in Sochi",
+            "terms": [
+                {"concept": "russia", "term": "Putin"},
+                {"concept": "israel", "term": "Israel's"},
+            ],
+        }
+    ]
+    digest = content(title="Digest: 2 new developments", kind="digest")
+    listed = render_text(digest)
+    assert "1. " in listed and "2. " in listed and "Also:" not in listed and "Why:" not in listed
+
+
+def test_every_kind_of_payload_matches_the_documented_schema() -> None:
+    import json as json_module
+
+    import jsonschema
+
+    from monitor.alerts import payload
+
+    schema = json_module.loads(
+        (Path(__file__).parent.parent / "docs" / "schemas" / "alert-payload.schema.json").read_text(
+            encoding="utf-8"
+        )
+    )
+    ev = "Putin met Israel's prime minister [russia:Putin]"
+    for kind in ("development", "digest", "feed-health", "test"):
+        c = content(kind=kind, topics=[TopicRef("russia-israel", "Russia and Israel", 1.2, [ev])])
+        jsonschema.validate(payload(c), schema)
+    bad = payload(content())
+    bad["articles"][0].pop("url")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)

@@ -41,7 +41,9 @@ async def send(
     for i, url in enumerate(ch.urls, 1):
         if not notifier.add(url.get_secret_value()):
             return Outcome(False, retry=False, error=f"apprise URL #{i} is not a valid URL")
-    result = await notifier.async_notify(title=subject(content), body=render_text(content))
+    result = await notifier.async_notify(
+        title=subject(content), body=render_text(content, ch.timezone)
+    )
     if result:
         return Outcome(True)
     logs = " | ".join(entry.message for entry in list(result.logs())[-3:])

@@ -38,8 +38,8 @@ def email_message(ch: EmailChannel, content: AlertContent) -> EmailMessage:
     msg["To"] = ", ".join(ch.to)
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg["Message-ID"] = f"<{content.id}@monitor>"
-    msg.set_content(render_text(content))
-    msg.add_alternative(render_html(content), subtype="html")
+    msg.set_content(render_text(content, ch.timezone))
+    msg.add_alternative(render_html(content, ch.timezone), subtype="html")
     return msg
 
 
