@@ -185,3 +185,24 @@ def test_a_config_holding_secrets_that_others_can_read_is_warned_about(
 def test_a_bare_number_for_a_duration_says_it_needs_a_unit(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"needs a unit, e\.g\. 24s or 24h"):
         load_settings(write(tmp_path, "[alerts]\nbackfill = 24\n"))
+
+
+def test_the_example_config_names_every_key_and_loads() -> None:
+    """The README says monitor.example.toml shows every key: every settings field and
+    every channel field appears in it, and the file itself loads."""
+    from monitor.channels import AppriseChannel, EmailChannel, WebhookChannel
+    from monitor.channels.base import ChannelBase
+
+    example = Path(__file__).resolve().parent.parent / "monitor.example.toml"
+    text = example.read_text(encoding="utf-8")
+    missing = []
+    for section in ("database", "alerts", "http", "matching", "service"):
+        model = Settings.model_fields[section].annotation
+        assert model is not None
+        missing += [f"[{section}] {k}" for k in model.model_fields if f"{k} =" not in text]
+    for cls in (ChannelBase, WebhookChannel, EmailChannel, AppriseChannel):
+        for key, f in cls.model_fields.items():
+            if f"{f.alias or key} =" not in text:
+                missing.append(f"{cls.__name__} {f.alias or key}")
+    assert missing == []
+    load_settings(example)
