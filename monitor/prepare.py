@@ -12,7 +12,7 @@ from datetime import datetime
 
 from monitor.cluster import features
 from monitor.match import Matcher, MatchResult
-from monitor.normalize import Article, dedupe, normalize_entry
+from monitor.normalize import Article, dedupe, html_to_text, normalize_entry
 from monitor.parse import ParseError, parse_feed
 from monitor.rows import QuietRows
 
@@ -66,7 +66,9 @@ def read_document(
     # An entry with no title, no text and no link (a broken item) carries nothing.
     articles = dedupe([a for a in normalized if a.title or a.text or a.url])
     articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
-    return Document(parsed.title, parsed.language, parsed.ttl_minutes, articles)
+    # The feed's own title names it in alerts and lists: text, whichever parser read it.
+    title = html_to_text(parsed.title)[:300] if parsed.title else None
+    return Document(title or None, parsed.language, parsed.ttl_minutes, articles)
 
 
 def prepare_document(doc: Document, matcher: Matcher, known: dict[str, str]) -> Prepared:
