@@ -55,7 +55,7 @@ def stored(feed: ParsedFeed) -> dict[str, object]:
 
     articles = [normalize_entry(e, URL, feed.language, NOW) for e in feed.entries]
     return {
-        "title": html_to_text(feed.title)[:300] if feed.title else None,
+        "title": html_to_text(feed.title, titled=True)[:300] if feed.title else None,
         "language": feed.language,
         "articles": [tuple(getattr(a, k) for k in a.__slots__) for a in articles],
     }

@@ -191,14 +191,17 @@ _DECODED_TAG = re.compile(
 )
 
 
-def html_to_text(fragment: str) -> str:
+def html_to_text(fragment: str, titled: bool = False) -> str:
     """Plain text of an HTML fragment: tags and script/style bodies gone, entities decoded,
-    a lone "<" kept as text, active markup that entities spelled out removed."""
+    active markup that entities spelled out removed. `titled`: a title, plain text by the
+    RSS rules though it may hold markup, so a "<" that starts no tag ("A<B") is text."""
     if not fragment:
         return ""
     if "<" not in fragment and "&" not in fragment:
         return squeeze(fragment[:MAX_HTML].replace("\0", ""))
-    fragment = _LONE_LT.sub("&lt;", tame(fragment))
+    fragment = tame(fragment)
+    if titled:
+        fragment = _LONE_LT.sub("&lt;", fragment)
     spaced = _BLOCK.sub(r" <\1", fragment)
     text = html.unescape(nh3.clean(spaced, tags=set(), clean_content_tags=_DROP_CONTENT))
     if "<" in text:
@@ -278,7 +281,7 @@ def normalize_entry(
         if len(entry.content_html) > len(entry.summary_html)
         else entry.summary_html
     )
-    title = html_to_text(entry.title)
+    title = html_to_text(entry.title, titled=True)
     text = html_to_text(body_html)
     published = entry.published or entry.updated
     estimated = published is None

@@ -67,7 +67,7 @@ def read_document(
     articles = dedupe([a for a in normalized if a.title or a.text or a.url])
     articles.sort(key=lambda a: a.published_at)  # oldest first: first reports open events
     # The feed's own title names it in alerts and lists: text, whichever parser read it.
-    title = html_to_text(parsed.title)[:300] if parsed.title else None
+    title = html_to_text(parsed.title, titled=True)[:300] if parsed.title else None
     return Document(title or None, parsed.language, parsed.ttl_minutes, articles)
 
 
