@@ -111,3 +111,14 @@ def test_the_check_sees_a_violation() -> None:
         "monitor.outbox imports the CLI (monitor.cli.app)",
         "monitor.text (pure) imports sqlalchemy",
     ]
+
+
+def test_every_package_is_in_the_distribution() -> None:
+    """A subpackage missing from pyproject's explicit list works from a checkout (editable
+    install) and is absent from a wheel or the Docker image."""
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set()
