@@ -485,3 +485,20 @@ def test_config_after_the_command_and_feeds_add_says_what_it_found(
     assert "validation error" not in r.stderr and "Traceback" not in r.stderr
     r = run(["status", "--config", str(cfg)], tmp_path)
     assert r.returncode == 0 and "feeds      1" in r.stdout, r.stderr
+
+
+def test_opml_import_names_what_it_skipped(tmp_path: Path) -> None:
+    opml = tmp_path / "list.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><body>'
+        '<outline text="Good" type="rss" xmlUrl="https://good.example/feed.xml"/>'
+        '<outline text="Bad port" type="rss" xmlUrl="http://bad.example:port/feed"/>'
+        '<outline text="Mail" type="rss" xmlUrl="mailto:desk@example.org"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    cfg = config(tmp_path, [])
+    r = run(["--config", str(cfg), "feeds", "import", str(opml)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "3 feeds, 1 added, 2 skipped" in r.stdout
+    assert "bad.example:port" in r.stderr and "mailto:desk@example.org" in r.stderr

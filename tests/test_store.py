@@ -294,3 +294,31 @@ def test_two_workers_syncing_the_config_on_a_new_database_both_start(pg_url: str
         assert len(store.feeds_in_order(s)) == 3
     first.dispose()
     second.dispose()
+
+
+def test_an_entry_is_found_by_its_address_without_the_feeds_own_query(database: Database) -> None:
+    """`monitor explain URL` with the address as a reader copies it: the stored one carries
+    the feed's own tracking query (?ref=rss), which canonicalization keeps."""
+    from monitor.normalize import canonical_url
+
+    with database.session() as s:
+        feed = Feed(url="https://a.example/feed", name="a")
+        s.add(feed)
+        s.flush()
+        s.add(
+            store.new_entry(
+                feed.id,
+                replace(
+                    article(1, T0),
+                    url="https://a.example/story_1?ref=rss",
+                    canonical_url=canonical_url("https://a.example/story_1?ref=rss"),
+                ),
+                T0,
+            )
+        )
+    with database.session() as s:
+        plain = "https://a.example/story_1"
+        found = store.entry_by_url(s, plain, canonical_url(plain))
+        assert found is not None and found.url == "https://a.example/story_1?ref=rss"
+        other = "https://a.example/story%1"  # LIKE's wildcards are taken literally
+        assert store.entry_by_url(s, other, canonical_url(other)) is None

@@ -167,10 +167,21 @@ def pending_entries(s: Session) -> list[Entry]:
 
 
 def entry_by_url(s: Session, url: str, canonical: str) -> Entry | None:
-    return s.scalar(
+    """The entry stored under this address; failing that, the latest one at the same
+    address with a query the user left out (a feed's own tracking parameters, such as
+    ?ref=rss, which canonicalization does not know to drop)."""
+    found = s.scalar(
         select(Entry)
         .where((Entry.canonical_url == canonical) | (Entry.url == url))
         .order_by(Entry.id)
+    )
+    if found is not None or "?" in canonical:
+        return found
+    pattern = canonical.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "?%"
+    return s.scalar(
+        select(Entry)
+        .where(Entry.canonical_url.like(pattern, escape="\\"))
+        .order_by(Entry.id.desc())
     )
 
 
