@@ -42,6 +42,7 @@ async def serve(pipeline: Pipeline) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     running: set[asyncio.Task[Any]] = set()
+    kicks: set[asyncio.Future[None]] = set()  # deliveries started by a poll that alerted
 
     def tracked(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """A scheduler job whose run the shutdown can wait for."""
@@ -67,6 +68,10 @@ async def serve(pipeline: Pipeline) -> None:
             try:
                 stats = await pipeline.poll(only_due=True, fresh_for=fresh_for)
                 metrics.tick_done(stats.feeds, stats.errors)
+                if stats.alerts:  # deliver now, beside the next polls, not a tick later
+                    kicked = asyncio.ensure_future(tracked(deliver)())
+                    kicks.add(kicked)
+                    kicked.add_done_callback(kicks.discard)
                 if stats.feeds:
                     log.info(
                         "polled %d feeds: %d changed, %d not modified, %d errors, "
