@@ -12,7 +12,7 @@ accepted.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 CHUNK = 64 * 1024
 MAX_LAYERS = 2
@@ -117,10 +117,3 @@ class Decoder:
 
     def end(self) -> list[bytes]:
         return self._counted(self._ending(0))
-
-
-def decode(chunks: Iterable[bytes], header: str | None, cap: int) -> bytes:
-    """A whole body at once (tests, and callers that hold the raw bytes)."""
-    d = Decoder(header, cap)
-    out = [piece for chunk in chunks for piece in d.feed(chunk)]
-    return b"".join(out + d.end())

@@ -6,11 +6,11 @@ broadly as it needs and the CLI can turn any of them into one clear line.
     ├── OpmlError           an OPML file cannot be read (opml.py)
     ├── AlreadyRunning      another process holds this SQLite database (db.py)
     └── FeedError           one feed could not be polled; never fatal to a poll
-        ├── FetchError      network, timeout, HTTP status, size cap, blocked address
-        ├── ParseError      the document is not a feed (parse.py)
-        └── StoreError      storing the feed's answer failed (rolled back)
+        └── ParseError      the document is not a feed (parse.py)
 
-A feed's failure is kept on its row as text (`last_error`) and as one of `KINDS`
+Fetching and storing do not raise for one feed: their failures come back as values
+(FetchResult.error, a rolled-back transaction) and are recorded the same way. A feed's
+failure is kept on its row as text (`last_error`) and as one of `KINDS`
 (`error_kind`), the machine-readable part: health checks, the web page and alerts on
 failing feeds read the kind, people read the text.
 """
@@ -49,17 +49,7 @@ class FeedError(MonitorError):
     kind: str = "network"
 
 
-class FetchError(FeedError):
-    def __init__(self, message: str, kind: str = "network") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 class ParseError(FeedError):
     """The body is not a feed (HTML, plain text, broken beyond recovery)."""
 
     kind = "parse"
-
-
-class StoreError(FeedError):
-    kind = "store"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 
 def dead_on_this_host(owner: str) -> bool:
@@ -35,3 +37,23 @@ def stale_owners(single_worker: bool) -> Callable[[str], bool]:
     if single_worker:
         return lambda owner: True
     return dead_on_this_host
+
+
+def claimable(s: Any, model: Any, owner: str, now: datetime, stale: Callable[[str], bool]) -> Any:
+    """The condition on `model`'s lease columns (lease_owner, lease_until) for rows this
+    owner may claim: unleased, expired, its own, or held by an owner `stale` says is dead.
+    Feeds and deliveries are leased alike."""
+    from sqlalchemy import or_, select
+
+    held = s.execute(
+        select(model.lease_owner)
+        .where(model.lease_until >= now, model.lease_owner != owner)
+        .distinct()
+    )
+    dead = [o for (o,) in held if o and stale(o)]
+    return or_(
+        model.lease_until.is_(None),
+        model.lease_until < now,
+        model.lease_owner == owner,
+        model.lease_owner.in_(dead),
+    )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from monitor.leases import claimable
 from monitor.models import Feed
 from monitor.schedule import DEFAULT_INTERVAL
 
@@ -143,21 +144,7 @@ def claim_feeds(
 ) -> list[Row[Any]]:
     """Lease enabled feeds (all, or those due) to `owner`; rows locked by others are skipped,
     except leases whose owner `stale` says is dead (a crashed process: see leases.py)."""
-    held = s.connection().execute(
-        select(Feed.lease_owner)
-        .where(Feed.lease_until >= now, Feed.lease_owner != owner)
-        .distinct()
-    )
-    dead = [o for (o,) in held if o and stale(o)]
-    q = select(*CLAIMED).where(Feed.enabled.is_(True))
-    q = q.where(
-        or_(
-            Feed.lease_until.is_(None),
-            Feed.lease_until < now,
-            Feed.lease_owner == owner,
-            Feed.lease_owner.in_(dead),
-        )
-    )
+    q = select(*CLAIMED).where(Feed.enabled.is_(True), claimable(s, Feed, owner, now, stale))
     if only_due:
         q = q.where(or_(Feed.next_poll_at.is_(None), Feed.next_poll_at <= now))
     q = q.order_by(Feed.next_poll_at, Feed.id).with_for_update(skip_locked=True)

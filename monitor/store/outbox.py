@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.leases import claimable
 from monitor.models import Alert, Delivery, Development
 
 
@@ -82,20 +83,10 @@ def claim_deliveries(
 ) -> list[Delivery]:
     """Lease due deliveries; a lease held by another owner is skipped unless `stale` says
     that owner is dead (leases.py)."""
-    held = s.execute(
-        select(Delivery.lease_owner)
-        .where(Delivery.lease_until >= now, Delivery.lease_owner != owner)
-        .distinct()
-    )
-    dead = [o for (o,) in held if o and stale(o)]
-    q = select(Delivery).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
-    q = q.where(
-        or_(
-            Delivery.lease_until.is_(None),
-            Delivery.lease_until < now,
-            Delivery.lease_owner == owner,
-            Delivery.lease_owner.in_(dead),
-        )
+    q = select(Delivery).where(
+        Delivery.status == "pending",
+        Delivery.next_attempt_at <= now,
+        claimable(s, Delivery, owner, now, stale),
     )
     q = q.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
     rows = list(s.scalars(q.with_for_update(skip_locked=True)))
