@@ -60,10 +60,12 @@ class ServiceConfig(Section):
     listen: str = "127.0.0.1:9464"
     # Entries and developments not seen for this long are deleted daily (alerts stay).
     retention: Duration = timedelta(days=90)
-    # Shares a large poll is split into, one fetched by the main process, the others by
-    # lanes (worker processes that also parse and match); default: one per core; 0: none,
-    # all in the main process.
+    # Worker processes that parse and match fetched documents (the parser pool, started
+    # once); default: one per core; 0: none, all in the main process.
     processes: int | None = Field(None, ge=0)
+    # The longest a worker may spend on one document: past it the worker is replaced and
+    # the feed fails until it serves another document.
+    document_timeout: Duration = timedelta(seconds=30)
     # On SQLite one process uses the database at a time: how long `poll` and `deliver`
     # wait for another to finish before giving up with a message.
     lock_wait: Duration = timedelta(minutes=2)

@@ -26,9 +26,9 @@ from monitor.config import Settings
 from monitor.db import Database
 from monitor.developments import Developments
 from monitor.fetch import FetchOptions, FetchResult
-from monitor.lanes import Lanes
 from monitor.outbox import DeliveryStats, Outbox
 from monitor.poller import FEED_LEASE, Poller
+from monitor.pool import ParserPool
 from monitor.refresh import Context
 from monitor.stats import PollStats
 
@@ -60,11 +60,17 @@ class Pipeline:
         if settings.matching.topics is not None:
             self.matcher  # noqa: B018  (a custom profile is checked at start, not mid-poll)
         processes = settings.service.processes
-        self.lanes = Lanes(
-            (os.cpu_count() or 1) if processes is None else processes,
+        url = settings.database.url or ""
+        if processes is None:
+            processes = os.cpu_count() or 1
+        if ":memory:" in url or not url:  # a database other processes cannot open
+            processes = 0
+        self.pool = ParserPool(
+            processes,
             settings.matching.topics,
             settings.matching.threshold,
-            self._known_hashes,
+            url,
+            settings.service.document_timeout.total_seconds(),
         )
         http = settings.http
         self.fetch_options = FetchOptions(
@@ -89,7 +95,7 @@ class Pipeline:
         self.poller = Poller(
             db,
             ctx,
-            self.lanes,
+            self.pool,
             self.fetch_options,
             clock,
             self.owner,
@@ -98,8 +104,8 @@ class Pipeline:
 
     @cached_property
     def matcher(self) -> Matcher:
-        """The compiled topic profile, made on first use: a poll whose documents lanes
-        prepare, with nothing to alert, never loads the parser and matcher modules."""
+        """The compiled topic profile, made on first use: a poll whose documents the
+        pool prepares, with nothing to alert, never loads the parser and matcher modules."""
         from monitor.match import Matcher, load_profile
 
         return Matcher(
@@ -119,13 +125,13 @@ class Pipeline:
         self.developments.fresh_since = value
 
     @property
-    def laned(self) -> bool | None:
-        return self.poller.laned
+    def pooled(self) -> bool | None:
+        """Whether the last poll's documents were prepared by the parser pool."""
+        return self.poller.pooled
 
-    def _known_hashes(self, feed_id: int, guids: list[str]) -> dict[str, str]:
-        """What a lane asks before splitting a document of a feed polled before."""
-        with self.db.session() as s:
-            return store.known_hashes(s, feed_id, guids)
+    def close(self) -> None:
+        """End the parser pool's workers (the database stays open: its owner closes it)."""
+        self.pool.close()
 
     # ------------------------------------------------------------------ polling --
 

@@ -23,9 +23,9 @@ from monitor import metrics, store
 from monitor.db import database_down, is_sqlite
 from monitor.decide import FeedView, feed_succeeded
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
-from monitor.lanes import FeedState, Lanes, changed
 from monitor.leases import stale_owners
 from monitor.models import Feed
+from monitor.pool import Answer, FeedState, ParserPool, changed
 from monitor.refresh import Context, fail, refresh_feed
 from monitor.stats import PollStats
 
@@ -42,7 +42,10 @@ NOT_MODIFIED_BATCH = 200
 STORE_BATCH = 16
 BATCH_WAIT = 0.2
 
-Answer = tuple[FetchResult, "Prepared | None"]
+# Answers waiting for the storing side, and documents given to the pool per worker: past
+# these, fetching waits, so memory stays flat however far storing falls behind.
+INBOX = 16
+PREPARING_PER_WORKER = 2
 
 
 def log_failure(what: str) -> None:
@@ -63,7 +66,7 @@ class Poller:
         self,
         db: Database,
         ctx: Context,
-        lanes: Lanes,
+        pool: ParserPool,
         options: FetchOptions,
         clock: Callable[[], datetime],
         owner: str,
@@ -71,60 +74,40 @@ class Poller:
     ) -> None:
         self.db = db
         self.ctx = ctx
-        self.lanes = lanes
+        self.pool = pool
         self.fetch_options = options
         self.clock = clock
         self.owner = owner
         self.threshold = threshold
-        self.laned: bool | None = None  # whether the last poll ran in lanes
+        self.pooled: bool | None = None  # whether the last poll's documents went to the pool
 
     def expect_poll(self, feeds: int) -> None:
-        """Start the lanes of the coming poll now if it will likely use them (as the last
-        poll did; the first, if `feeds` is enough), so they start while this process claims
-        the feeds. A wrong guess costs lanes killed before doing anything."""
-        likely = self.laned if self.laned is not None else self.lanes.use(feeds)
-        if likely:
-            self.lanes.prestart()
+        """Start the parser pool now if the coming poll of up to `feeds` feeds will use
+        it, so its workers start while this process claims the feeds."""
+        if self.pool.use(feeds):
+            self.pool.start_soon()
 
     async def poll(self, only_due: bool = False) -> PollStats:
         """Fetch every claimed feed and store each answer as it arrives.
 
-        Fetching runs in one task, storing in another: in a large poll the lanes (worker
-        processes, lanes.py) fetch and prepare while the storing thread writes what they
-        send, up to STORE_BATCH changed feeds per transaction; a small poll fetches here
-        and prepares in the storing thread."""
+        Fetching runs in one task, storing in another: the storing thread writes what
+        arrives, up to STORE_BATCH changed feeds per transaction, while the fetches go on
+        and the parser pool (pool.py) prepares the documents that changed; a small poll
+        with no pool running prepares them in the storing thread."""
         now = self.clock()
-        try:
-            with self.db.session() as s:
-                feeds = store.claim_feeds(
-                    s,
-                    now,
-                    self.owner,
-                    FEED_LEASE,
-                    only_due,
-                    stale_owners(is_sqlite(self.db.engine)),
-                )
-                requests = [
-                    FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified)
-                    for f in feeds
-                ]
-                state = {
-                    f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None) for f in feeds
-                }
-        except BaseException:
-            self.lanes.discard()
-            raise
-        self.laned = self.lanes.use(len(requests))
-        if not self.laned:
-            self.lanes.discard()
+        with self.db.session() as s:
+            feeds = store.claim_feeds(
+                s, now, self.owner, FEED_LEASE, only_due, stale_owners(is_sqlite(self.db.engine))
+            )
+            requests = [
+                FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified) for f in feeds
+            ]
+            state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None) for f in feeds}
+        self.pooled = self.pool.use(len(requests))
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
-        source = (
-            self.lanes.run(requests, state, self.fetch_options, now)
-            if self.laned
-            else self._fetch_here(requests)
-        )
+        source = self._answers(requests, state, now)
         try:
             await self._store_as_they_come(source, state, stats)
         finally:
@@ -136,7 +119,7 @@ class Poller:
         self, source: AsyncGenerator[Answer, None], state: dict[int, FeedState], stats: PollStats
     ) -> None:
         # Changed bodies held at once (arrived, waiting to be stored): enough for a batch
-        # and what the lanes send meanwhile; past it they wait, so memory stays flat.
+        # and what the pool prepares meanwhile; past it they wait, so memory stays flat.
         ahead = 2 * STORE_BATCH
         pending: deque[Answer] = deque()
         bodies = 0  # entries of `pending` with a changed body
@@ -198,9 +181,45 @@ class Poller:
             group.create_task(produce())
             group.create_task(consume())
 
-    async def _fetch_here(self, requests: list[FetchRequest]) -> AsyncGenerator[Answer, None]:
-        async for result in fetch_stream(requests, self.fetch_options):
-            yield result, None
+    async def _answers(
+        self, requests: list[FetchRequest], state: dict[int, FeedState], now: datetime
+    ) -> AsyncGenerator[Answer, None]:
+        """Every request's answer, in the order they complete: the fetch result and, for
+        a changed document the pool prepared, what it made of it (None: the storing
+        thread prepares it)."""
+        if not self.pooled:
+            async for result in fetch_stream(requests, self.fetch_options):
+                yield result, None
+            return
+        out: asyncio.Queue[Answer | None] = asyncio.Queue(INBOX)
+        room = asyncio.Semaphore(PREPARING_PER_WORKER * self.pool.processes)
+
+        async def prepare(result: FetchResult) -> None:
+            try:
+                answer = await self.pool.prepare(result, state[result.feed_id], now)
+                await out.put(answer)
+            finally:
+                room.release()
+
+        async def fetch() -> None:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    async for result in fetch_stream(requests, self.fetch_options):
+                        if changed(result, state[result.feed_id]):
+                            await room.acquire()
+                            group.create_task(prepare(result))
+                        else:
+                            await out.put((result, None))
+            finally:
+                await out.put(None)
+
+        fetching = asyncio.create_task(fetch())
+        try:
+            while (answer := await out.get()) is not None:
+                yield answer
+            await fetching  # raises what failed it
+        finally:
+            fetching.cancel()
 
     def process_batch(self, batch: Sequence[Answer]) -> PollStats:
         """Store several fetched feeds in one transaction (one commit, one flush of the feed

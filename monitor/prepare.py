@@ -1,8 +1,8 @@
 """The CPU-bound, pure half of processing a fetched feed: parse → normalize/dedupe → match.
 
 A poll's cost is mostly here (the parser, HTML to text, the matcher), and none of it needs
-the database: a large poll runs it in the lanes (lanes.py) that fetched the document, a
-small one in the storing thread.
+the database: the parser pool's workers run it (pool.py), or, in a small poll with no
+pool running, the storing thread.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class Context:
 
         p = Pipeline(self.settings, self.database())
         if polling:
-            p.expect_poll()  # lanes start while the feeds are synced and claimed
+            p.expect_poll()  # the pool starts while the feeds are synced and claimed
         p.sync_feeds()
         # What is loaded by now (modules, mappers, settings) lives as long as the process:
         # frozen, full garbage collections stop rescanning it (tens of ms each, in a poll).

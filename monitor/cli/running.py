@@ -27,7 +27,10 @@ def poll(obj: Context) -> None:
 
 def _poll(obj: Context) -> None:
     p = obj.pipeline(polling=True)
-    stats = asyncio.run(p.poll(only_due=False))
+    try:
+        stats = asyncio.run(p.poll(only_due=False))
+    finally:
+        p.close()
     log.info(
         "polled %d feeds: %d changed, %d not modified, %d unchanged, %d errors; "
         "%d new and %d updated entries, %d developments, %d alerts",
