@@ -135,9 +135,6 @@ class Pipeline:
 
     # ------------------------------------------------------------------ polling --
 
-    def expect_poll(self) -> None:
-        self.poller.expect_poll(len(self.settings.feeds))
-
     def sync_feeds(self) -> None:
         with self.db.session() as s:
             store.sync_feeds(s, self.settings.feeds, self.clock())
@@ -147,7 +144,6 @@ class Pipeline:
         within `fresh_for` before it (the service passes its polling interval), are joined
         at the lower same-poll bar."""
         self.fresh_since = self.clock() - fresh_for
-        self.expect_poll()
         return await self.poller.poll(only_due)
 
     def process_batch(self, batch: list[tuple[FetchResult, Prepared | None]]) -> PollStats:

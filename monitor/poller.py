@@ -42,10 +42,11 @@ NOT_MODIFIED_BATCH = 200
 STORE_BATCH = 16
 BATCH_WAIT = 0.2
 
-# Answers waiting for the storing side, and documents given to the pool per worker: past
-# these, fetching waits, so memory stays flat however far storing falls behind.
+# Answers waiting for the storing side, and bytes of documents given to the pool and not
+# yet answered: past these, fetching waits, so memory stays flat however far storing or
+# parsing falls behind (while the pool starts, say).
 INBOX = 16
-PREPARING_PER_WORKER = 2
+PREPARING_BYTES = 32 * 2**20
 
 
 def log_failure(what: str) -> None:
@@ -81,12 +82,6 @@ class Poller:
         self.threshold = threshold
         self.pooled: bool | None = None  # whether the last poll's documents went to the pool
 
-    def expect_poll(self, feeds: int) -> None:
-        """Start the parser pool now if the coming poll of up to `feeds` feeds will use
-        it, so its workers start while this process claims the feeds."""
-        if self.pool.use(feeds):
-            self.pool.start_soon()
-
     async def poll(self, only_due: bool = False) -> PollStats:
         """Fetch every claimed feed and store each answer as it arrives.
 
@@ -104,6 +99,8 @@ class Poller:
             ]
             state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None) for f in feeds}
         self.pooled = self.pool.use(len(requests))
+        if self.pooled and any(f.first_sight for f in state.values()):
+            self.pool.start_soon()  # every document is new: start while fetching
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
@@ -192,22 +189,23 @@ class Poller:
                 yield result, None
             return
         out: asyncio.Queue[Answer | None] = asyncio.Queue(INBOX)
-        room = asyncio.Semaphore(PREPARING_PER_WORKER * self.pool.processes)
+        budget = Budget(PREPARING_BYTES)
 
-        async def prepare(result: FetchResult) -> None:
+        async def prepare(result: FetchResult, size: int) -> None:
             try:
                 answer = await self.pool.prepare(result, state[result.feed_id], now)
                 await out.put(answer)
             finally:
-                room.release()
+                await budget.give_back(size)
 
         async def fetch() -> None:
             try:
                 async with asyncio.TaskGroup() as group:
                     async for result in fetch_stream(requests, self.fetch_options):
                         if changed(result, state[result.feed_id]):
-                            await room.acquire()
-                            group.create_task(prepare(result))
+                            size = len(result.body or b"")
+                            await budget.take(size)
+                            group.create_task(prepare(result, size))
                         else:
                             await out.put((result, None))
             finally:
@@ -324,3 +322,23 @@ class Poller:
             log_failure("placing this poll's entries in developments failed")
             self.ctx.developments.forget()
             return PollStats()
+
+
+class Budget:
+    """Bytes that may be in flight at once; one item larger than the whole budget still
+    goes, alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.changed = asyncio.Condition()
+
+    async def take(self, size: int) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+
+    async def give_back(self, size: int) -> None:
+        async with self.changed:
+            self.used -= size
+            self.changed.notify_all()

@@ -262,10 +262,10 @@ def test_a_pool_that_breaks_is_replaced_and_one_that_keeps_breaking_fails_its_fe
 def test_the_pool_starts_once_ahead_of_the_poll_and_lives_until_closed(
     tmp_path: Path, feed_server: FeedServer, clock: Clock
 ) -> None:
-    """`poll` starts the workers while it claims the feeds; later polls use the same
-    workers; closing the pipeline ends them. A small poll prepares in-process."""
+    """A first poll starts the workers as it begins fetching (its documents are all new);
+    later polls use the same workers; closing the pipeline ends them. A small poll
+    prepares in-process; a poll without news starts no pool."""
     p, _ = pooled(tmp_path, feed_server, clock)
-    p.expect_poll()
     stats = asyncio.run(p.poll())
     assert (stats.errors, stats.new_entries, p.pooled) == (0, 10, True)
     first = workers(p)
@@ -282,6 +282,19 @@ def test_the_pool_starts_once_ahead_of_the_poll_and_lives_until_closed(
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     p.db.dispose()
+
+    # As `monitor poll` runs again: nothing changed, no pool; a document changed, a pool.
+    again = Pipeline(p.settings, Database(p.settings.database.url or ""), clock=clock)
+    clock.advance(timedelta(hours=1))
+    stats = asyncio.run(again.poll())
+    assert (stats.not_modified, again.pooled, again.pool.started) == (10, True, 0)
+    clock.advance(timedelta(hours=1))
+    feed_server.serve(
+        "/1.xml", rss([item(IRRELEVANT, "https://n1.example/2", clock.now, title="Later")])
+    )
+    stats = asyncio.run(again.poll())
+    assert (stats.new_entries, again.pool.started) == (1, 1)
+    close(again)
 
     # One feed of eight enabled: under POOL_MIN_FEEDS, no pool is started.
     few = [

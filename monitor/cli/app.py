@@ -58,12 +58,10 @@ class Context:
             self._db = db
         return self._db
 
-    def pipeline(self, polling: bool = False) -> Pipeline:
+    def pipeline(self) -> Pipeline:
         from monitor.pipeline import Pipeline
 
         p = Pipeline(self.settings, self.database())
-        if polling:
-            p.expect_poll()  # the pool starts while the feeds are synced and claimed
         p.sync_feeds()
         # What is loaded by now (modules, mappers, settings) lives as long as the process:
         # frozen, full garbage collections stop rescanning it (tens of ms each, in a poll).

@@ -26,7 +26,7 @@ def poll(obj: Context) -> None:
 
 
 def _poll(obj: Context) -> None:
-    p = obj.pipeline(polling=True)
+    p = obj.pipeline()
     try:
         stats = asyncio.run(p.poll(only_due=False))
     finally:
