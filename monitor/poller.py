@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from monitor import metrics, store
+from monitor import memory, metrics, store
 from monitor.db import database_down, is_sqlite
 from monitor.decide import FeedView, feed_succeeded
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
@@ -110,6 +110,7 @@ class Poller:
         finally:
             await source.aclose()
         stats.add(await asyncio.to_thread(self.settle))
+        memory.give_back()  # a long-running process stays the size of its polls, not its largest
         return stats
 
     async def _store_as_they_come(
