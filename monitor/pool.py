@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
+from monitor import memory
 from monitor.fetch import FetchResult
 
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ POOL_MIN_FEEDS = 16
 # before the documents it was given fail.
 MAX_RESTARTS = 3
 DIED = "the parser process died while reading this document"
+# A worker gives its freed memory back (memory.py) before a document, if it has not for
+# this many seconds: parsing a thousand documents leaves tens of MB in the allocator.
+TRIM_EVERY = 10.0
 # What the forkserver imports before forking workers: everything a job touches, and the
 # command-line package: each worker re-runs the main script (the `monitor` command, which
 # only imports it) before its first task, as multiprocessing does.
@@ -63,6 +68,7 @@ PRELOAD = [
     "monitor.parse.fast",
     "monitor.parse.generic",
     "monitor.store",
+    "monitor.forkserver_preload",
 ]
 
 Answer: TypeAlias = "tuple[FetchResult, Prepared | None]"
@@ -106,6 +112,7 @@ class _Worker:
     database_url: str
     _matcher: Matcher | None = None
     _engine: Engine | None = None
+    trimmed: float = 0.0  # when freed memory was last given back (time.monotonic)
 
     def matcher(self) -> Matcher:
         if self._matcher is None:
@@ -149,6 +156,10 @@ def prepare_job(job: Job) -> Prepared:
     from monitor.prepare import Prepared, prepare_document, read_document
 
     assert _worker is not None, "start_worker runs first"
+    now = time.monotonic()
+    if now - _worker.trimmed > TRIM_EVERY:  # between documents, at most so often
+        memory.give_back()
+        _worker.trimmed = now
     try:
         doc = read_document(job.body, job.url, job.content_type, job.feed_url, job.now)
         known = {} if job.first_sight else _worker.known(job.feed_id, doc.guids)
@@ -220,13 +231,15 @@ class ParserPool:
             self.started += 1
 
     def start_soon(self) -> None:
-        """Start the workers in a thread, while the caller claims the feeds."""
+        """Start the workers in a thread, while the caller goes on (fetching, say)."""
         if self._pool is None and self.processes > 0:
             threading.Thread(target=self.start, name="pool-start", daemon=True).start()
 
     async def prepare(self, result: FetchResult, feed: FeedState, now: datetime) -> Answer:
-        """The document of `result` prepared by a worker: `(result, Prepared)`, or, if
-        the worker died reading it, a failed fetch result (the feed is polled again)."""
+        """The document of `result` prepared by a worker: `(result, Prepared)` (its error
+        set when it could not be read, or not in time), or, if the worker died reading
+        it, a failed fetch result (the feed is polled again). Never raises for one
+        document."""
         from pebble import ProcessExpired
 
         from monitor.prepare import Prepared
@@ -264,6 +277,9 @@ class ParserPool:
                     return died(result), None
                 await asyncio.to_thread(self._replace, pool, exc)
                 continue
+            except Exception as exc:  # the answer could not come back (pickling, say)
+                log.exception("feed %s: preparing failed", feed.url)
+                return result, Prepared(error=f"processing failed: {exc}", error_kind="store")
             self._breaks = 0
             return result, prepared
 
