@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,20 @@ from tests.conftest import Clock, FeedServer, rss
 from tests.test_pipeline import IRRELEVANT, OTHER_RELEVANT, RELEVANT, item
 
 
+def local_news(host: str, at: datetime, count: int, title: str) -> list[dict[str, Any]]:
+    """`count` off-topic items of `host`, an hour apart from `at` back, titled `title` k."""
+    return [
+        item(IRRELEVANT, f"https://{host}/local/{k}", at - timedelta(hours=k), title=f"{title} {k}")
+        for k in range(count)
+    ]
+
+
 def build_feeds(server: FeedServer, clock: Clock) -> list[str]:
     """Twelve feeds: the same two stories told by several of them, local news, a broken one."""
     urls = []
     for n in range(12):
         at = clock.now - timedelta(minutes=5 * n)
-        items = [
-            item(
-                IRRELEVANT,
-                f"https://n{n}.example/local/{k}",
-                at - timedelta(hours=k),
-                title=f"{IRRELEVANT['title']} ({n}/{k})",
-            )
-            for k in range(6)
-        ]
+        items = local_news(f"n{n}.example", at, 6, f"{IRRELEVANT['title']} ({n})")
         if n % 3 == 0:
             items.append(item(RELEVANT, f"https://n{n}.example/talks", at))
         if n % 4 == 1:
@@ -128,15 +128,7 @@ def test_a_pooled_poll_stores_what_an_in_process_poll_stores(
     # unchanged (304s); workers read what is stored from the database.
     clock.advance(timedelta(minutes=10))
     for n in (0, 1, 5):
-        items = [
-            item(
-                IRRELEVANT,
-                f"https://n{n}.example/local/{k}",
-                clock.now - timedelta(hours=k),
-                title=f"{IRRELEVANT['title']} ({n}/{k})",
-            )
-            for k in range(6)
-        ]
+        items = local_news(f"n{n}.example", clock.now, 6, f"{IRRELEVANT['title']} ({n})")
         items[2]["description"] = "A corrected account of the council meeting."
         items.append(item(OTHER_RELEVANT, f"https://n{n}.example/later", clock.now))
         feed_server.serve(f"/{n}.xml", rss(items, title=f"Outlet {n}"))
@@ -326,15 +318,7 @@ def test_entries_stored_unchanged_are_not_matched_again(
 ) -> None:
     """Only new and revised entries are matched: in the storing thread, or in a worker
     that read what is stored from the database."""
-    first = [
-        item(
-            IRRELEVANT,
-            f"https://a.example/{k}",
-            clock.now - timedelta(hours=k),
-            title=f"Council news {k}",
-        )
-        for k in range(5)
-    ]
+    first = local_news("a.example", clock.now, 5, "Council news")
     url = feed_server.serve("/a.xml", rss(first))
     database = f"sqlite:///{tmp_path / 'matched.db'}"
     p = make(database, [url], clock, processes=2 if pooled_poll else 0)
