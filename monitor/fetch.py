@@ -330,8 +330,8 @@ def host_of(url: str) -> str:
 @functools.cache
 def ssl_context() -> ssl.SSLContext:
     """httpx's default TLS setup (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made once
-    per process: loading the CA bundle is tens of ms, which a lane spends while it waits
-    for its share rather than after."""
+    per process: loading the CA bundle is tens of ms, and the service's every tick makes
+    a client."""
     import httpx
 
     return httpx.create_ssl_context()

@@ -321,9 +321,10 @@ def test_database_password_is_hidden_in_errors(tmp_path: Path) -> None:
 def test_service_finishes_the_tick_in_flight_when_the_whole_group_is_signalled(
     tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
 ) -> None:
-    """systemd sends SIGTERM to every process of the unit, lanes included. A tick
-    in flight (slow feeds make sure there is one) must finish, not be cancelled, and the
-    service exit 0 with everything stored. (Lanes ignoring SIGTERM: test_lanes.py.)"""
+    """systemd sends SIGTERM to every process of the unit, the parser pool's included
+    (the first tick started it). A tick in flight (slow feeds make sure there is one)
+    must finish, not be cancelled, and the service close the pool and exit 0 with
+    everything stored. (Workers ignoring SIGTERM mid-document: test_pool.py.)"""
     feeds = [
         feed_server.serve(
             f"/{n}.xml",

@@ -70,7 +70,11 @@ def run(obj: Context) -> None:
     from monitor.service import serve
 
     with one_at_a_time(obj, "service", wait=0):
-        asyncio.run(serve(obj.pipeline()))
+        p = obj.pipeline()
+        try:
+            asyncio.run(serve(p))
+        finally:
+            p.close()  # serve closes it too; this is for a service that failed
 
 
 @contextmanager
