@@ -23,7 +23,7 @@ from monitor import store
 from monitor.cluster import ClusterParams
 from monitor.cluster_index import ClusterIndex
 from monitor.config import Settings
-from monitor.db import Database
+from monitor.db import Database, is_sqlite
 from monitor.developments import Developments
 from monitor.fetch import FetchOptions, FetchResult
 from monitor.outbox import DeliveryStats, Outbox
@@ -60,11 +60,11 @@ class Pipeline:
         if settings.matching.topics is not None:
             self.matcher  # noqa: B018  (a custom profile is checked at start, not mid-poll)
         processes = settings.service.processes
-        url = settings.database.url or ""
+        url = db.engine.url.render_as_string(hide_password=False)
         if processes is None:
             processes = os.cpu_count() or 1
-        if ":memory:" in url or not url:  # a database other processes cannot open
-            processes = 0
+        if is_sqlite(db.engine) and db.engine.url.database in (None, "", ":memory:"):
+            processes = 0  # a database other processes cannot open
         self.pool = ParserPool(
             processes,
             settings.matching.topics,
