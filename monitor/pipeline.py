@@ -51,8 +51,16 @@ class Pipeline:
     """One worker's view of the pipeline; `clock` is injectable for tests."""
 
     def __init__(
-        self, settings: Settings, db: Database, clock: Callable[[], datetime] = utcnow
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Callable[[], datetime] = utcnow,
+        service: bool = False,
     ) -> None:
+        """`service`: for `monitor run`, which keeps its parser pool, and so by default
+        keeps one worker (its steady work is the few documents that changed; another
+        worker costs ~35 MiB and speeds up only the first poll). A one-shot poll has one
+        per core."""
         self.settings = settings
         self.db = db
         self.clock = clock
@@ -62,7 +70,7 @@ class Pipeline:
         processes = settings.service.processes
         url = db.engine.url.render_as_string(hide_password=False)
         if processes is None:
-            processes = os.cpu_count() or 1
+            processes = 1 if service else os.cpu_count() or 1
         if is_sqlite(db.engine) and db.engine.url.database in (None, "", ":memory:"):
             processes = 0  # a database other processes cannot open
         self.pool = ParserPool(

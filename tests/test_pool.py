@@ -407,3 +407,17 @@ print(json.dumps([stats.fetched, stats.not_modified, p.pooled, sorted(sys.module
     _, not_modified, modules = poll()
     quiet = parsing | {"monitor.match", "monitor.parse", "monitor.prepare", "monitor.normalize"}
     assert not_modified == len(feeds) - 1 and quiet.isdisjoint(modules), quiet & modules
+
+
+def test_the_service_keeps_one_worker_and_a_one_shot_poll_one_per_core(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    db = Database(url)
+    one_shot = Pipeline(Settings(database={"url": url}), db)
+    service = Pipeline(Settings(database={"url": url}), db, service=True)
+    chosen = Pipeline(Settings(database={"url": url}, service={"processes": 3}), db, service=True)
+    assert (one_shot.pool.processes, service.pool.processes, chosen.pool.processes) == (
+        os.cpu_count() or 1,
+        1,
+        3,
+    )
+    db.dispose()

@@ -58,10 +58,10 @@ class Context:
             self._db = db
         return self._db
 
-    def pipeline(self) -> Pipeline:
+    def pipeline(self, service: bool = False) -> Pipeline:
         from monitor.pipeline import Pipeline
 
-        p = Pipeline(self.settings, self.database())
+        p = Pipeline(self.settings, self.database(), service=service)
         p.sync_feeds()
         # What is loaded by now (modules, mappers, settings) lives as long as the process:
         # frozen, full garbage collections stop rescanning it (tens of ms each, in a poll).

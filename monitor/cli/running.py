@@ -70,7 +70,7 @@ def run(obj: Context) -> None:
     from monitor.service import serve
 
     with one_at_a_time(obj, "service", wait=0):
-        p = obj.pipeline()
+        p = obj.pipeline(service=True)
         try:
             asyncio.run(serve(p))
         finally:
