@@ -251,7 +251,7 @@ def test_a_pool_that_breaks_is_replaced_and_one_that_keeps_breaking_fails_its_fe
     close(p)
 
 
-def test_the_pool_starts_once_ahead_of_the_poll_and_lives_until_closed(
+def test_the_pool_starts_when_first_needed_and_lives_until_closed(
     tmp_path: Path, feed_server: FeedServer, clock: Clock
 ) -> None:
     """A first poll starts the workers as it begins fetching (its documents are all new);
