@@ -159,7 +159,6 @@ async def serve(pipeline: Pipeline) -> None:
     if late:
         log.warning("in-flight work did not finish within %s; its leases will expire", GRACE)
     scheduler.shutdown(wait=False)
-    await asyncio.to_thread(pipeline.close)
     with pipeline.db.session() as s:
         store.clear_feed_leases(s, pipeline.owner)
     if endpoint is not None:

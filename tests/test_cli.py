@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,21 @@ STORY = [
         "description": "The talks lasted three hours.",
     },
 ]
+
+
+def start_service(cfg: Path, cwd: Path, **popen: Any) -> tuple[subprocess.Popen[str], Path]:
+    """`monitor run` in the background, its log in cwd/run.log."""
+    log_path = cwd / "run.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*MONITOR, "--config", str(cfg), "run"],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+            **popen,
+        )
+    return proc, log_path
 
 
 def test_poll_alerts_and_exits_zero_even_with_a_broken_feed(
@@ -124,15 +140,7 @@ def test_run_polls_until_sigterm_then_exits_zero(
         webhook_sink.url,
         extra='[service]\nlisten = "127.0.0.1:0"',
     )
-    log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [*MONITOR, "--config", str(cfg), "run"],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
+    proc, log_path = start_service(cfg, tmp_path)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (
@@ -342,16 +350,7 @@ def test_service_finishes_the_tick_in_flight_when_the_whole_group_is_signalled(
     ]
     feeds.append(feed_server.serve("/story.xml", rss(STORY)))
     cfg = config(tmp_path, feeds, webhook_sink.url, extra='[service]\nlisten = ""\nprocesses = 2')
-    log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [*MONITOR, "--config", str(cfg), "run"],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-            start_new_session=True,
-        )
+    proc, log_path = start_service(cfg, tmp_path, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(webhook_sink.accepted) < 1:

@@ -74,7 +74,7 @@ def run(obj: Context) -> None:
         try:
             asyncio.run(serve(p))
         finally:
-            p.close()  # serve closes it too; this is for a service that failed
+            p.close()  # the parser pool's workers end with the service
 
 
 @contextmanager
