@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -39,8 +40,28 @@ WAL_CHECKPOINT_PAGES = 10_000
 FORMS = "sqlite:///PATH/monitor.db or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
 
 
+# Every engine of this process: a forked child (a one-shot poll's parser workers and
+# fetching helpers) drops their connections without closing them, which would end the
+# parent's sessions on a server (SQLAlchemy's advice for os.fork).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_connections() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    engine = _make_engine(url)
+    _ENGINES.add(engine)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:

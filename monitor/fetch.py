@@ -13,7 +13,7 @@ import asyncio
 import email.utils
 import functools
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -339,7 +339,7 @@ def ssl_context() -> ssl.SSLContext:
 
 async def fetch_stream(
     requests: Sequence[FetchRequest], opts: FetchOptions
-) -> AsyncIterator[FetchResult]:
+) -> AsyncGenerator[FetchResult, None]:
     """Yield results as they complete, at most `concurrency` at once and `per_host` per host."""
     total = asyncio.Semaphore(opts.concurrency)
     hosts: dict[str, asyncio.Semaphore] = {}

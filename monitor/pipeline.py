@@ -79,6 +79,7 @@ class Pipeline:
             settings.matching.threshold,
             url,
             settings.service.document_timeout.total_seconds(),
+            forks=not service,
         )
         http = settings.http
         self.fetch_options = FetchOptions(
@@ -108,6 +109,7 @@ class Pipeline:
             clock,
             self.owner,
             lambda: self.matcher.threshold,
+            fetchers=1 if service else os.cpu_count() or 1,
         )
 
     @cached_property

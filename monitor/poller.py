@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from monitor import memory, metrics, store
 from monitor.db import database_down, is_sqlite
 from monitor.decide import FeedView, feed_succeeded
+from monitor.fanout import Fanout, helpers_for
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.leases import stale_owners
 from monitor.models import Feed
@@ -72,7 +73,9 @@ class Poller:
         clock: Callable[[], datetime],
         owner: str,
         threshold: Callable[[], float],
+        fetchers: int = 1,
     ) -> None:
+        """`fetchers`: how many processes a large poll may fetch in (fanout.py)."""
         self.db = db
         self.ctx = ctx
         self.pool = pool
@@ -80,6 +83,7 @@ class Poller:
         self.clock = clock
         self.owner = owner
         self.threshold = threshold
+        self.fetchers = fetchers
         self.pooled: bool | None = None  # whether the last poll's documents went to the pool
 
     async def poll(self, only_due: bool = False) -> PollStats:
@@ -98,17 +102,27 @@ class Poller:
                 FetchRequest(f.id, f.permanent_url or f.url, f.etag, f.last_modified) for f in feeds
             ]
             state = {f.id: FeedState(f.url, f.body_hash, f.first_polled_at is None) for f in feeds}
-        self.pooled = self.pool.use(len(requests))
-        if self.pooled and any(f.first_sight for f in state.values()):
-            self.pool.start_soon()  # every document is new: start while fetching
         stats = PollStats(feeds=len(requests))
         if not requests:
             return stats
-        source = self._answers(requests, state, now)
+        # Helpers are forked first, before the pool's threads exist.
+        helpers = helpers_for(len(requests), self.fetchers)
+        fetched = (
+            Fanout(requests, self.fetch_options, helpers + 1).results()
+            if helpers
+            else fetch_stream(requests, self.fetch_options)
+        )
+        self.pooled = self.pool.use(len(requests))
+        if self.pooled and self.pool.forks:
+            self.pool.start()  # forked now, while this process has no thread (pool.py)
+        elif self.pooled and any(f.first_sight for f in state.values()):
+            self.pool.start_soon()  # every document is new: start while fetching
+        source = self._answers(fetched, state, now)
         try:
             await self._store_as_they_come(source, state, stats)
         finally:
             await source.aclose()
+            await fetched.aclose()  # ends the helpers, should storing have failed
         stats.add(await asyncio.to_thread(self.settle))
         memory.give_back()  # a long-running process stays the size of its polls, not its largest
         return stats
@@ -180,13 +194,13 @@ class Poller:
             group.create_task(consume())
 
     async def _answers(
-        self, requests: list[FetchRequest], state: dict[int, FeedState], now: datetime
+        self, fetched: AsyncGenerator[FetchResult, None], state: dict[int, FeedState], now: datetime
     ) -> AsyncGenerator[Answer, None]:
         """Every request's answer, in the order they complete: the fetch result and, for
         a changed document the pool prepared, what it made of it (None: the storing
         thread prepares it)."""
         if not self.pooled:
-            async for result in fetch_stream(requests, self.fetch_options):
+            async for result in fetched:
                 yield result, None
             return
         out: asyncio.Queue[Answer | None] = asyncio.Queue(INBOX)
@@ -202,7 +216,7 @@ class Poller:
         async def fetch() -> None:
             try:
                 async with asyncio.TaskGroup() as group:
-                    async for result in fetch_stream(requests, self.fetch_options):
+                    async for result in fetched:
                         if changed(result, state[result.feed_id]):
                             size = len(result.body or b"")
                             await budget.take(size)

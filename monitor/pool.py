@@ -9,10 +9,17 @@ every feed (one event loop, the cheapest place for it) and stores; the pool prep
 Why pebble: its pool gives each task a time limit (a hostile document costs one worker,
 replaced, not the poll) and charges a worker's death to the task it was running, which
 `concurrent.futures` cannot (there one death breaks the whole executor, and a task has no
-time limit). Why forkserver: workers are forked from a server process that imported the
-parsers, the matcher and the database layer once, so their pages are shared and a
-replacement starts in milliseconds; `fork` would copy a process that has threads and
-database connections, `spawn` would start and import a fresh interpreter per worker.
+time limit).
+
+How workers start: for `monitor run`, from a forkserver, a server process that imported
+the parsers, the matcher and the database layer once, so the workers' pages are shared
+and a replacement starts in milliseconds without copying a process that has threads;
+`spawn` would import a fresh interpreter per worker. A one-shot poll cannot afford the
+forkserver's imports (a second or more on a slow core, longer than the rest of a poll
+in which little changed): its workers are forked from the main process itself, at the
+start of the poll, before it has any thread (`fork`), and build their matcher at their
+first document. A worker pebble replaces later (one that died or ran out of time) is
+forked beside threads: if it hangs on a lock one of them held, the time limit ends it.
 
 A worker reads from the database which of a document's entries are stored already
 (guid → content hash), so that only new and revised entries are matched; the storing
@@ -34,6 +41,7 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -136,17 +144,23 @@ class _Worker:
 _worker: _Worker | None = None
 
 
-def start_worker(topics: Path | None, threshold: float | None, database_url: str) -> None:
+def start_worker(
+    topics: Path | None, threshold: float | None, database_url: str, eager: bool = True
+) -> None:
     """A worker's start: signals are the main process's business (it decides when the
-    pool ends), the matcher is built before the first document arrives."""
+    pool ends); `eager`, the matcher is built before the first document arrives (a
+    one-shot poll's forked workers build it at their first: a poll where nothing
+    changed then costs them nothing)."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.set_wakeup_fd(-1)  # a forked worker's is its parent's event loop's
     _worker = _Worker(topics, threshold, database_url)
-    try:
-        _worker.matcher()
-    except Exception:  # reported by the first job, against its feed
-        log.exception("building the matcher failed")
+    if eager:
+        try:
+            _worker.matcher()
+        except Exception:  # reported by the first job, against its feed
+            log.exception("building the matcher failed")
     gc.freeze()  # what is loaded now lives as long as the worker
 
 
@@ -189,13 +203,17 @@ class ParserPool:
         database_url: str,
         timeout: float,
         job: Callable[[Job], Prepared] = prepare_job,
-        initializer: Callable[[Path | None, float | None, str], None] = start_worker,
+        initializer: Callable[[Path | None, float | None, str, bool], None] = start_worker,
+        forks: bool = False,
     ) -> None:
+        """`forks`: workers are forked from this process (one-shot polls), not from a
+        forkserver; the caller starts them (`start`) while it has no thread."""
         self.processes = processes
+        self.forks = forks
         self.timeout = timeout
         self.job = job
         self.initializer = initializer
-        self._initargs = (topics, threshold, database_url)
+        self._initargs = (topics, threshold, database_url, not forks)
         self._pool: ProcessPool | None = None
         self._starting = threading.Lock()
         self._breaks = 0  # restarts in a row, without a document prepared between them
@@ -218,8 +236,12 @@ class ParserPool:
                 return
             from pebble import ProcessPool
 
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
+            context: BaseContext
+            if self.forks:
+                context = multiprocessing.get_context("fork")
+            else:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(PRELOAD)
             pool = ProcessPool(
                 self.processes,
                 initializer=self.initializer,
@@ -290,6 +312,9 @@ class ParserPool:
                 return
             self._pool = None
             self._breaks += 1
+            # A replacement starts beside this process's threads: from a forkserver.
+            self.forks = False
+            self._initargs = (*self._initargs[:3], True)
         log.warning("the parser pool broke (%s); starting a new one", exc)
         broken.stop()  # type: ignore[no-untyped-call]
         try:

@@ -49,15 +49,19 @@ def counting(job: Job) -> Prepared:
     return prepared
 
 
-def failing_once(topics: Path | None, threshold: float | None, database_url: str) -> None:
+def failing_once(
+    topics: Path | None, threshold: float | None, database_url: str, eager: bool = True
+) -> None:
     """A worker start that fails the first time (every worker started at once fails)."""
     marker = beside_database(database_url, ".started")
     if not marker.exists():
         time.sleep(0.2)  # so every first worker finds no marker
         marker.touch()
         raise RuntimeError("this worker cannot start")
-    start_worker(topics, threshold, database_url)
+    start_worker(topics, threshold, database_url, eager)
 
 
-def failing(topics: Path | None, threshold: float | None, database_url: str) -> None:
+def failing(
+    topics: Path | None, threshold: float | None, database_url: str, eager: bool = True
+) -> None:
     raise RuntimeError("no worker can start")

@@ -60,7 +60,7 @@ def make(url: str, feeds: list[str], clock: Clock, processes: int, **service: An
         service={"processes": processes, **service},
         feeds=[{"url": u, "name": f"feed {i}"} for i, u in enumerate(feeds)],
     )
-    p = Pipeline(settings, db, clock=clock)
+    p = Pipeline(settings, db, clock=clock, service=SERVICE)
     p.sync_feeds()
     return p
 
@@ -167,6 +167,18 @@ def pooled(
 @pytest.fixture(autouse=True)
 def small_polls_use_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pool, "POOL_MIN_FEEDS", 2)
+
+
+# Whether the pipelines here are the service's (workers from a forkserver) or a one-shot
+# poll's (workers forked from this process at the start of the poll): every test runs
+# with both.
+SERVICE = False
+
+
+@pytest.fixture(autouse=True, params=["one-shot", "service"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(sys.modules[__name__], "SERVICE", request.param == "service")
+    return str(request.param)
 
 
 def test_a_worker_dying_on_a_document_costs_that_feed_only(
@@ -276,10 +288,14 @@ def test_the_pool_starts_when_first_needed_and_lives_until_closed(
     p.db.dispose()
 
     # As `monitor poll` runs again: nothing changed, no pool; a document changed, a pool.
-    again = Pipeline(p.settings, Database(p.settings.database.url or ""), clock=clock)
+    # (The service's pool waits for a changed document; a one-shot poll forks its
+    # workers as it starts, while it has no thread, and they read nothing until needed.)
+    again = Pipeline(
+        p.settings, Database(p.settings.database.url or ""), clock=clock, service=SERVICE
+    )
     clock.advance(timedelta(hours=1))
     stats = asyncio.run(again.poll())
-    assert (stats.not_modified, again.pooled, again.pool.started) == (10, True, 0)
+    assert (stats.not_modified, again.pooled, again.pool.started) == (10, True, int(not SERVICE))
     clock.advance(timedelta(hours=1))
     feed_server.serve(
         "/1.xml", rss([item(IRRELEVANT, "https://n1.example/2", clock.now, title="Later")])
@@ -304,7 +320,7 @@ def test_the_pool_starts_when_first_needed_and_lives_until_closed(
         service={"processes": 2},
         feeds=[{"url": u, "enabled": k == 0} for k, u in enumerate(few)],
     )
-    p = Pipeline(settings, db, clock=clock)
+    p = Pipeline(settings, db, clock=clock, service=SERVICE)
     p.sync_feeds()
     pool.POOL_MIN_FEEDS = 16  # undone by the fixture's monkeypatch
     stats = asyncio.run(p.poll())
