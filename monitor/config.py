@@ -72,6 +72,44 @@ class ServiceConfig(Section):
     lock_wait: Duration = timedelta(minutes=2)
 
 
+class WebConfig(Section):
+    # host:port of the web desk while `monitor run` (or `monitor web`) runs; "" turns it
+    # off. Bound to this machine by default: it has no login yet, so any other address
+    # is refused until one is configured.
+    listen: str = "127.0.0.1:8080"
+    # Developments per page.
+    page_size: int = Field(50, ge=1, le=500)
+
+    @field_validator("listen")
+    @classmethod
+    def _local_only(cls, v: str) -> str:
+        if v:
+            web_address(v)
+        return v
+
+
+def web_address(listen: str) -> tuple[str, int]:
+    """`[web] listen` as (host, port); ValueError for one that is not host:port, or not
+    this machine's: the desk has no login yet, so it is not served to a network."""
+    import ipaddress
+
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"must be host:port, got {listen!r}")
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        raise ValueError(
+            f"{listen!r} would serve the desk beyond this machine, and it has no login "
+            'yet: use 127.0.0.1:PORT (behind a reverse proxy that authenticates), or "" '
+            "to turn it off"
+        )
+    return host, int(port)
+
+
 class MatchingConfig(Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
@@ -109,6 +147,7 @@ class Settings(BaseSettings):
     http: HttpConfig = HttpConfig()
     matching: MatchingConfig = MatchingConfig()
     service: ServiceConfig = ServiceConfig()
+    web: WebConfig = WebConfig()
     feeds: list[FeedConfig] = []
     channels: list[Channel] = []
 

@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import metrics, store
 from monitor.pipeline import Pipeline
 from monitor.poller import log_failure
+from monitor.web.serve import start_desk
 
 log = logging.getLogger("monitor.service")
 
@@ -139,6 +140,7 @@ async def serve(pipeline: Pipeline) -> None:
     scheduler.add_job(tracked(cleanup), "cron", hour=3, minute=17, id="retention", coalesce=True)
     scheduler.start()
     endpoint = start_endpoint(pipeline, every)
+    desk = start_desk(pipeline.settings, pipeline.db)
     with pipeline.db.session() as s:
         enabled, _ = store.feed_health(s)
     if not enabled:
@@ -163,6 +165,8 @@ async def serve(pipeline: Pipeline) -> None:
         store.clear_feed_leases(s, pipeline.owner)
     if endpoint is not None:
         endpoint.close()
+    if desk is not None:
+        desk.stop()
     log.info("stopped")
 
 

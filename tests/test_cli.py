@@ -26,6 +26,8 @@ def run(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.Completed
 
 def config(tmp_path: Path, feeds: list[str], hook: str | None = None, extra: str = "") -> Path:
     lines = ["[database]", f'url = "sqlite:///{(tmp_path / "m.db").as_posix()}"', extra]
+    if "[web]" not in extra:  # no desk unless asked for: tests run side by side
+        lines += ["[web]", 'listen = ""']
     for u in feeds:
         lines += ["[[feeds]]", f'url = "{u}"', 'interval = "1s"']
     if hook:

@@ -1,4 +1,4 @@
-"""Running: poll, deliver, run, status, db upgrade."""
+"""Running: poll, deliver, run, web, status, db upgrade."""
 
 from __future__ import annotations
 
@@ -75,6 +75,30 @@ def run(obj: Context) -> None:
             asyncio.run(serve(p))
         finally:
             p.close()  # the parser pool's workers end with the service
+
+
+@cli.command()
+@click.pass_obj
+def web(obj: Context) -> None:
+    """Serve the web desk alone (no polling) on [web] listen, until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from monitor.web.serve import Desk
+
+    listen = obj.settings.web.listen
+    if not listen:
+        raise click.ClickException('[web] listen is "": set it to 127.0.0.1:PORT to serve the desk')
+    desk = Desk(obj.settings, obj.database())
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    desk.start()
+    while not stop.wait(0.2) and desk.thread.is_alive():
+        pass
+    desk.stop()
+    if not desk.server.started:  # the address was in use, say: uvicorn said why
+        raise click.ClickException(f"could not serve the web desk on {listen}")
 
 
 @contextmanager

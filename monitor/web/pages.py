@@ -1,0 +1,66 @@
+"""The desk's HTML pages: developments (filtered, paged, charted), one development, the
+feeds. Server-rendered; every value escaped by Jinja2."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from monitor.store import desk
+from monitor.web.chart import chart
+from monitor.web.deps import Config, DbSession, DevFilters, Page
+
+router = APIRouter()
+templates = Jinja2Templates(directory=str(resources.files("monitor.web") / "templates"))
+templates.env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else "—"
+templates.env.filters["safe_url"] = lambda u: u if _web_url(u) else None
+
+
+def _web_url(url: Any) -> bool:
+    """Only http(s) links are links: a feed's `javascript:` or `data:` stays text."""
+    return isinstance(url, str) and url.lower().startswith(("http://", "https://"))
+
+
+@router.get("/", response_class=HTMLResponse)
+def developments_page(
+    request: Request, f: DevFilters, s: DbSession, cfg: Config, page: Page = 1
+) -> HTMLResponse:
+    size = cfg.web.page_size
+    rows, total = desk.developments(s, f, page, size)
+    query = {k: v for k, v in request.query_params.items() if k != "page" and v}
+    pages = max(1, -(-total // size))
+    return templates.TemplateResponse(
+        request,
+        "developments.html",
+        {
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "f": f,
+            "query": query,
+            "link": lambda **kw: "?" + urlencode({**query, **kw}),
+            "chart": chart(desk.per_day(s, f)),
+            "outlets": desk.outlets(s),
+            "languages": desk.languages(s),
+            "topics": desk.topics(s),
+        },
+    )
+
+
+@router.get("/developments/{dev_id}", response_class=HTMLResponse)
+def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLResponse:
+    found = desk.development(s, dev_id)
+    if found is None:
+        raise HTTPException(404, "no such development")
+    return templates.TemplateResponse(request, "development.html", {"d": found})
+
+
+@router.get("/feeds", response_class=HTMLResponse)
+def feeds_page(request: Request, s: DbSession) -> HTMLResponse:
+    return templates.TemplateResponse(request, "feeds.html", {"rows": desk.feeds(s)})

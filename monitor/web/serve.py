@@ -1,0 +1,63 @@
+"""Running the desk: in the service's process, on a thread of its own (`monitor run`), or
+alone in the foreground (`monitor web`, for a deployment where workers and the web run
+apart)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from monitor.config import Settings, web_address
+from monitor.db import Database
+
+if TYPE_CHECKING:
+    import uvicorn
+
+log = logging.getLogger("monitor.web")
+
+
+def server(settings: Settings, db: Database) -> uvicorn.Server:
+    """A uvicorn server of the desk on `[web] listen` (not started; checked by config)."""
+    import uvicorn
+
+    from monitor.web import create_app
+
+    host, port = web_address(settings.web.listen)
+    config = uvicorn.Config(
+        create_app(settings, db),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+class Desk:
+    """The desk on a thread of the service's process, stopped with the service. A port
+    in use is logged by uvicorn and ends the desk only, not the service."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.listen = settings.web.listen
+        self.server = server(settings, db)
+        self.thread = threading.Thread(target=self.server.run, name="web-desk", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("web desk on http://%s/", self.listen)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_desk(settings: Settings, db: Database) -> Desk | None:
+    """The service's desk, started, unless `[web] listen` is empty."""
+    if not settings.web.listen:
+        return None
+    desk = Desk(settings, db)
+    desk.start()
+    return desk

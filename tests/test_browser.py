@@ -1,0 +1,99 @@
+"""The desk in a real browser: Playwright driving Debian's Chromium (by its executable
+path: a browser download cannot work here). Browse, filter, open a development, page
+through; no page may break its own Content-Security-Policy. In CI (CI=true) a missing
+Chromium fails instead of skipping. MONITOR_SCREENSHOTS=DIR keeps each page's picture
+(the ones in docs/ come from here)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_web import Desktop, desktop  # noqa: F401  (the fixture)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium as this machine runs it: headless, no sandbox as root, no calls home.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is needed for the browser tests: {CHROMIUM} is missing")
+        pytest.skip("no Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()
+
+
+def shot(page: object, name: str) -> None:
+    folder = os.environ.get("MONITOR_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_analyst_browses_filters_and_opens_a_development(
+    desktop: Desktop,  # noqa: F811
+    browser_page: object,
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    page: Page = browser_page  # type: ignore[assignment]
+    refused: list[str] = []
+    page.on(
+        "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    talks, strike = desktop.stories()
+
+    page.goto(desktop.url + "/")
+    expect(page.locator("h1")).to_have_text("Developments")
+    expect(page.locator("figure.chart svg rect").first).to_be_visible()
+    expect(page.locator("text=page 1 of 2")).to_be_visible()
+    shot(page, "developments")
+
+    # Narrow to one outlet with the form: only the strike is left, on one page.
+    page.select_option("select[name=outlet]", label="Outlet 1")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"[?&]outlet=\d+"))
+    rows = page.locator("table.developments tbody tr a.development")
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("href") == f"/developments/{strike}"
+
+    # Clear, go to the other page, open the talks from wherever they are listed.
+    page.get_by_role("link", name="Clear", exact=True).click()
+    for _ in range(2):
+        link = page.locator(f'a[href="/developments/{talks}"]')
+        if link.count():
+            break
+        page.click("a[rel=next]")
+    link.click()
+    expect(page.locator("h2").first).to_have_text("Reports (4)")
+    expect(page.locator("ol.reports > li")).to_have_count(4)
+    expect(page.locator("table.deliveries")).to_contain_text("delivered")
+    # The hostile report's title is text, and nothing it carried ran.
+    assert page.evaluate("document.scripts.length") == 0
+    shot(page, "development")
+
+    page.get_by_role("link", name="Feeds", exact=True).click()
+    expect(page.locator("tr.failing")).to_contain_text("broken.xml")
+    shot(page, "feeds")
+    assert refused == []
