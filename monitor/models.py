@@ -233,3 +233,26 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None]
 
     alert: Mapped[Alert] = relationship(back_populates="deliveries", foreign_keys=[alert_id])
+
+
+class Feedback(Base):
+    """What a reader said of a development or an entry, kept (and undoable): applied to
+    the database when given, and taught to the matcher from then on (feedback.py)."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "not-relevant" (of a development); the kinds to come: "same-as", "not-part",
+    # "should-alert".
+    kind: Mapped[str] = mapped_column(String(20))
+    development_id: Mapped[int | None] = mapped_column(
+        ForeignKey("developments.id", ondelete="SET NULL"), index=True
+    )
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(String(20))  # feedback.REASONS
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None]
+    # What teaching and undoing need, kept when the entries themselves are deleted:
+    # "bag" (the reports' words, feedback.fingerprint) and "state" (the development's
+    # state before).
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -25,12 +25,14 @@ from monitor.cluster_index import ClusterIndex
 from monitor.config import Settings
 from monitor.db import Database, is_sqlite
 from monitor.developments import Developments
+from monitor.feedback import Lessons
 from monitor.fetch import FetchOptions, FetchResult
 from monitor.outbox import DeliveryStats, Outbox
 from monitor.poller import FEED_LEASE, Poller
 from monitor.pool import ParserPool
 from monitor.refresh import Context
 from monitor.stats import PollStats
+from monitor.store.feedback import lessons as read_lessons
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
@@ -98,8 +100,13 @@ class Pipeline:
             self.outbox,
             settings.alerts.backfill,
         )
+        self.lessons = Lessons()
         ctx = Context(
-            lambda: self.matcher, self.developments, self.outbox, settings.alerts.feed_failure_alert
+            lambda: self.matcher,
+            self.developments,
+            self.outbox,
+            settings.alerts.feed_failure_alert,
+            lambda: self.lessons,
         )
         self.poller = Poller(
             db,
@@ -154,6 +161,8 @@ class Pipeline:
         within `fresh_for` before it (the service passes its polling interval), are joined
         at the lower same-poll bar."""
         self.fresh_since = self.clock() - fresh_for
+        with self.db.session() as s:
+            self.lessons = read_lessons(s)
         return await self.poller.poll(only_due)
 
     def process_batch(self, batch: list[tuple[FetchResult, Prepared | None]]) -> PollStats:

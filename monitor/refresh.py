@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from monitor import metrics, store
 from monitor.cluster import features, features_to_json
 from monitor.decide import FeedUpdate, FeedView, feed_failed, feed_succeeded, longest
+from monitor.feedback import Lessons
 from monitor.models import Entry, Feed
 from monitor.schedule import parse_retry_after
 from monitor.stats import PollStats
@@ -48,6 +49,8 @@ class Context:
     developments: Developments
     outbox: Outbox
     failure_alert: timedelta | None = None
+    # Readers' feedback as the matcher's lessons, read at the start of each poll.
+    lessons: Callable[[], Lessons] = Lessons
 
 
 def view(feed: Feed) -> FeedView:
@@ -197,12 +200,14 @@ def save_entries(
     changed.sort(key=lambda c: c[0].published_at)
     # Match before the first flush, so each new row is written once, complete.
     planned: list[tuple[Entry, bool, MatchResult, Features]] = []
+    lessons = ctx.lessons()
     for row, is_new in changed:
         result = prepared.matches[row.guid]
+        f = features(result, row.language, row.title)
+        result = lessons.apply(result, f.words)  # what readers' feedback taught
         store.save_matches(row, result)
         if result.relevant:
             metrics.MATCHES.inc()
-        f = features(result, row.language, row.title)
         row.cluster_features = features_to_json(f)
         planned.append((row, is_new, result, f))
     if planned:

@@ -1,8 +1,8 @@
 """The desk in a real browser: Playwright driving Debian's Chromium (by its executable
 path: a browser download cannot work here). Browse, filter, open a development, page
-through; no page may break its own Content-Security-Policy. In CI (CI=true) a missing
-Chromium fails instead of skipping. MONITOR_SCREENSHOTS=DIR keeps each page's picture
-(the ones in docs/ come from here)."""
+through, give feedback and take it back; no page may break its own
+Content-Security-Policy. In CI (CI=true) a missing Chromium fails instead of skipping.
+MONITOR_SCREENSHOTS=DIR keeps each page's picture (the ones in docs/ come from here)."""
 
 from __future__ import annotations
 
@@ -86,12 +86,24 @@ def test_an_analyst_browses_filters_and_opens_a_development(
             break
         page.click("a[rel=next]")
     link.click()
-    expect(page.locator("h2").first).to_have_text("Reports (4)")
+    expect(page.locator("h2", has_text="Reports")).to_have_text("Reports (4)")
     expect(page.locator("ol.reports > li")).to_have_count(4)
     expect(page.locator("table.deliveries")).to_contain_text("delivered")
     # The hostile report's title is text, and nothing it carried ran.
     assert page.evaluate("document.scripts.length") == 0
     shot(page, "development")
+
+    # Feedback: mark it not relevant (a roundup), see it gone from the list, take it back.
+    page.select_option("select[name=reason]", "roundup")
+    page.get_by_role("button", name="Mark not relevant").click()
+    expect(page.locator(".facts .state-dismissed")).to_have_text("dismissed")
+    expect(page.locator("form.given")).to_contain_text("not-relevant (roundup)")
+    page.goto(desktop.url + "/")
+    expect(page.locator(f'a[href="/developments/{talks}"]')).to_have_count(0)
+    page.goto(f"{desktop.url}/developments/{talks}")
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator(".facts .state-alerted")).to_have_text("alerted")
+    expect(page.locator("form.given")).to_contain_text("undone")
 
     page.get_by_role("link", name="Feeds", exact=True).click()
     expect(page.locator("tr.failing")).to_contain_text("broken.xml")

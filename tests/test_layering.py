@@ -17,6 +17,7 @@ PURE = {
     "monitor.decide",
     "monitor.derive",
     "monitor.errors",
+    "monitor.feedback",
     "monitor.match",
     "monitor.normalize",
     "monitor.opml",

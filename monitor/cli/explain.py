@@ -46,6 +46,7 @@ def explain(obj: Context, url: str) -> None:
                 click.echo(f"  {topic.id:18} -     (needs {groups} in one sentence)")
             else:
                 click.echo(f"  {topic.id:18} {ts.score:.2f}")
+        _explain_feedback(s, ex.result, entry)
         click.echo("\nconcepts found, sentence by sentence:")
         for sentence, hits in ex.sentences:
             found = ", ".join(f"{h.concept}:{h.surface}" for h in hits) or "-"
@@ -108,3 +109,19 @@ def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
             f"  {c.similarity:.2f} / {c.bar:.2f}{' across languages' if c.cross else ''}"
             f" [{same}] {e.title[:70]}\n      shares {shared}{conflict}"
         )
+
+
+def _explain_feedback(s: Any, result: Any, entry: Entry) -> None:
+    """Readers' feedback this report is like, and what it does to the scores."""
+    from monitor.cluster import features
+    from monitor.store.feedback import lessons
+
+    found = lessons(s).nearest(features(result, entry.language, entry.title).words)
+    if found is None:
+        return
+    lesson, near = found
+    click.echo(
+        f"\nfeedback: like development #{lesson.development_id}, which a reader marked not "
+        f"relevant ({lesson.reason}; feedback #{lesson.feedback_id}): similarity {near:.2f}, "
+        f"so every score is multiplied by {1 - near:.2f}"
+    )

@@ -5,7 +5,9 @@ re-exported here, so callers write `store.claim_feeds(...)`.
 - feeds.py: feed rows, claiming and leases;
 - entries.py: entries and their matches;
 - developments.py: developments and the clustering lock;
-- outbox.py: alerts and deliveries.
+- outbox.py: alerts and deliveries;
+- feedback.py: readers' feedback (given, undone, read back as lessons);
+- desk.py: what the web desk reads.
 """
 
 from __future__ import annotations

@@ -14,12 +14,14 @@ own, so markup that slipped through still could not run.
 - pages.py: the HTML pages;
 - api.py: the JSON API;
 - atom.py: alerts as an Atom feed;
+- actions.py: feedback given and taken back (forms and API);
 - chart.py: developments per day by topic, as SVG geometry;
 - serve.py: running it (in the service's process, or alone).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
@@ -45,7 +47,7 @@ HEADERS = {
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
     """The desk over `db`, configured by `settings`."""
-    from monitor.web import api, atom, pages
+    from monitor.web import actions, api, atom, pages
 
     app = FastAPI(
         title="monitor",
@@ -57,6 +59,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.secret = secrets.token_bytes(32)  # the forms' token (actions.py)
 
     @app.middleware("http")
     async def secure(
@@ -72,4 +75,5 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(atom.router)
+    app.include_router(actions.router)
     return app

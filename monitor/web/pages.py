@@ -11,7 +11,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from monitor.feedback import REASONS
 from monitor.store import desk
+from monitor.store import feedback as given
+from monitor.web.actions import token
 from monitor.web.chart import chart
 from monitor.web.deps import Config, DbSession, DevFilters, Page
 
@@ -58,7 +61,13 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
     found = desk.development(s, dev_id)
     if found is None:
         raise HTTPException(404, "no such development")
-    return templates.TemplateResponse(request, "development.html", {"d": found})
+    context = {
+        "d": found,
+        "feedback": given.of_development(s, dev_id),
+        "reasons": REASONS,
+        "csrf": token(request),
+    }
+    return templates.TemplateResponse(request, "development.html", context)
 
 
 @router.get("/feeds", response_class=HTMLResponse)

@@ -1,0 +1,87 @@
+"""What readers' feedback teaches the matcher. Pure: lessons in, adjusted matches out.
+
+A development marked "not relevant" becomes a lesson: the words of its reports as one
+bag (stems, and the profile's term keys, which are the same in every language). A new
+report whose own bag is near a lesson's (cosine at or above NEAR) has every topic score
+lowered in proportion, so it usually falls below the threshold: the one development is
+not the point, reports like it are. The lowering is written into the topic's evidence,
+where the development page, the API and `monitor explain` show it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.match import MatchResult
+
+REASONS = ("off-topic", "wrong-person", "roundup", "other")
+KINDS = ("not-relevant",)
+# How alike a report must be to a lesson for it to count: reports of one event share
+# most of their words (cosine 0.6-0.9); two events of one kind, some (0.3-0.5).
+NEAR = 0.45
+# Words kept of a lesson's bag: enough to describe an event, small to store and compare.
+BAG_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Lesson:
+    feedback_id: int
+    development_id: int | None
+    reason: str
+    bag: Mapping[str, float]  # unit length
+
+
+def fingerprint(word_bags: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """The reports' words as one unit vector (the BAG_SIZE heaviest)."""
+    total: dict[str, float] = {}
+    for bag in word_bags:
+        for word, n in bag.items():
+            total[word] = total.get(word, 0.0) + n
+    kept = dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:BAG_SIZE])
+    norm = math.sqrt(sum(v * v for v in kept.values())) or 1.0
+    return {w: round(v / norm, 5) for w, v in kept.items()}
+
+
+def similarity(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """Cosine of two unit bags."""
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b.get(w, 0.0) for w, v in a.items())
+
+
+@dataclass(frozen=True)
+class Lessons:
+    """Every active lesson; empty when no one has given feedback."""
+
+    lessons: tuple[Lesson, ...] = ()
+
+    def nearest(self, words: Mapping[str, float]) -> tuple[Lesson, float] | None:
+        """The lesson nearest a report's words, if at or above NEAR."""
+        if not self.lessons:
+            return None
+        bag = fingerprint([words])
+        best = max(((x, similarity(bag, x.bag)) for x in self.lessons), key=lambda p: p[1])
+        return best if best[1] >= NEAR else None
+
+    def apply(self, result: MatchResult, words: Mapping[str, float]) -> MatchResult:
+        """`result` with its scores lowered if the report is like a development readers
+        marked not relevant (each score times 1 - similarity), else as it is."""
+        found = self.nearest(words) if result.scores else None
+        if found is None:
+            return result
+        lesson, near = found
+        note = (
+            f"feedback #{lesson.feedback_id}: like development #{lesson.development_id}, "
+            f"marked not relevant ({lesson.reason}), similarity {near:.2f}"
+        )
+        scores = {
+            topic: replace(
+                ts, score=round(ts.score * (1 - near), 3), evidence=[note, *ts.evidence][:4]
+            )
+            for topic, ts in result.scores.items()
+        }
+        return replace(result, scores=scores)

@@ -1,0 +1,114 @@
+"""What a reader does on the desk: feedback on a development, and taking it back. Each
+form carries the desk's token (a cross-site page cannot read it, so cannot post for the
+reader); the JSON API's twins take JSON only, which a cross-site form cannot send."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict
+
+from monitor.db import Database
+from monitor.feedback import REASONS
+from monitor.models import Feedback
+from monitor.store import feedback as given
+
+router = APIRouter()
+
+
+def token(request: Request) -> str:
+    """The token every form of this desk carries (one per process start)."""
+    secret: bytes = request.app.state.secret
+    return hmac.new(secret, b"desk forms", hashlib.sha256).hexdigest()
+
+
+def _check(request: Request, sent: str) -> None:
+    if not hmac.compare_digest(sent, token(request)):
+        raise HTTPException(403, "this form is out of date or not the desk's: reload the page")
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+@router.post("/developments/{dev_id}/feedback")
+def give(
+    request: Request,
+    dev_id: int,
+    reason: Annotated[str, Form()],
+    csrf: Annotated[str, Form()],
+    kind: Annotated[Literal["not-relevant"], Form()] = "not-relevant",
+) -> RedirectResponse:
+    _check(request, csrf)
+    with _db(request).session() as s:
+        try:
+            given.not_relevant(s, dev_id, reason, datetime.now(UTC))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+    return RedirectResponse(f"/developments/{dev_id}", status_code=303)
+
+
+@router.post("/feedback/{feedback_id}/undo")
+def undo(request: Request, feedback_id: int, csrf: Annotated[str, Form()]) -> RedirectResponse:
+    _check(request, csrf)
+    with _db(request).session() as s:
+        fb = given.undo(s, feedback_id, datetime.now(UTC))
+        if fb is None:
+            raise HTTPException(404, "no such feedback")
+        back = f"/developments/{fb.development_id}" if fb.development_id else "/"
+    return RedirectResponse(back, status_code=303)
+
+
+class FeedbackIn(BaseModel):
+    kind: Literal["not-relevant"] = "not-relevant"
+    reason: Literal["off-topic", "wrong-person", "roundup", "other"] = "other"
+
+
+class FeedbackOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    development_id: int | None
+    reason: str | None
+    created_at: datetime
+    undone_at: datetime | None
+
+
+def _out(fb: Feedback) -> FeedbackOut:
+    return FeedbackOut.model_validate(fb)
+
+
+@router.post("/api/developments/{dev_id}/feedback", status_code=201, tags=["api"])
+def api_give(request: Request, dev_id: int, body: FeedbackIn) -> FeedbackOut:
+    """Mark a development not relevant (why: `reason`); reports like it score lower."""
+    with _db(request).session() as s:
+        try:
+            return _out(given.not_relevant(s, dev_id, body.reason, datetime.now(UTC)))
+        except ValueError as exc:
+            raise HTTPException(404 if "no development" in str(exc) else 422, str(exc)) from None
+
+
+@router.post("/api/feedback/{feedback_id}/undo", tags=["api"])
+def api_undo(request: Request, feedback_id: int) -> FeedbackOut:
+    """Take feedback back."""
+    with _db(request).session() as s:
+        fb = given.undo(s, feedback_id, datetime.now(UTC))
+        if fb is None:
+            raise HTTPException(404, "no such feedback")
+        return _out(fb)
+
+
+@router.get("/api/developments/{dev_id}/feedback", tags=["api"])
+def api_list(request: Request, dev_id: int) -> list[FeedbackOut]:
+    with _db(request).sessions() as s:
+        return [_out(fb) for fb in given.of_development(s, dev_id)]
+
+
+assert set(REASONS) == {"off-topic", "wrong-person", "roundup", "other"}  # FeedbackIn's
