@@ -74,11 +74,7 @@ def news(feed_server: FeedServer, clock: Clock) -> list[str]:
 
 def start(settings: Settings, db: Database) -> Desk:
     desk = Desk(settings, db)
-    desk.start()
-    deadline = time.monotonic() + 10
-    while not desk.server.started:
-        assert time.monotonic() < deadline, "the desk did not start"
-        time.sleep(0.02)
+    assert desk.start(), "the desk did not start"
     return desk
 
 
@@ -271,6 +267,7 @@ def test_monitor_run_serves_the_desk_and_monitor_web_serves_it_alone(
     tmp_path: Any, feed_server: FeedServer
 ) -> None:
     import signal
+    import socket
     import subprocess
 
     from tests.test_cli import MONITOR, STORY, config, start_service
@@ -292,6 +289,15 @@ def test_monitor_run_serves_the_desk_and_monitor_web_serves_it_alone(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log_path.read_text()
     assert f"web desk on http://127.0.0.1:{port}/" in log_path.read_text()
+
+    with socket.socket() as busy:  # the desk's address taken: one clear line, exit 1
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        refused = subprocess.run(
+            [*MONITOR, "--config", str(cfg), "web"], cwd=tmp_path, capture_output=True, text=True
+        )
+    assert refused.returncode == 1
+    assert f"could not serve the web desk on 127.0.0.1:{port}" in refused.stderr
 
     web = subprocess.Popen(
         [*MONITOR, "--config", str(cfg), "web"], cwd=tmp_path, stderr=subprocess.PIPE, text=True

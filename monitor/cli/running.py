@@ -93,12 +93,12 @@ def web(obj: Context) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    desk.start()
+    if not desk.start():  # the address was in use, say: uvicorn said why
+        desk.stop()
+        raise click.ClickException(f"could not serve the web desk on {listen}")
     while not stop.wait(0.2) and desk.thread.is_alive():
         pass
     desk.stop()
-    if not desk.server.started:  # the address was in use, say: uvicorn said why
-        raise click.ClickException(f"could not serve the web desk on {listen}")
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from monitor.config import Settings, web_address
@@ -45,9 +46,20 @@ class Desk:
         self.server = server(settings, db)
         self.thread = threading.Thread(target=self.server.run, name="web-desk", daemon=True)
 
-    def start(self) -> None:
+    def start(self, wait: float = 10.0) -> bool:
+        """Start serving; whether the desk is up within `wait` seconds (a busy address
+        is logged by uvicorn, and here once more, in words)."""
         self.thread.start()
-        log.info("web desk on http://%s/", self.listen)
+        deadline = time.monotonic() + wait
+        while not self.server.started and self.thread.is_alive():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if self.server.started:
+            log.info("web desk on http://%s/", self.listen)
+            return True
+        log.warning("the web desk is not served on %s (see the error above)", self.listen)
+        return False
 
     def stop(self) -> None:
         self.server.should_exit = True
