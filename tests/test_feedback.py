@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from monitor.models import Development, Entry
 from monitor.pipeline import Pipeline
 from monitor.store import feedback as given
 from tests.conftest import Clock, FeedServer, rss
-from tests.test_web import Desktop, desktop  # noqa: F401  (the fixture)
+from tests.test_web import Desktop, csrf_of, desktop, post  # noqa: F401  (the fixture)
 
 # A kind of news a desk may not want (leaders' meetings), told for three different
 # meetings, weeks apart, in other words each time; and news it does want.
@@ -152,18 +151,6 @@ def test_feedback_after_one_poll_changes_later_polls_on_similar_unseen_reports(
     for p in (taught, control):
         p.close()
         p.db.dispose()
-
-
-def post(desk: Desktop, path: str, **form: Any) -> httpx.Response:
-    return httpx.post(desk.url + path, data=form, follow_redirects=False, timeout=10)
-
-
-def csrf_of(page: str) -> str:
-    import re
-
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
-    assert found, "the page carries no form token"
-    return found.group(1)
 
 
 def test_feedback_on_the_desk_is_applied_at_once_shown_and_undoable(

@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
@@ -308,3 +308,45 @@ def test_monitor_run_serves_the_desk_and_monitor_web_serves_it_alone(
     finally:
         web.send_signal(signal.SIGINT)
         assert web.wait(timeout=30) == 0, web.stderr.read() if web.stderr else ""
+
+
+def test_a_dead_letter_is_listed_and_sent_again_from_the_desk(
+    desktop: Desktop, webhook_sink: WebhookSink
+) -> None:
+    from monitor.models import Alert, Delivery
+
+    assert "No dead letters" in desktop.get("/dead-letters").text
+    with desktop.pipeline.db.session() as s:
+        delivery = s.scalars(select(Delivery)).first()
+        assert delivery is not None
+        delivery.status, delivery.attempts = "dead", 10
+        delivery.last_error = "HTTP 410 <b>Gone</b>"
+        alert = s.get(Alert, delivery.alert_id)
+        assert alert is not None
+        public_id = alert.public_id
+    page = desktop.get("/dead-letters").text
+    assert public_id in page and "after 10 attempts" in page and "&lt;b&gt;Gone" in page
+    forged = post(desktop, f"/alerts/{public_id}/retry", csrf="0" * 64)
+    assert forged.status_code == 403
+    done = post(desktop, f"/alerts/{public_id}/retry", csrf=csrf_of(page))
+    assert done.status_code == 303 and done.headers["location"] == "/dead-letters"
+    assert "No dead letters" in desktop.get("/dead-letters").text
+    sent = len(webhook_sink.accepted)
+    # Due now, by the wall clock the desk keeps (the pipeline's is the test's).
+    desktop.pipeline.clock.now = datetime.now(UTC) + timedelta(seconds=1)  # type: ignore[attr-defined]
+    asyncio.run(desktop.pipeline.deliver_due())
+    assert len(webhook_sink.accepted) == sent + 1
+    assert webhook_sink.accepted[-1]["body"]["id"] == public_id  # the same alert, again
+    assert post(desktop, "/alerts/nope/retry", csrf=csrf_of(page)).status_code == 404
+
+
+def post(desk: Desktop, path: str, **form: Any) -> httpx.Response:
+    return httpx.post(desk.url + path, data=form, follow_redirects=False, timeout=10)
+
+
+def csrf_of(page: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found, "the page carries no form token"
+    return found.group(1)

@@ -1,4 +1,5 @@
-"""What a reader does on the desk: feedback on a development, and taking it back. Each
+"""What a reader does on the desk: feedback on a development, and taking it back; a
+dead letter sent again. Each
 form carries the desk's token (a cross-site page cannot read it, so cannot post for the
 reader); the JSON API's twins take JSON only, which a cross-site form cannot send."""
 
@@ -63,6 +64,22 @@ def undo(request: Request, feedback_id: int, csrf: Annotated[str, Form()]) -> Re
             raise HTTPException(404, "no such feedback")
         back = f"/developments/{fb.development_id}" if fb.development_id else "/"
     return RedirectResponse(back, status_code=303)
+
+
+@router.post("/alerts/{alert_id}/retry")
+def retry(request: Request, alert_id: str, csrf: Annotated[str, Form()]) -> RedirectResponse:
+    """Make an alert's undelivered deliveries due again (the service sends them at its
+    next tick, `monitor deliver` at once)."""
+    from monitor import store
+    from monitor.models import Alert
+
+    _check(request, csrf)
+    with _db(request).session() as s:
+        alert = store.by_number_or(s, Alert, Alert.public_id, alert_id)
+        if alert is None:
+            raise HTTPException(404, "no such alert")
+        store.retry_deliveries(s, alert, datetime.now(UTC))
+    return RedirectResponse("/dead-letters", status_code=303)
 
 
 class FeedbackIn(BaseModel):

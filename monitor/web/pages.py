@@ -73,3 +73,13 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
 @router.get("/feeds", response_class=HTMLResponse)
 def feeds_page(request: Request, s: DbSession) -> HTMLResponse:
     return templates.TemplateResponse(request, "feeds.html", {"rows": desk.feeds(s)})
+
+
+@router.get("/dead-letters", response_class=HTMLResponse)
+def dead_letters_page(request: Request, s: DbSession) -> HTMLResponse:
+    """Alerts with a delivery that gave up, newest first, each with a retry button."""
+    from monitor import store
+
+    alerts = store.recent_alerts(s, 200, failed=True)
+    context = {"alerts": alerts, "csrf": token(request)}
+    return templates.TemplateResponse(request, "dead.html", context)
