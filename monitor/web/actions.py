@@ -1,7 +1,7 @@
 """What a reader does on the desk: feedback on a development, and taking it back; a
-dead letter sent again. Each
-form carries the desk's token (a cross-site page cannot read it, so cannot post for the
-reader); the JSON API's twins take JSON only, which a cross-site form cannot send."""
+dead letter sent again. Each form carries the desk's token (a cross-site page cannot
+read it, so cannot post for the reader); the JSON API's twins take JSON only, which a
+cross-site form cannot send."""
 
 from __future__ import annotations
 
