@@ -13,13 +13,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     from monitor.match import MatchResult
 
-REASONS = ("off-topic", "wrong-person", "roundup", "other")
-KINDS = ("not-relevant",)
+# Why a reader says a development is not relevant: the one list the forms, the API and
+# the store check against.
+Reason = Literal["off-topic", "wrong-person", "roundup", "other"]
+REASONS: tuple[str, ...] = get_args(Reason)
+Kind = Literal["not-relevant"]
 # How alike a report must be to a lesson for it to count: reports of one event share
 # most of their words (cosine 0.6-0.9); two events of one kind, some (0.3-0.5).
 NEAR = 0.45

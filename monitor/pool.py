@@ -213,7 +213,7 @@ class ParserPool:
         self.timeout = timeout
         self.job = job
         self.initializer = initializer
-        self._initargs = (topics, threshold, database_url, not forks)
+        self._initargs = (topics, threshold, database_url)
         self._pool: ProcessPool | None = None
         self._starting = threading.Lock()
         self._breaks = 0  # restarts in a row, without a document prepared between them
@@ -245,7 +245,7 @@ class ParserPool:
             pool = ProcessPool(
                 self.processes,
                 initializer=self.initializer,
-                initargs=self._initargs,
+                initargs=(*self._initargs, not self.forks),  # forked workers: lazy matcher
                 context=context,
             )
             pool.active  # noqa: B018  (reading it starts the workers)
@@ -314,7 +314,6 @@ class ParserPool:
             self._breaks += 1
             # A replacement starts beside this process's threads: from a forkserver.
             self.forks = False
-            self._initargs = (*self._initargs[:3], True)
         log.warning("the parser pool broke (%s); starting a new one", exc)
         broken.stop()  # type: ignore[no-untyped-call]
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, and_, cast, exists, func, select
@@ -241,8 +241,6 @@ def _like(text: str) -> str:
 
 
 def _midnight(day: date) -> datetime:
-    from datetime import UTC
-
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict
 
+from monitor import store
 from monitor.db import Database
-from monitor.feedback import REASONS
-from monitor.models import Feedback
+from monitor.feedback import Kind, Reason
+from monitor.models import Alert, Feedback
 from monitor.store import feedback as given
 
 router = APIRouter()
@@ -44,7 +45,7 @@ def give(
     dev_id: int,
     reason: Annotated[str, Form()],
     csrf: Annotated[str, Form()],
-    kind: Annotated[Literal["not-relevant"], Form()] = "not-relevant",
+    kind: Annotated[Kind, Form()] = "not-relevant",
 ) -> RedirectResponse:
     _check(request, csrf)
     with _db(request).session() as s:
@@ -70,9 +71,6 @@ def undo(request: Request, feedback_id: int, csrf: Annotated[str, Form()]) -> Re
 def retry(request: Request, alert_id: str, csrf: Annotated[str, Form()]) -> RedirectResponse:
     """Make an alert's undelivered deliveries due again (the service sends them at its
     next tick, `monitor deliver` at once)."""
-    from monitor import store
-    from monitor.models import Alert
-
     _check(request, csrf)
     with _db(request).session() as s:
         alert = store.by_number_or(s, Alert, Alert.public_id, alert_id)
@@ -83,8 +81,8 @@ def retry(request: Request, alert_id: str, csrf: Annotated[str, Form()]) -> Redi
 
 
 class FeedbackIn(BaseModel):
-    kind: Literal["not-relevant"] = "not-relevant"
-    reason: Literal["off-topic", "wrong-person", "roundup", "other"] = "other"
+    kind: Kind = "not-relevant"
+    reason: Reason = "other"
 
 
 class FeedbackOut(BaseModel):
@@ -126,6 +124,3 @@ def api_undo(request: Request, feedback_id: int) -> FeedbackOut:
 def api_list(request: Request, dev_id: int) -> list[FeedbackOut]:
     with _db(request).sessions() as s:
         return [_out(fb) for fb in given.of_development(s, dev_id)]
-
-
-assert set(REASONS) == {"off-topic", "wrong-person", "roundup", "other"}  # FeedbackIn's

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from monitor import store
 from monitor.feedback import REASONS
 from monitor.store import desk
 from monitor.store import feedback as given
@@ -78,8 +79,6 @@ def feeds_page(request: Request, s: DbSession) -> HTMLResponse:
 @router.get("/dead-letters", response_class=HTMLResponse)
 def dead_letters_page(request: Request, s: DbSession) -> HTMLResponse:
     """Alerts with a delivery that gave up, newest first, each with a retry button."""
-    from monitor import store
-
     alerts = store.recent_alerts(s, 200, failed=True)
     context = {"alerts": alerts, "csrf": token(request)}
     return templates.TemplateResponse(request, "dead.html", context)
