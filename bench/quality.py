@@ -9,10 +9,13 @@ alerts the pipeline wrote, and scores them with the referee's `score`. What it s
 HTTP, conditional requests and delivery, none of which decide what is alerted.
 
     python bench/quality.py SCENARIO.json [SCENARIO.json ...] [--calendar] [--shuffle N]
-        [--replay ../shared/scenarios/replay.py] [--verbose]
+        [--replay ../shared/scenarios/replay.py] [--verbose] [--trace] [--pairs FILE]
 
 `--shuffle N` processes each poll's feeds in N different random orders and reports
 whether the alerted developments differ (they must not: see tests/test_determinism.py).
+`--trace` shows, for each missed development, which development its reports joined and
+what the closest report of another event shares with them (the clusterer's errors);
+`--pairs FILE` writes every pair of clustered reports with what they share and the truth.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import random
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -45,7 +49,14 @@ def load_referee(path: Path) -> ModuleType:
 
 
 def run(
-    referee: ModuleType, scenario: Path, calendar: bool, order_seed: int | None, folder: Path
+    referee: ModuleType,
+    scenario: Path,
+    calendar: bool,
+    order_seed: int | None,
+    folder: Path,
+    trace: bool = False,
+    pairs: Path | None = None,
+    inspect: Callable[[dict[str, Any], list[Any]], None] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Replay `scenario` through an in-process pipeline; (score, alerted development ids
     in the order alerted)."""
@@ -127,8 +138,17 @@ def run(
                         "body": {"articles": [{"url": e.url} for e in rows]},
                     }
                 )
-    db.dispose()
     result = referee.score(sc, alerts)
+    if trace or pairs or inspect:
+        with db.session() as s:
+            rows = list(s.scalars(select(Entry).order_by(Entry.id)))
+            if inspect:
+                inspect(sc, rows)
+            if trace:
+                print_trace(sc, result, rows)
+            if pairs:
+                write_pairs(sc, rows, pairs)
+    db.dispose()
     alerted = [dev for verdict, dev, _, _ in result["rows"] if dev]
     return result, alerted
 
@@ -140,6 +160,10 @@ def main() -> int:
     ap.add_argument("--shuffle", type=int, default=0)
     ap.add_argument("--replay", type=Path, default=DEFAULT_REPLAY)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--pairs", type=Path, help="write every pair of clustered reports here")
+    ap.add_argument(
+        "--trace", action="store_true", help="where each missed development's reports went"
+    )
     args = ap.parse_args()
     if not args.replay.exists():
         print(f"skipped: the referee {args.replay} is absent")
@@ -158,7 +182,9 @@ def main() -> int:
     )
     for scenario in args.scenarios:
         with tempfile.TemporaryDirectory() as tmp:
-            result, alerted = run(referee, scenario, args.calendar, None, Path(tmp))
+            result, alerted = run(
+                referee, scenario, args.calendar, None, Path(tmp), args.trace, args.pairs
+            )
         line = {k: result[k] for k in keys}
         mode = "calendar" if args.calendar else "compressed"
         print(f"{scenario.parent.name:10} {mode:10} {json.dumps(line)}")
@@ -174,6 +200,103 @@ def main() -> int:
             same = sorted(again) == sorted(alerted)
             print(f"   order {i}: f1 {other['f1']}, same developments alerted: {same}")
     return 0
+
+
+def print_trace(sc: dict[str, Any], result: dict[str, Any], entries: list[Any]) -> None:
+    """For each missed development: which development its reports joined, whose reports
+    those were (the truth), and what the closest pair shares: the errors of clustering."""
+    from monitor.cluster import ClusterParams, Idf, compare, features_from_json
+
+    truth = {it["url"]: it for it in sc["items"]}
+    idf = Idf()
+    feats = {}
+    for e in entries:
+        if e.cluster_features:
+            feats[e.id] = features_from_json(e.cluster_features)
+            idf.add(feats[e.id])
+    by_dev: dict[int, list[Any]] = {}
+    for e in entries:
+        if e.development_id is not None:
+            by_dev.setdefault(e.development_id, []).append(e)
+    for dev in result["missed"]:
+        items = [e for e in entries if truth.get(e.url, {}).get("development") == dev]
+        print(f"-- {dev}: {sc['_devs'][dev]['summary'][:80]}")
+        if not items:
+            print("     no entry stored")
+        for e in items:
+            it = truth[e.url]
+            if e.development_id is None or not e.relevant:
+                print(f"     {it['id']} {e.join_reason} relevant={e.relevant} score={e.score:.2f}")
+                continue
+            others = [
+                o
+                for o in by_dev[e.development_id]
+                if o.id < e.id and o.id in feats and truth.get(o.url, {}).get("development") != dev
+            ]
+            pairs = [
+                (compare(feats[e.id], feats[o.id], idf, ClusterParams()), o)
+                for o in others
+                if e.id in feats
+            ]
+            best = max(pairs, key=lambda p: p[0].similarity) if pairs else None
+            owners = sorted(
+                {truth.get(o.url, {}).get("development", "?") for o in by_dev[e.development_id]}
+            )
+            line = f"     {it['id']} {e.join_reason} -> dev {e.development_id} of {owners}"
+            if best:
+                c, o = best
+                line += (
+                    f" via {truth.get(o.url, {}).get('id')} sim={c.similarity}"
+                    f" e={list(c.entities)} x={list(c.names)} n={list(c.numbers)}"
+                    f" w={list(c.words)[:5]}"
+                )
+            print(line)
+
+
+def write_pairs(sc: dict[str, Any], entries: list[Any], out: Path) -> None:
+    """Every pair of clustered reports with what they share and whether the truth puts
+    them in one development: the data to judge a similarity rule on."""
+    from monitor.cluster import Idf, days_apart, features_from_json, similarity
+
+    truth = {it["url"]: it for it in sc["items"]}
+    rows = [
+        (e, features_from_json(e.cluster_features), truth[e.url])
+        for e in entries
+        if e.cluster_features and e.relevant and e.url in truth
+    ]
+    idf = Idf()
+    for e in entries:
+        if e.cluster_features:
+            idf.add(features_from_json(e.cluster_features))
+    found = []
+    for i, (_ea, a, ta) in enumerate(rows):
+        for _eb, b, tb in rows[:i]:
+            sim, cross = similarity(a, b, idf)
+            heads = a.heads | b.heads
+            found.append(
+                {
+                    "a": ta["id"],
+                    "b": tb["id"],
+                    "same": ta["development"] == tb["development"],
+                    "cross": cross,
+                    "sim": round(sim, 3),
+                    "round": [ta["round"], tb["round"]],
+                    "ent": sorted((a.entities & b.entities) - heads),
+                    "heads": sorted(a.entities & b.entities & heads),
+                    "names": sorted(a.names & b.names),
+                    "nums": sorted(a.numbers & b.numbers),
+                    "kw": sorted(a.keywords & b.keywords),
+                    "days_apart": days_apart(a.days, b.days),
+                    "days_shared": sorted(a.days & b.days),
+                    "place_conflict": bool(a.places and b.places and not a.places & b.places),
+                    "idf_ent": round(
+                        sum(idf.get("e:" + x) for x in (a.entities & b.entities) - heads), 2
+                    ),
+                    "idf_names": round(sum(idf.get("x:" + x) for x in a.names & b.names), 2),
+                    "idf_nums": round(sum(idf.get("n:" + x) for x in a.numbers & b.numbers), 2),
+                }
+            )
+    out.write_text(json.dumps(found), encoding="utf-8")
 
 
 def sc_summary(referee: ModuleType, scenario: Path, dev: str) -> str:

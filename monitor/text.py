@@ -115,7 +115,7 @@ monday tuesday wednesday thursday friday saturday sunday mr mrs ms dr
 
 
 # Spellings that differ between transliterations of one name, made one: kh/h, ch/c, sh/s.
-_DIGRAPHS = re.compile(r"kh|ch|sh|zh|ts|tz|ph|ck|dzh|x|w|q|j")
+_DIGRAPHS = re.compile(r"kh|ch|sh|zh|ts|tz|ph|ck|dzh|x|w|q|j|g")
 
 
 _DIGRAPH_MAP = {
@@ -132,6 +132,7 @@ _DIGRAPH_MAP = {
     "w": "v",
     "q": "k",
     "j": "y",
+    "g": "h",  # Russian writes an English h as г: "Hitler", "Гитлер"
 }
 
 

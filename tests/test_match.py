@@ -240,6 +240,8 @@ def test_names_meet_across_scripts(matcher: Matcher) -> None:
 
     assert name_key(stem("Azovstal")) == name_key(stem("Азовсталь")) != ""
     assert name_key(stem("Zelensky")) == name_key(stem("Зеленский"))
+    # Russian writes an English h as г
+    assert name_key(stem("Hitler")) == name_key(stem("Гитлер"))
     en = matcher.match("Evacuation", "Civilians left the Azovstal plant, Russia said.")
     ru = matcher.match("Эвакуация", "Мирные жители покинули завод Азовсталь, сообщила Россия.")
     assert en.names & ru.names
