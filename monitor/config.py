@@ -14,9 +14,9 @@ import tomllib
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -72,42 +72,92 @@ class ServiceConfig(Section):
     lock_wait: Duration = timedelta(minutes=2)
 
 
+class WebUser(Section):
+    """One reader who signs in to the desk: a name, an argon2 hash of the password (from
+    `monitor web hash-password`, never the password itself), and a role: a viewer reads,
+    an editor also gives feedback and retries dead letters."""
+
+    name: str = Field(min_length=1, max_length=100)
+    password: str
+    role: Literal["viewer", "editor"] = "viewer"
+
+    @field_validator("password")
+    @classmethod
+    def _a_hash(cls, v: str) -> str:
+        if not v.startswith("$argon2"):
+            raise ValueError(
+                "must be the password's hash, not the password: run `monitor web "
+                "hash-password` and paste what it prints"
+            )
+        return v
+
+
+class WebToken(Section):
+    """A token for the JSON API and the Atom feed (`Authorization: Bearer …`, or
+    `?token=` for a feed reader): its SHA-256, as `monitor web new-token` prints it."""
+
+    name: str = Field(min_length=1, max_length=100)
+    token_sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    role: Literal["viewer", "editor"] = "viewer"
+
+
 class WebConfig(Section):
     # host:port of the web desk while `monitor run` (or `monitor web`) runs; "" turns it
-    # off. Bound to this machine by default: it has no login yet, so any other address
-    # is refused until one is configured.
+    # off. Bound to this machine by default, where no login is asked; any other address
+    # needs [[web.users]] or [[web.tokens]], and then every request signs in.
     listen: str = "127.0.0.1:8080"
     # Developments per page.
     page_size: int = Field(50, ge=1, le=500)
+    users: list[WebUser] = Field(default_factory=list)
+    tokens: list[WebToken] = Field(default_factory=list)
+    # How long a sign-in lasts.
+    session_lifetime: Duration = timedelta(hours=12)
 
     @field_validator("listen")
     @classmethod
-    def _local_only(cls, v: str) -> str:
+    def _an_address(cls, v: str) -> str:
         if v:
             web_address(v)
         return v
 
+    @model_validator(mode="after")
+    def _login_beyond_this_machine(self) -> WebConfig:
+        if self.listen and not is_local(self.listen) and not self.login_required:
+            raise ValueError(
+                f"listen = {self.listen!r} serves the desk beyond this machine, which needs "
+                "a login: add [[web.users]] (name, password from `monitor web "
+                'hash-password`, role) or [[web.tokens]], or use 127.0.0.1:PORT, or "" to '
+                "turn it off"
+            )
+        names = [u.name for u in self.users] + [t.name for t in self.tokens]
+        if len(names) != len(set(names)):
+            raise ValueError("[[web.users]] and [[web.tokens]] need distinct names")
+        return self
+
+    @property
+    def login_required(self) -> bool:
+        """Whether requests must sign in: whenever a user or a token is configured."""
+        return bool(self.users or self.tokens)
+
 
 def web_address(listen: str) -> tuple[str, int]:
-    """`[web] listen` as (host, port); ValueError for one that is not host:port, or not
-    this machine's: the desk has no login yet, so it is not served to a network."""
-    import ipaddress
-
+    """`[web] listen` as (host, port); ValueError for one that is not host:port."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"must be host:port, got {listen!r}")
-    try:
-        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = False
-    if not local:
-        raise ValueError(
-            f"{listen!r} would serve the desk beyond this machine, and it has no login "
-            'yet: use 127.0.0.1:PORT (behind a reverse proxy that authenticates), or "" '
-            "to turn it off"
-        )
     return host, int(port)
+
+
+def is_local(listen: str) -> bool:
+    """Whether `[web] listen` is this machine's alone (loopback)."""
+    import ipaddress
+
+    host, _ = web_address(listen)
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class MatchingConfig(Section):

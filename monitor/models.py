@@ -256,3 +256,18 @@ class Feedback(Base):
     # "bag" (the reports' words, feedback.fingerprint) and "state" (the development's
     # state before).
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebSession(Base):
+    """A reader signed in to the desk. The cookie holds a random token; only its SHA-256
+    is stored, so a copy of the database signs no one in."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    user: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(10))  # "viewer" | "editor"
+    csrf: Mapped[str] = mapped_column(String(64))  # what this session's forms carry
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

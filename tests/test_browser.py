@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_web import Desktop, desktop  # noqa: F401  (the fixture)
+from tests.test_web_auth import PASSWORDS, Site, site  # noqa: F401  (the fixture)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium as this machine runs it: headless, no sandbox as root, no calls home.
@@ -109,3 +110,30 @@ def test_an_analyst_browses_filters_and_opens_a_development(
     expect(page.locator("tr.failing")).to_contain_text("broken.xml")
     shot(page, "feeds")
     assert refused == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_reader_signs_in_where_a_login_is_required(
+    site: Site,  # noqa: F811
+    browser_page: object,
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    page: Page = browser_page  # type: ignore[assignment]
+    page.goto(site.url + f"/developments/{site.dev}")
+    expect(page).to_have_url(re.compile(r"/login\?next="))  # sent to sign in first
+    expect(page.locator("h1")).to_have_text("Sign in")
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", "not it")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text("Wrong name or password.")
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", PASSWORDS["ana"])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(site.url + f"/developments/{site.dev}")  # back where it was going
+    expect(page.locator(".who")).to_contain_text("ana (editor)")
+    shot(page, "signed-in")
+    page.click("text=Sign out")
+    expect(page.locator("h1")).to_have_text("Sign in")
+    page.goto(site.url + "/")
+    expect(page).to_have_url(re.compile(r"/login"))

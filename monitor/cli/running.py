@@ -77,15 +77,19 @@ def run(obj: Context) -> None:
             p.close()  # the parser pool's workers end with the service
 
 
-@cli.command()
-@click.pass_obj
-def web(obj: Context) -> None:
-    """Serve the web desk alone (no polling) on [web] listen, until SIGTERM or Ctrl-C."""
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def web(ctx: click.Context) -> None:
+    """Serve the web desk alone (no polling) on [web] listen, until SIGTERM or Ctrl-C;
+    or, with a subcommand, make the secrets its sign-in needs."""
+    if ctx.invoked_subcommand is not None:
+        return
     import signal
     import threading
 
     from monitor.web.serve import Desk
 
+    obj: Context = ctx.obj
     listen = obj.settings.web.listen
     if not listen:
         raise click.ClickException('[web] listen is "": set it to 127.0.0.1:PORT to serve the desk')
@@ -99,6 +103,38 @@ def web(obj: Context) -> None:
     while not stop.wait(0.2) and desk.thread.is_alive():
         pass
     desk.stop()
+
+
+@web.command("hash-password")
+def hash_password() -> None:
+    """Print the argon2 hash of a password (asked twice, or read from standard input),
+    for a [[web.users]] entry's `password`."""
+    import sys
+
+    from monitor.web.auth import Passwords
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise click.ClickException("a password needs 8 characters or more")
+    click.echo(Passwords().hash(password))
+
+
+@web.command("new-token")
+@click.option("--name", default="api", show_default=True, help="who the token is for")
+@click.option(
+    "--role", type=click.Choice(["viewer", "editor"]), default="viewer", show_default=True
+)
+def new_token(name: str, role: str) -> None:
+    """Make an API token: prints the token (shown once: give it to its holder) and the
+    [[web.tokens]] entry to paste into the config, which keeps only its SHA-256."""
+    from monitor.web.auth import new_token as make
+
+    token, digest = make()
+    click.echo(f"token: {token}", err=True)
+    click.echo(f'[[web.tokens]]\nname = "{name}"\ntoken_sha256 = "{digest}"\nrole = "{role}"')
 
 
 @contextmanager

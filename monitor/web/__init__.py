@@ -15,6 +15,8 @@ own, so markup that slipped through still could not run.
 - api.py: the JSON API;
 - atom.py: alerts as an Atom feed;
 - actions.py: feedback given and taken back (forms and API);
+- auth.py, login.py: who is asking (no login on this machine alone; else sessions and
+  API tokens, viewers and editors), signing in and out;
 - chart.py: developments per day by topic, as SVG geometry;
 - serve.py: running it (in the service's process, or alone).
 """
@@ -24,9 +26,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
 from monitor.config import Settings
@@ -47,7 +52,8 @@ HEADERS = {
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
     """The desk over `db`, configured by `settings`."""
-    from monitor.web import actions, api, atom, pages
+    from monitor.web import actions, api, atom, login, pages
+    from monitor.web.auth import Passwords, Throttle, identify
 
     app = FastAPI(
         title="monitor",
@@ -59,13 +65,28 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.secret = secrets.token_bytes(32)  # the forms' token (actions.py)
+    app.state.secret = secrets.token_bytes(32)  # the forms' token without a login (auth.py)
+    app.state.throttle = Throttle()
+    if settings.web.users:
+        app.state.passwords = Passwords()
 
     @app.middleware("http")
-    async def secure(
+    async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        """Who asks (auth.py), turned away when unknown or not allowed; and the headers
+        every answer carries."""
+        path = request.url.path
+        request.state.who = None
+        if path == "/login" or path.startswith("/static/"):
+            response = await call_next(request)
+        elif (who := await run_in_threadpool(identify, request)) is None:
+            response = _sign_in_first(request)
+        elif request.method not in ("GET", "HEAD") and not who.editor:
+            response = JSONResponse({"detail": f"{who.name} is a viewer: editors only"}, 403)
+        else:
+            request.state.who = who
+            response = await call_next(request)
         for key, value in HEADERS.items():
             response.headers.setdefault(key, value)
         return response
@@ -76,4 +97,18 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(api.router)
     app.include_router(atom.router)
     app.include_router(actions.router)
+    app.include_router(login.router)
     return app
+
+
+def _sign_in_first(request: Request) -> Response:
+    """An unknown reader: the API and the Atom feed say 401; a page sends to sign-in."""
+    path = request.url.path
+    if path.startswith("/api/") or path == "/alerts.atom" or request.method != "GET":
+        return JSONResponse(
+            {"detail": "sign in, or send an API token: Authorization: Bearer TOKEN"},
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    target = path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)

@@ -1,12 +1,11 @@
-"""What a reader does on the desk: feedback on a development, and taking it back; a
-dead letter sent again. Each form carries the desk's token (a cross-site page cannot
-read it, so cannot post for the reader); the JSON API's twins take JSON only, which a
-cross-site form cannot send."""
+"""What an editor does on the desk: feedback on a development, and taking it back; a
+dead letter sent again. Each form carries the reader's CSRF token (auth.py: a cross-site
+page cannot read it, so cannot post for the reader); the JSON API's twins take JSON
+only, which a cross-site form cannot send. Only editors get here (the guard in
+`create_app` turns a viewer's POST away)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,18 +18,19 @@ from monitor.db import Database
 from monitor.feedback import Kind, Reason
 from monitor.models import Alert, Feedback
 from monitor.store import feedback as given
+from monitor.web.auth import Who, form_ok
 
 router = APIRouter()
 
 
-def token(request: Request) -> str:
-    """The token every form of this desk carries (one per process start)."""
-    secret: bytes = request.app.state.secret
-    return hmac.new(secret, b"desk forms", hashlib.sha256).hexdigest()
+def csrf(request: Request) -> str:
+    """The token this reader's forms carry."""
+    who: Who | None = getattr(request.state, "who", None)
+    return who.csrf if who else ""
 
 
 def _check(request: Request, sent: str) -> None:
-    if not hmac.compare_digest(sent, token(request)):
+    if not form_ok(request, sent):
         raise HTTPException(403, "this form is out of date or not the desk's: reload the page")
 
 

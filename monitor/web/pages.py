@@ -15,7 +15,7 @@ from monitor import store
 from monitor.feedback import REASONS
 from monitor.store import desk
 from monitor.store import feedback as given
-from monitor.web.actions import token
+from monitor.web.actions import csrf
 from monitor.web.chart import chart
 from monitor.web.deps import Config, DbSession, DevFilters, Page
 
@@ -66,7 +66,7 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
         "d": found,
         "feedback": given.of_development(s, dev_id),
         "reasons": REASONS,
-        "csrf": token(request),
+        "csrf": csrf(request),
     }
     return templates.TemplateResponse(request, "development.html", context)
 
@@ -80,5 +80,5 @@ def feeds_page(request: Request, s: DbSession) -> HTMLResponse:
 def dead_letters_page(request: Request, s: DbSession) -> HTMLResponse:
     """Alerts with a delivery that gave up, newest first, each with a retry button."""
     alerts = store.recent_alerts(s, 200, failed=True)
-    context = {"alerts": alerts, "csrf": token(request)}
+    context = {"alerts": alerts, "csrf": csrf(request)}
     return templates.TemplateResponse(request, "dead.html", context)
