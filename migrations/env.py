@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from monitor.models import Base, UTCDateTime
+from monitor.models import Base, UTCDateTime, declared
 
 config = context.config
 target_metadata = Base.metadata
@@ -41,6 +41,7 @@ def _migrate(connection: object) -> None:
         render_as_batch=True,
         compare_type=True,
         render_item=_render_item,
+        include_name=declared,
     )
     with context.begin_transaction():
         context.run_migrations()

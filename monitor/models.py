@@ -271,3 +271,28 @@ class WebSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))  # what this session's forms carry
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+class SearchState(Base):
+    """How far the full-text index of entries has caught up (store/search.py): entries
+    with a greater id are not searchable yet. The index itself (SQLite FTS5 table
+    `entries_fts`, PostgreSQL `entry_search`) is dialect-specific and made by migration
+    0009 alone (SEARCH_TABLES)."""
+
+    __tablename__ = "search_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    indexed_upto: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Tables of the search index that no model declares (they differ by dialect): schema
+# comparisons leave them out.
+SEARCH_TABLES = frozenset({"entries_fts", "entry_search"})
+
+
+def declared(name: str | None, type_: str, _parents: object = None) -> bool:
+    """Whether a schema object is the models' and not the search index's (FTS5 keeps
+    shadow tables beside its own: entries_fts_data, _idx, …): Alembic's include_name."""
+    if type_ != "table" or not name:
+        return True
+    return name not in SEARCH_TABLES and not name.startswith("entries_fts_")

@@ -11,12 +11,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from monitor.db import Database
-from monitor.models import Base
+from monitor.models import Base, declared
 
 
 def test_migrations_match_models(database: Database) -> None:
     with database.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": declared}
+        )
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 

@@ -350,3 +350,29 @@ def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
     assert found, "the page carries no form token"
     return found.group(1)
+
+
+def searched(desk: Desktop, q: str) -> dict[str, Any]:
+    """/api/search once the desk's indexer has caught up with what the poll stored."""
+    deadline = time.monotonic() + 30
+    while True:
+        found: dict[str, Any] = desk.get("/api/search", q=q).json()
+        if not found["not_indexed_yet"] or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_search_finds_stored_entries_on_topic_or_not(desktop: Desktop) -> None:
+    talks, _ = desktop.stories()
+    found = searched(desktop, "kremlin talk")
+    assert found["not_indexed_yet"] == 0
+    titles = {e["title"] for e in found["entries"]}
+    assert titles == {"Putin and Israel's prime minister discuss Syria in Kremlin talks"}
+    assert found["total"] == 3 and {e["development_id"] for e in found["entries"]} == {talks}
+    local = searched(desktop, "lanes downtown")  # off topic, stored, searchable
+    assert local["total"] == 6 and not any(e["relevant"] for e in local["entries"])
+    page = desktop.get("/search", q="LANES down").text
+    assert "6 entries" in page and "Local news 5" in page
+    hostile = desktop.get("/search", q='<script>alert("q")</script> prime').text
+    assert "<script>alert" not in hostile and "&lt;script&gt;" in hostile  # echoed as text
+    assert "Nothing stored has all of these words" in desktop.get("/search", q="zzzz").text

@@ -1,5 +1,6 @@
 """The JSON API (described at /api/openapi.json): developments, one development with its
-reports and deliveries, feeds, alerts. Read-only for now."""
+reports and deliveries, feeds, alerts, search over stored entries (feedback is in
+actions.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from monitor.store import desk
+from monitor.store import search as searching
 from monitor.web.deps import DbSession, DevFilters, Page
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -161,3 +163,56 @@ def alerts(
         )
         for a, d in desk.alerts(s, topic or None, limit)
     ]
+
+
+class SearchHitOut(BaseModel):
+    id: int
+    url: str | None
+    title: str
+    outlet: str
+    language: str | None
+    published_at: datetime
+    relevant: bool
+    score: float
+    development_id: int | None
+
+
+class SearchOut(BaseModel):
+    total: int
+    capped: bool  # more than `total` match
+    page: int
+    size: int
+    not_indexed_yet: int  # entries stored so lately that no search finds them yet
+    entries: list[SearchHitOut]
+
+
+@router.get("/search")
+def search_entries(
+    s: DbSession,
+    q: Annotated[str, Query(max_length=200, description="words, each matched as a prefix")],
+    page: Page = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> SearchOut:
+    """Stored entries (on topic or not) with every word of `q`, newest first."""
+    found = searching.search(s, q, page, size)
+    return SearchOut(
+        total=found.total,
+        capped=found.capped,
+        page=page,
+        size=size,
+        not_indexed_yet=searching.backlog(s),
+        entries=[
+            SearchHitOut(
+                id=e.id,
+                url=e.url,
+                title=e.title,
+                outlet=e.feed.name or e.feed.url,
+                language=e.language,
+                published_at=e.published_at,
+                relevant=e.relevant,
+                score=e.score,
+                development_id=e.development_id,
+            )
+            for e in found.entries
+        ],
+    )

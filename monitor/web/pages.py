@@ -1,13 +1,13 @@
 """The desk's HTML pages: developments (filtered, paged, charted), one development, the
-feeds. Server-rendered; every value escaped by Jinja2."""
+feeds, dead letters, search. Server-rendered; every value escaped by Jinja2."""
 
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
@@ -15,6 +15,7 @@ from monitor import store
 from monitor.feedback import REASONS
 from monitor.store import desk
 from monitor.store import feedback as given
+from monitor.store import search as searching
 from monitor.web.actions import csrf
 from monitor.web.chart import chart
 from monitor.web.deps import Config, DbSession, DevFilters, Page
@@ -82,3 +83,25 @@ def dead_letters_page(request: Request, s: DbSession) -> HTMLResponse:
     alerts = store.recent_alerts(s, 200, failed=True)
     context = {"alerts": alerts, "csrf": csrf(request)}
     return templates.TemplateResponse(request, "dead.html", context)
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    s: DbSession,
+    cfg: Config,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Page = 1,
+) -> HTMLResponse:
+    """Stored entries with every word of `q`, on topic or not, newest first."""
+    size = cfg.web.page_size
+    found = searching.search(s, q, page, size)
+    context = {
+        "q": q,
+        "found": found,
+        "page": page,
+        "pages": max(1, -(-found.total // size)),
+        "backlog": searching.backlog(s),
+        "link": lambda **kw: "?" + urlencode({"q": q, **kw}),
+    }
+    return templates.TemplateResponse(request, "search.html", context)

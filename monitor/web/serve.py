@@ -45,11 +45,13 @@ class Desk:
         self.listen = settings.web.listen
         self.server = server(settings, db)
         self.thread = threading.Thread(target=self.server.run, name="web-desk", daemon=True)
+        self.indexer = Indexer(db)
 
     def start(self, wait: float = 10.0) -> bool:
         """Start serving; whether the desk is up within `wait` seconds (a busy address
         is logged by uvicorn, and here once more, in words)."""
         self.thread.start()
+        self.indexer.start()
         deadline = time.monotonic() + wait
         while not self.server.started and self.thread.is_alive():
             if time.monotonic() > deadline:
@@ -63,7 +65,45 @@ class Desk:
 
     def stop(self) -> None:
         self.server.should_exit = True
+        self.indexer.stop()
         self.thread.join(timeout=10)
+
+
+class Indexer:
+    """Keeps the search index caught up with what the writers store (store/search.py
+    says why it runs behind them): a chunk at a time, each its own short transaction,
+    then a pause while there is nothing new."""
+
+    CHUNK = 2000
+    PAUSE = 2.0
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="search-index", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from monitor.store import search
+
+        while not self.stopping.is_set():
+            try:
+                with self.db.session() as s:
+                    done = search.catch_up(s, self.CHUNK)
+            except SQLAlchemyError as exc:  # busy, or the database went away: later
+                log.warning("search index: %s", exc.__class__.__name__)
+                done = 0
+            if done < self.CHUNK:
+                self.stopping.wait(self.PAUSE)
 
 
 def start_desk(settings: Settings, db: Database) -> Desk | None:
