@@ -212,6 +212,7 @@ class Developments:
         dev = Development(
             title=row.title or row.text[:200],
             topics=result.topics,
+            languages=[row.language] if row.language else [],
             score=result.best,
             first_seen_at=now,
             last_seen_at=now,
@@ -239,6 +240,8 @@ class Developments:
         stats: PollStats,
     ) -> None:
         dev.last_seen_at = now
+        if row.language and row.language not in (dev.languages or []):
+            dev.languages = sorted({*(dev.languages or []), row.language})
         if result.relevant:
             dev.topics = sorted(set(dev.topics) | set(result.topics))
             dev.score = max(dev.score, result.best)

@@ -114,6 +114,8 @@ class Development(Base):
     # The entry that first reported it (a plain id: entries reference developments, not back).
     primary_entry_id: Mapped[int | None] = mapped_column(Integer)
     topics: Mapped[list[Any]] = mapped_column(default=list)
+    # The languages of its reports, sorted: what the desk's language filter reads.
+    languages: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     score: Mapped[float] = mapped_column(Float, default=0.0)
     # quiet: not (yet) on topic; alerted: announced once; history: first seen as backfill,
     # so it is known (follow-ups join it) but never announced.
@@ -286,13 +288,17 @@ class SearchState(Base):
 
 
 # Tables of the search index that no model declares (they differ by dialect): schema
-# comparisons leave them out.
+# comparisons leave them out; and an index that differs by dialect (migration 0010).
 SEARCH_TABLES = frozenset({"entries_fts", "entry_search"})
+DIALECT_INDEXES = frozenset({"ix_developments_charted"})
 
 
 def declared(name: str | None, type_: str, _parents: object = None) -> bool:
-    """Whether a schema object is the models' and not the search index's (FTS5 keeps
-    shadow tables beside its own: entries_fts_data, _idx, …): Alembic's include_name."""
+    """Whether a schema object is the models' and not one of the dialect-specific ones
+    of migrations 0009–0010 (FTS5 keeps shadow tables beside its own: entries_fts_data,
+    _idx, …): Alembic's include_name."""
+    if type_ == "index":
+        return name not in DIALECT_INDEXES
     if type_ != "table" or not name:
         return True
     return name not in SEARCH_TABLES and not name.startswith("entries_fts_")

@@ -26,10 +26,11 @@ from monitor.config import Settings
 from monitor.db import Database, is_sqlite
 from monitor.developments import Developments
 from monitor.feedback import Lessons
-from monitor.fetch import FetchOptions, FetchResult
+from monitor.fetch import FetchResult
 from monitor.outbox import DeliveryStats, Outbox
 from monitor.poller import FEED_LEASE, Poller
 from monitor.pool import ParserPool
+from monitor.probe import fetch_options
 from monitor.refresh import Context
 from monitor.stats import PollStats
 from monitor.store.feedback import lessons as read_lessons
@@ -84,15 +85,7 @@ class Pipeline:
             forks=not service,
         )
         http = settings.http
-        self.fetch_options = FetchOptions(
-            connect_timeout=http.connect_timeout,
-            timeout=http.timeout,
-            max_body=http.max_body,
-            concurrency=http.concurrency,
-            per_host=http.per_host,
-            allow_link_local=http.allow_link_local,
-            **({"user_agent": http.user_agent} if http.user_agent else {}),
-        )
+        self.fetch_options = fetch_options(http)
         self.outbox = Outbox(settings, db, clock, self.owner)
         self.developments = Developments(
             ClusterParams(window=settings.matching.cluster_window),

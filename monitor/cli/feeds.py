@@ -9,7 +9,6 @@ import click
 from monitor import store
 from monitor.cli.app import Context, cli
 from monitor.config import FeedConfig
-from monitor.fetch import FetchOptions, FetchResult
 from monitor.models import Feed
 
 
@@ -51,7 +50,11 @@ def feeds_list(obj: Context) -> None:
 @click.pass_obj
 def feeds_add(obj: Context, url: str, name: str | None, interval: str | None) -> None:
     """Add a feed by URL, after fetching it once to say what it holds."""
+    import asyncio
+
     from pydantic import ValidationError
+
+    from monitor.probe import probe
 
     try:
         cfg = FeedConfig(url=url, name=name, interval=interval)
@@ -63,32 +66,7 @@ def feeds_add(obj: Context, url: str, name: str | None, interval: str | None) ->
         if not store.add_feeds(s, [cfg], "cli", p.clock()):
             raise click.ClickException(f"feed already present: {cfg.url}")
     click.echo(f"added {cfg.url}")
-    click.echo(f"  {try_feed(cfg.url, p.fetch_options)}")
-
-
-def try_feed(url: str, options: FetchOptions) -> str:
-    """One fetch and parse of `url`: what a new feed holds, or why it cannot be read now
-    (it stays added, and is retried on its schedule)."""
-    import asyncio
-
-    from monitor.fetch import FetchRequest, fetch_stream
-    from monitor.parse import ParseError, parse_feed
-
-    async def fetch_once() -> FetchResult:
-        async for r in fetch_stream([FetchRequest(0, url)], options):
-            return r
-        raise AssertionError("fetch_stream answers every request")
-
-    result = asyncio.run(fetch_once())
-    if result.error:
-        return f"cannot read it now ({result.error}); it will be retried on its schedule"
-    try:
-        doc = parse_feed(result.body or b"", url, result.content_type)
-    except ParseError as exc:
-        return f"it does not read as a feed now ({exc}); it will be retried on its schedule"
-    newest = max((e.published for e in doc.entries if e.published), default=None)
-    when = f", newest {newest:%Y-%m-%d %H:%M} UTC" if newest else ""
-    return f"found {doc.title or 'a feed'!r} ({doc.version}): {len(doc.entries)} entries{when}"
+    click.echo(f"  {asyncio.run(probe(cfg.url, p.fetch_options))}")
 
 
 @feeds.command("remove")

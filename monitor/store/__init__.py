@@ -42,6 +42,7 @@ from monitor.store.entries import (
 )
 from monitor.store.feeds import (
     CLAIMED,
+    OwnedByConfig,
     add_feeds,
     claim_feeds,
     clear_feed_leases,
@@ -49,6 +50,7 @@ from monitor.store.feeds import (
     feed_values,
     feeds_by_id,
     feeds_in_order,
+    manual_feed,
     release_feed,
     schedules,
     sync_feeds,
@@ -69,6 +71,7 @@ from monitor.store.outbox import (
 __all__ = [
     "CLAIMED",
     "CLUSTER_LOCK_KEY",
+    "OwnedByConfig",
     "add_alert",
     "add_feeds",
     "alert_of",
@@ -97,6 +100,7 @@ __all__ = [
     "known_hashes",
     "last_digest_fire",
     "lock_clustering",
+    "manual_feed",
     "new_entry",
     "pending_entries",
     "recent_alerts",

@@ -210,3 +210,19 @@ def feed_health(s: Session) -> tuple[int, int]:
         select(func.count()).select_from(Feed).where(Feed.enabled.is_(True), Feed.error_count > 0)
     )
     return total or 0, failing or 0
+
+
+class OwnedByConfig(ValueError):
+    """A feed of the config file: paused or removed there (`enabled = false`, or its
+    [[feeds]] entry deleted), since every start makes the database match the file."""
+
+
+def manual_feed(s: Session, feed_id: int) -> Feed | None:
+    """A feed added by hand (CLI, desk, OPML), to pause or remove; None if there is no
+    such feed; OwnedByConfig for one of the config file's."""
+    feed = s.get(Feed, feed_id)
+    if feed is not None and feed.origin == "config":
+        raise OwnedByConfig(
+            f"{feed.url} comes from the config file: set enabled = false or remove it there"
+        )
+    return feed

@@ -15,6 +15,7 @@ own, so markup that slipped through still could not run.
 - api.py: the JSON API;
 - atom.py: alerts as an Atom feed;
 - actions.py: feedback given and taken back (forms and API);
+- feeds.py: feeds added (after a test fetch), paused, removed; OPML in and out;
 - auth.py, login.py: who is asking (no login on this machine alone; else sessions and
   API tokens, viewers and editors), signing in and out;
 - chart.py: developments per day by topic, as SVG geometry;
@@ -52,7 +53,7 @@ HEADERS = {
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
     """The desk over `db`, configured by `settings`."""
-    from monitor.web import actions, api, atom, login, pages
+    from monitor.web import actions, api, atom, feeds, login, pages
     from monitor.web.auth import Passwords, Throttle, identify
 
     app = FastAPI(
@@ -98,6 +99,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(atom.router)
     app.include_router(actions.router)
     app.include_router(login.router)
+    app.include_router(feeds.router)
     return app
 
 

@@ -29,7 +29,7 @@ def csrf(request: Request) -> str:
     return who.csrf if who else ""
 
 
-def _check(request: Request, sent: str) -> None:
+def check_form(request: Request, sent: str) -> None:
     if not form_ok(request, sent):
         raise HTTPException(403, "this form is out of date or not the desk's: reload the page")
 
@@ -47,7 +47,7 @@ def give(
     csrf: Annotated[str, Form()],
     kind: Annotated[Kind, Form()] = "not-relevant",
 ) -> RedirectResponse:
-    _check(request, csrf)
+    check_form(request, csrf)
     with _db(request).session() as s:
         try:
             given.not_relevant(s, dev_id, reason, datetime.now(UTC))
@@ -58,7 +58,7 @@ def give(
 
 @router.post("/feedback/{feedback_id}/undo")
 def undo(request: Request, feedback_id: int, csrf: Annotated[str, Form()]) -> RedirectResponse:
-    _check(request, csrf)
+    check_form(request, csrf)
     with _db(request).session() as s:
         fb = given.undo(s, feedback_id, datetime.now(UTC))
         if fb is None:
@@ -71,7 +71,7 @@ def undo(request: Request, feedback_id: int, csrf: Annotated[str, Form()]) -> Re
 def retry(request: Request, alert_id: str, csrf: Annotated[str, Form()]) -> RedirectResponse:
     """Make an alert's undelivered deliveries due again (the service sends them at its
     next tick, `monitor deliver` at once)."""
-    _check(request, csrf)
+    check_form(request, csrf)
     with _db(request).session() as s:
         alert = store.by_number_or(s, Alert, Alert.public_id, alert_id)
         if alert is None:

@@ -3,6 +3,9 @@ feeds, dead letters, search. Server-rendered; every value escaped by Jinja2."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -10,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from monitor import store
 from monitor.feedback import REASONS
@@ -21,6 +25,10 @@ from monitor.web.chart import chart
 from monitor.web.deps import Config, DbSession, DevFilters, Page
 
 router = APIRouter()
+CHART_DAYS = 90
+# The filters' choices (outlets, languages, topics) change rarely and cost a scan of a
+# large database: each process keeps them this long.
+LISTS_TTL = 60.0
 templates = Jinja2Templates(directory=str(resources.files("monitor.web") / "templates"))
 templates.env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else "—"
 templates.env.filters["safe_url"] = lambda u: u if _web_url(u) else None
@@ -39,6 +47,12 @@ def developments_page(
     rows, total = desk.developments(s, f, page, size)
     query = {k: v for k, v in request.query_params.items() if k != "page" and v}
     pages = max(1, -(-total // size))
+    charted = f
+    if f.since is None:  # the chart's default: the last CHART_DAYS days of what is chosen
+        last = f.until or desk.latest(s, f)
+        if last is not None:
+            charted = replace(f, since=last - timedelta(days=CHART_DAYS - 1))
+    lists = _lists(request, s)
     return templates.TemplateResponse(
         request,
         "developments.html",
@@ -50,12 +64,24 @@ def developments_page(
             "f": f,
             "query": query,
             "link": lambda **kw: "?" + urlencode({**query, **kw}),
-            "chart": chart(desk.per_day(s, f)),
+            "chart": chart(desk.per_day(s, charted)),
+            "charted": charted,
+            **lists,
+        },
+    )
+
+
+def _lists(request: Request, s: Session) -> dict[str, Any]:
+    cached: tuple[float, dict[str, Any]] | None = getattr(request.app.state, "lists", None)
+    if cached is None or time.monotonic() - cached[0] > LISTS_TTL:
+        lists = {
             "outlets": desk.outlets(s),
             "languages": desk.languages(s),
             "topics": desk.topics(s),
-        },
-    )
+        }
+        cached = (time.monotonic(), lists)
+        request.app.state.lists = cached
+    return cached[1]
 
 
 @router.get("/developments/{dev_id}", response_class=HTMLResponse)
@@ -74,7 +100,8 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
 
 @router.get("/feeds", response_class=HTMLResponse)
 def feeds_page(request: Request, s: DbSession) -> HTMLResponse:
-    return templates.TemplateResponse(request, "feeds.html", {"rows": desk.feeds(s)})
+    context = {"rows": desk.feeds(s), "csrf": csrf(request), "notice": None}
+    return templates.TemplateResponse(request, "feeds.html", context)
 
 
 @router.get("/dead-letters", response_class=HTMLResponse)
