@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from monitor.config import HttpConfig
+
 USER_AGENT = f"monitor/{__version__} (self-hosted news feed monitor)"
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
@@ -76,6 +78,19 @@ class FetchOptions:
     per_host: int = 2
     user_agent: str = USER_AGENT
     allow_link_local: bool = False
+
+    @classmethod
+    def of(cls, http: HttpConfig) -> FetchOptions:
+        """The `[http]` settings as the fetcher takes them."""
+        return cls(
+            connect_timeout=http.connect_timeout,
+            timeout=http.timeout,
+            max_body=http.max_body,
+            concurrency=http.concurrency,
+            per_host=http.per_host,
+            allow_link_local=http.allow_link_local,
+            **({"user_agent": http.user_agent} if http.user_agent else {}),
+        )
 
 
 REDIRECTS = (301, 302, 303, 307, 308)

@@ -26,11 +26,10 @@ from monitor.config import Settings
 from monitor.db import Database, is_sqlite
 from monitor.developments import Developments
 from monitor.feedback import Lessons
-from monitor.fetch import FetchResult
+from monitor.fetch import FetchOptions, FetchResult
 from monitor.outbox import DeliveryStats, Outbox
 from monitor.poller import FEED_LEASE, Poller
 from monitor.pool import ParserPool
-from monitor.probe import fetch_options
 from monitor.refresh import Context
 from monitor.stats import PollStats
 from monitor.store.feedback import lessons as read_lessons
@@ -84,8 +83,7 @@ class Pipeline:
             settings.service.document_timeout.total_seconds(),
             forks=not service,
         )
-        http = settings.http
-        self.fetch_options = fetch_options(http)
+        self.fetch_options = FetchOptions.of(settings.http)
         self.outbox = Outbox(settings, db, clock, self.owner)
         self.developments = Developments(
             ClusterParams(window=settings.matching.cluster_window),

@@ -4,22 +4,8 @@ Shared by `monitor feeds add` and the desk's feeds page."""
 
 from __future__ import annotations
 
-from monitor.config import HttpConfig
 from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
 from monitor.parse import ParseError, parse_feed
-
-
-def fetch_options(http: HttpConfig) -> FetchOptions:
-    """The `[http]` settings as the fetcher takes them."""
-    return FetchOptions(
-        connect_timeout=http.connect_timeout,
-        timeout=http.timeout,
-        max_body=http.max_body,
-        concurrency=http.concurrency,
-        per_host=http.per_host,
-        allow_link_local=http.allow_link_local,
-        **({"user_agent": http.user_agent} if http.user_agent else {}),
-    )
 
 
 async def probe(url: str, options: FetchOptions) -> str:

@@ -15,9 +15,10 @@ from pydantic import BaseModel, ValidationError
 from monitor import store
 from monitor.config import FeedConfig, Settings
 from monitor.db import Database
+from monitor.fetch import FetchOptions
 from monitor.models import Feed
 from monitor.opml import OpmlError, OpmlFeed, parse_opml, render_opml
-from monitor.probe import fetch_options, probe
+from monitor.probe import probe
 from monitor.store import desk
 from monitor.web.actions import check_form, csrf
 from monitor.web.deps import DbSession
@@ -62,7 +63,7 @@ def add(request: Request, cfg: FeedConfig) -> tuple[int | None, str]:
         if not store.add_feeds(s, [cfg], "web", datetime.now(UTC)):
             return None, f"already watched: {cfg.url}"
         feed_id = s.query(Feed.id).filter(Feed.url == cfg.url).scalar()
-    seen = asyncio.run(probe(cfg.url, fetch_options(_settings(request).http)))
+    seen = asyncio.run(probe(cfg.url, FetchOptions.of(_settings(request).http)))
     return feed_id, f"added {cfg.url}: {seen}"
 
 
