@@ -166,6 +166,8 @@ def generate(db: Database, entries: int, developments: int, seed: int = 7) -> No
         if n == 0:
             break
     print()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("VACUUM ANALYZE" if db.engine.dialect.name == "postgresql" else "ANALYZE"))
 
 
 def migration_0010() -> Any:
