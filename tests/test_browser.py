@@ -109,6 +109,28 @@ def test_an_analyst_browses_filters_and_opens_a_development(
     page.get_by_role("link", name="Feeds", exact=True).click()
     expect(page.locator("tr.failing")).to_contain_text("broken.xml")
     shot(page, "feeds")
+
+    # Search what was stored, on topic or not.
+    page.get_by_role("link", name="Search", exact=True).click()
+    page.fill("input[name=q]", "lanes")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("p.count")).to_have_text(re.compile(r"^6 entries"))
+    shot(page, "search")
+
+    # A draft profile with one more topic, previewed on the stored history.
+    page.get_by_role("link", name="Topics", exact=True).click()
+    draft = page.locator("textarea[name=draft]")
+    draft.fill(
+        draft.input_value()
+        + '\n[concepts.cycling]\nterms = ["lanes"]\n[[topics]]\nid = "cycling"\n'
+        + 'title = "Cycling"\ndescription = "Lanes."\nrequire = [["cycling"]]\n'
+    )
+    page.fill("input[name=days]", "30")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("h3", has_text="The draft would add")).to_have_text(
+        "The draft would add (6)"
+    )
+    shot(page, "topics")
     assert refused == []
 
 

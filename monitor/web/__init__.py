@@ -15,6 +15,7 @@ own, so markup that slipped through still could not run.
 - api.py: the JSON API;
 - atom.py: alerts as an Atom feed;
 - actions.py: feedback given and taken back (forms and API);
+- topics.py: the active profile, and a draft previewed on stored history;
 - feeds.py: feeds added (after a test fetch), paused, removed; OPML in and out;
 - auth.py, login.py: who is asking (no login on this machine alone; else sessions and
   API tokens, viewers and editors), signing in and out;
@@ -53,7 +54,7 @@ HEADERS = {
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
     """The desk over `db`, configured by `settings`."""
-    from monitor.web import actions, api, atom, feeds, login, pages
+    from monitor.web import actions, api, atom, feeds, login, pages, topics
     from monitor.web.auth import Passwords, Throttle, identify
 
     app = FastAPI(
@@ -100,6 +101,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(login.router)
     app.include_router(feeds.router)
+    app.include_router(topics.router)
     return app
 
 
