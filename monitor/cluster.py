@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -133,6 +133,12 @@ class Assignment:
     reason: str  # new | same-url | same-content | similar
     similarity: float = 0.0
     matched_entry_id: int | None = None
+    feedback_id: int | None = None  # the readers' feedback that moved the bar, if any
+
+
+# Readers' feedback on the clusterer (feedback.Links.bar_factor over two reports' words):
+# what a pair's joining bar is multiplied by, and which feedback said so.
+BarFactor = Callable[["Features", "Features"], tuple[float, int | None]]
 
 
 @dataclass(frozen=True)
@@ -309,9 +315,11 @@ def assign(
     params: ClusterParams = ClusterParams(),
     idf: Idf | dict[str, float] | None = None,
     fresh: frozenset[int] = frozenset(),
+    bar_factor: BarFactor | None = None,
 ) -> Assignment:
     """Decide which development an article belongs to, given recent members; `fresh` are
-    the developments first seen in the current poll."""
+    the developments first seen in the current poll; `bar_factor`, readers' merges and
+    splits."""
     for m in members:
         if article_url and m.canonical_url == article_url:
             return Assignment(m.development_id, "same-url", 1.0, m.entry_id)
@@ -330,9 +338,13 @@ def assign(
         threshold = params.threshold(
             cross, f.commentary, m.development_id in fresh and shares_specifics(f, m.features)
         )
+        taught = None
+        if bar_factor is not None:
+            factor, taught = bar_factor(f, m.features)
+            threshold *= factor
         if sim >= threshold and sim - threshold >= best_margin:
             best_margin = sim - threshold
-            best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id)
+            best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id, taught)
     return best
 
 

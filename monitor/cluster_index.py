@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from datetime import datetime
 
-from monitor.cluster import Assignment, ClusterParams, Features, Idf, Member, assign
+from monitor.cluster import Assignment, BarFactor, ClusterParams, Features, Idf, Member, assign
 
 
 class ClusterIndex:
@@ -117,6 +117,7 @@ class ClusterIndex:
         published_at: datetime,
         f: Features,
         fresh: frozenset[int] = frozenset(),
+        bar_factor: BarFactor | None = None,
     ) -> Assignment:
         return assign(
             url,
@@ -127,4 +128,5 @@ class ClusterIndex:
             self.params,
             self.idf,
             fresh,
+            bar_factor,
         )

@@ -29,6 +29,7 @@ from monitor.cluster import (
 )
 from monitor.cluster_index import ClusterIndex
 from monitor.decide import may_announce, place
+from monitor.feedback import Links
 from monitor.models import PENDING, Development, Entry
 from monitor.stats import PollStats
 
@@ -62,6 +63,8 @@ class Developments:
         self.matcher = matcher
         self.outbox = outbox
         self.backfill = backfill
+        # Readers' merges and splits (feedback.Links), read at the start of each poll.
+        self.links = Links()
         # Developments first seen at or after this instant count as "this poll's".
         self.fresh_since: datetime | None = None
 
@@ -69,7 +72,8 @@ class Developments:
 
     def forget(self) -> None:
         """After a rollback the index may hold entries that were never stored (and whose
-        ids will be given to others): start it afresh from what is committed."""
+        ids will be given to others), after readers' merges and splits entries that moved:
+        start it afresh from what is committed."""
         self.index = ClusterIndex(self.index.params)
 
     def begin(self, s: Session, now: datetime) -> None:
@@ -191,14 +195,20 @@ class Developments:
         stats: PollStats,
     ) -> None:
         fresh = store.developments_since(s, self.fresh_since) if self.fresh_since else set()
+        links = self.links
         a = self.index.assign(
-            row.canonical_url, row.content_hash, row.published_at, f, frozenset(fresh)
+            row.canonical_url,
+            row.content_hash,
+            row.published_at,
+            f,
+            frozenset(fresh),
+            (lambda x, y: links.bar_factor(x.words, y.words)) if links.links else None,
         )
         dev = s.get(Development, a.development_id) if a.development_id is not None else None
         intent = place(
             dev.id if dev else None,
             dev.state if dev else None,
-            f"{a.reason}:{a.similarity}",
+            f"{a.reason}:{a.similarity}" + (f" fb#{a.feedback_id}" if a.feedback_id else ""),
             result.relevant,
             f.commentary,
             row.published_at,

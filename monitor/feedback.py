@@ -1,4 +1,5 @@
-"""What readers' feedback teaches the matcher. Pure: lessons in, adjusted matches out.
+"""What readers' feedback teaches the matcher and the clusterer. Pure: lessons in,
+adjusted matches and bars out.
 
 A development marked "not relevant" becomes a lesson: the words of its reports as one
 bag (stems, and the profile's term keys, which are the same in every language). A new
@@ -6,6 +7,12 @@ report whose own bag is near a lesson's (cosine at or above NEAR) has every topi
 lowered in proportion, so it usually falls below the threshold: the one development is
 not the point, reports like it are. The lowering is written into the topic's evidence,
 where the development page, the API and `monitor explain` show it.
+
+"Same as" (two developments merged) and "not part of this" (one report split off) teach
+the clusterer: each becomes a link between two bags, the two sides of the feedback. A new
+report near one side (cosine at or above NEAR) compared with a report near the other is
+judged with the joining bar lowered (MERGED_BAR: readers said such reports tell one event)
+or raised (SPLIT_BAR: they said they do not), and the placement says which feedback did.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ if TYPE_CHECKING:
 # the store check against.
 Reason = Literal["off-topic", "wrong-person", "roundup", "other"]
 REASONS: tuple[str, ...] = get_args(Reason)
-Kind = Literal["not-relevant"]
+Kind = Literal["not-relevant", "same-as", "not-part"]
 # How alike a report must be to a lesson for it to count: reports of one event share
 # most of their words (cosine 0.6-0.9); two events of one kind, some (0.3-0.5).
 NEAR = 0.45
 # Words kept of a lesson's bag: enough to describe an event, small to store and compare.
 BAG_SIZE = 200
+# The clusterer's bar for a pair like a merged one, and like a split one (times the bar).
+MERGED_BAR = 0.5
+SPLIT_BAR = 2.5
 
 
 @dataclass(frozen=True)
@@ -88,3 +98,39 @@ class Lessons:
             for topic, ts in result.scores.items()
         }
         return replace(result, scores=scores)
+
+
+@dataclass(frozen=True)
+class Link:
+    """Two sides readers judged: one event ("same-as") or two ("not-part")."""
+
+    feedback_id: int
+    together: bool
+    a: Mapping[str, float]  # unit bags
+    b: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Links:
+    """The clusterer's lessons; empty when no one merged or split anything."""
+
+    links: tuple[Link, ...] = ()
+
+    def bar_factor(
+        self, new: Mapping[str, float], member: Mapping[str, float]
+    ) -> tuple[float, int | None]:
+        """What the joining bar of `new` against `member` (their word bags) is multiplied
+        by, and the feedback that decided it (None: no link applies, the factor is 1).
+        A split outweighs a merge when both apply."""
+        if not self.links:
+            return 1.0, None
+        x, y = fingerprint([new]), fingerprint([member])
+        found: tuple[float, int | None] = (1.0, None)
+        for link in self.links:
+            ax, by = similarity(x, link.a), similarity(y, link.b)
+            bx, ay = similarity(x, link.b), similarity(y, link.a)
+            if min(ax, by) >= NEAR or min(bx, ay) >= NEAR:
+                if not link.together:
+                    return SPLIT_BAR, link.feedback_id
+                found = (MERGED_BAR, link.feedback_id)
+        return found

@@ -33,6 +33,8 @@ from monitor.pool import ParserPool
 from monitor.refresh import Context
 from monitor.stats import PollStats
 from monitor.store.feedback import lessons as read_lessons
+from monitor.store.feedback import links as read_links
+from monitor.store.feedback import version as feedback_version
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
@@ -92,6 +94,7 @@ class Pipeline:
             settings.alerts.backfill,
         )
         self.lessons = Lessons()
+        self.feedback_seen = (0, 0)
         ctx = Context(
             lambda: self.matcher,
             self.developments,
@@ -154,6 +157,11 @@ class Pipeline:
         self.fresh_since = self.clock() - fresh_for
         with self.db.session() as s:
             self.lessons = read_lessons(s)
+            self.developments.links = read_links(s)
+            version = feedback_version(s)
+        if version != self.feedback_seen:  # merges and splits moved reports: re-read who
+            self.developments.forget()  # is where before placing anything
+            self.feedback_seen = version
         return await self.poller.poll(only_due)
 
     def process_batch(self, batch: list[tuple[FetchResult, Prepared | None]]) -> PollStats:

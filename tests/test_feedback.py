@@ -209,3 +209,178 @@ def test_monitor_explain_names_the_feedback_a_report_is_like(
     out = CliRunner().invoke(cli, ["--config", str(cfg), "explain", "https://n2.example/talks"])
     assert out.exit_code == 0, out.output
     assert f"like development #{talks}" in out.output and f"feedback #{fb.id}" in out.output
+
+
+# One event told from two sides that share few words (the clusterer splits them), twice:
+# a deconfliction agreement, then its renewal months later, each side in new words.
+SIDES = [
+    (
+        (
+            "Russia and Israel agree to keep their military hotline over Syria",
+            "Moscow and Jerusalem will keep the deconfliction mechanism that lets Israeli "
+            "jets avoid Russian forces in Syria, officials said.",
+        ),
+        (
+            "Kremlin: officers at Hmeimim keep talking to the Israeli air force",
+            "The Russian defence ministry said its officers at the Hmeimim base still "
+            "speak daily with the Israeli military about flights over Syria.",
+        ),
+    ),
+    (
+        (
+            "Russia and Israel renew their military hotline over Syria",
+            "Moscow and Jerusalem renewed the deconfliction mechanism that keeps Israeli "
+            "jets clear of Russian forces in Syria, officials said.",
+        ),
+        (
+            "Hmeimim officers go on talking to the Israeli air force, Kremlin says",
+            "Officers of the Russian defence ministry at the Hmeimim base speak daily with "
+            "the Israeli military about flights over Syria, the ministry said.",
+        ),
+    ),
+]
+
+
+def told_apart(p: Pipeline, feed_server: FeedServer, clock: Clock, pair: int) -> None:
+    """One side of the event, then the other a poll later (not the same poll's bar)."""
+    first, second = SIDES[pair]
+    serve(feed_server, clock, "/sides.xml", [first])
+    asyncio.run(p.poll())
+    clock.advance(timedelta(hours=6))
+    serve(feed_server, clock, "/sides.xml", [second, first])
+    asyncio.run(p.poll())
+
+
+def test_a_merge_teaches_the_clusterer_to_join_later_reports_like_the_two(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    clock = Clock()
+    url = serve(feed_server, clock, "/sides.xml", [])
+    taught, control = (pipeline(tmp_path, n, url, clock) for n in ("taught", "control"))
+    for p in (taught, control):
+        told_apart(p, feed_server, clock, 0)
+        assert len(alerted(p)) == 2  # split: two alerts for one event
+    with taught.db.session() as s:
+        a, b = s.scalars(select(Development.id).order_by(Development.id)).all()
+        fb = given.same_as(s, b, a, clock.now)
+    with taught.db.session() as s:
+        assert s.get(Development, b).state == "merged"  # type: ignore[union-attr]
+        assert set(s.scalars(select(Entry.development_id))) == {a}  # its reports moved
+
+    clock.advance(timedelta(days=90))
+    for p in (taught, control):
+        before = len(alerted(p))
+        told_apart(p, feed_server, clock, 1)
+        assert len(alerted(p)) - before == (1 if p is taught else 2)
+    with taught.db.session() as s:
+        joined = s.scalar(select(Entry).where(Entry.title == SIDES[1][1][0]))
+        assert joined is not None and f"fb#{fb.id}" in (joined.join_reason or "")
+    for p in (taught, control):
+        p.close()
+        p.db.dispose()
+
+
+# Two events of one kind that the clusterer joins (a meeting, then a phone call about the
+# same things), twice, in new words the second time.
+LOOKALIKES = [
+    (
+        MEETINGS[0],
+        (
+            "Putin and Israel's prime minister discuss Syria by phone",
+            "The Russian president and the Israeli prime minister spoke by phone about "
+            "Syria and Iran's nuclear programme, the Kremlin said.",
+        ),
+    ),
+    (
+        MEETINGS[1],
+        (
+            "Israeli premier and Putin talk Syria and Iran in a phone call",
+            "Israel's prime minister phoned the Russian president to discuss Syria and "
+            "Iran's nuclear programme, his office said.",
+        ),
+    ),
+]
+
+
+def test_a_split_teaches_the_clusterer_to_hold_later_reports_like_the_two_apart(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    clock = Clock()
+    url = serve(feed_server, clock, "/calls.xml", [])
+    taught, control = (pipeline(tmp_path, n, url, clock) for n in ("taught", "control"))
+
+    def told(p: Pipeline, pair: int) -> int:
+        """Developments the pair landed in."""
+        meeting, call = LOOKALIKES[pair]
+        serve(feed_server, clock, "/calls.xml", [meeting])
+        asyncio.run(p.poll())
+        clock.advance(timedelta(hours=6))
+        serve(feed_server, clock, "/calls.xml", [call, meeting])
+        asyncio.run(p.poll())
+        with p.db.session() as s:
+            titles = (meeting[0], call[0])
+            return len(set(s.scalars(select(Entry.development_id).where(Entry.title.in_(titles)))))
+
+    for p in (taught, control):
+        assert told(p, 0) == 1  # joined: the call never alerted
+    with taught.db.session() as s:
+        call = s.scalar(select(Entry).where(Entry.title == LOOKALIKES[0][1][0]))
+        assert call is not None and call.development_id is not None
+        meeting_dev = call.development_id
+        fb = given.not_part(s, meeting_dev, call.id, clock.now)
+    with taught.db.session() as s:
+        moved = s.get(Entry, call.id)
+        assert moved is not None and moved.development_id not in (None, meeting_dev)
+
+    clock.advance(timedelta(days=90))
+    assert told(control, 1) == 1
+    assert told(taught, 1) == 2  # held apart, like the two the reader split
+    with taught.db.session() as s:
+        given.undo(s, fb.id, clock.now)  # the call goes back where it was
+        back = s.get(Entry, call.id)
+        assert back is not None and back.development_id == meeting_dev
+    for p in (taught, control):
+        p.close()
+        p.db.dispose()
+
+
+def test_a_merge_and_a_split_on_the_desk_are_applied_at_once_and_undone(
+    desktop: Desktop,  # noqa: F811
+) -> None:
+    talks, strike = desktop.stories()
+    token = csrf_of(desktop.get(f"/developments/{strike}").text)
+    merged = post(
+        desktop, f"/developments/{strike}/feedback", csrf=token, kind="same-as", other=talks
+    )
+    assert merged.status_code == 303 and merged.headers["location"] == f"/developments/{talks}"
+    assert desktop.get(f"/api/developments/{talks}").json()["development"]["reports"] == 6
+    listed = {d["id"] for d in desktop.get("/api/developments").json()["developments"]}
+    assert listed == {talks}  # the merged one left the list
+    page = desktop.get(f"/developments/{strike}").text
+    assert f'Merged into <a href="/developments/{talks}">' in page and "Merge into it" not in page
+    (fb,) = desktop.get(f"/api/developments/{strike}/feedback").json()
+    again = post(
+        desktop, f"/developments/{strike}/feedback", csrf=token, kind="same-as", other=talks
+    )
+    assert again.status_code == 422  # once
+    post(desktop, f"/feedback/{fb['id']}/undo", csrf=token)
+    assert desktop.get(f"/api/developments/{talks}").json()["development"]["reports"] == 4
+    assert desktop.get(f"/api/developments/{strike}").json()["development"]["reports"] == 2
+
+    reports = desktop.get(f"/api/developments/{talks}").json()["reports"]
+    one = reports[-1]["id"]
+    split = post(desktop, f"/developments/{talks}/feedback", csrf=token, kind="not-part", entry=one)
+    assert split.status_code == 303
+    assert desktop.get(f"/api/developments/{talks}").json()["development"]["reports"] == 3
+    r = httpx.post(
+        f"{desktop.url}/api/developments/{talks}/feedback",
+        json={"kind": "not-part", "entry_id": one},
+    )
+    assert r.status_code == 422  # no longer part of it
+    (fb,) = [f for f in desktop.get(f"/api/developments/{talks}/feedback").json()]
+    assert (fb["kind"], fb["entry_id"]) == ("not-part", one)
+    assert "Not part of this" in desktop.get(f"/developments/{talks}").text
+    httpx.post(f"{desktop.url}/api/feedback/{fb['id']}/undo")
+    assert desktop.get(f"/api/developments/{talks}").json()["development"]["reports"] == 4
+    bad = httpx.post(f"{desktop.url}/api/developments/{talks}/feedback", json={"kind": "same-as"})
+    assert bad.status_code == 422 and "which development" in bad.json()["detail"]

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
 
 from monitor import store
 from monitor.db import Database
@@ -39,21 +40,40 @@ def _db(request: Request) -> Database:
     return db
 
 
+def _give(
+    s: Session, dev_id: int, kind: Kind, reason: str, other: int | None, entry: int | None
+) -> Feedback:
+    """One piece of feedback, applied at once; ValueError says what is wrong with it."""
+    now = datetime.now(UTC)
+    if kind == "same-as":
+        if other is None:
+            raise ValueError("same as which development? give its number")
+        return given.same_as(s, dev_id, other, now)
+    if kind == "not-part":
+        if entry is None:
+            raise ValueError("which report is not part of it? give its entry number")
+        return given.not_part(s, dev_id, entry, now)
+    return given.not_relevant(s, dev_id, reason, now)
+
+
 @router.post("/developments/{dev_id}/feedback")
 def give(
     request: Request,
     dev_id: int,
-    reason: Annotated[str, Form()],
     csrf: Annotated[str, Form()],
     kind: Annotated[Kind, Form()] = "not-relevant",
+    reason: Annotated[str, Form()] = "other",
+    other: Annotated[int | None, Form()] = None,
+    entry: Annotated[int | None, Form()] = None,
 ) -> RedirectResponse:
     check_form(request, csrf)
     with _db(request).session() as s:
         try:
-            given.not_relevant(s, dev_id, reason, datetime.now(UTC))
+            _give(s, dev_id, kind, reason, other, entry)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-    return RedirectResponse(f"/developments/{dev_id}", status_code=303)
+    back = other if kind == "same-as" and other is not None else dev_id
+    return RedirectResponse(f"/developments/{back}", status_code=303)
 
 
 @router.post("/feedback/{feedback_id}/undo")
@@ -82,7 +102,9 @@ def retry(request: Request, alert_id: str, csrf: Annotated[str, Form()]) -> Redi
 
 class FeedbackIn(BaseModel):
     kind: Kind = "not-relevant"
-    reason: Reason = "other"
+    reason: Reason = "other"  # of "not-relevant"
+    other: int | None = None  # "same-as": the development this one is
+    entry_id: int | None = None  # "not-part": the report that is not part of it
 
 
 class FeedbackOut(BaseModel):
@@ -91,6 +113,7 @@ class FeedbackOut(BaseModel):
     id: int
     kind: str
     development_id: int | None
+    entry_id: int | None
     reason: str | None
     created_at: datetime
     undone_at: datetime | None
@@ -102,10 +125,12 @@ def _out(fb: Feedback) -> FeedbackOut:
 
 @router.post("/api/developments/{dev_id}/feedback", status_code=201, tags=["api"])
 def api_give(request: Request, dev_id: int, body: FeedbackIn) -> FeedbackOut:
-    """Mark a development not relevant (why: `reason`); reports like it score lower."""
+    """Feedback on a development, applied at once: "not-relevant" (why: `reason`; reports
+    like it score lower), "same-as" `other` (merged into it; reports like the two join),
+    "not-part" `entry_id` (split off; reports like the two are held apart)."""
     with _db(request).session() as s:
         try:
-            return _out(given.not_relevant(s, dev_id, body.reason, datetime.now(UTC)))
+            return _out(_give(s, dev_id, body.kind, body.reason, body.other, body.entry_id))
         except ValueError as exc:
             raise HTTPException(404 if "no development" in str(exc) else 422, str(exc)) from None
 

@@ -35,7 +35,9 @@ def filters(
     since: Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD")] = None,
     until: Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD")] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
-    state: Annotated[str | None, Query(pattern="^(alerted|history|quiet|dismissed)?$")] = None,
+    state: Annotated[
+        str | None, Query(pattern="^(alerted|history|quiet|dismissed|merged)?$")
+    ] = None,
 ) -> Filters:
     """The filters of the developments page and API; an empty field is no filter (the
     page's form sends every field)."""
