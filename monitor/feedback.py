@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # the store check against.
 Reason = Literal["off-topic", "wrong-person", "roundup", "other"]
 REASONS: tuple[str, ...] = get_args(Reason)
-Kind = Literal["not-relevant", "same-as", "not-part"]
+Kind = Literal["not-relevant", "same-as", "not-part", "should-alert"]
 # How alike a report must be to a lesson for it to count: reports of one event share
 # most of their words (cosine 0.6-0.9); two events of one kind, some (0.3-0.5).
 NEAR = 0.45
@@ -46,6 +46,10 @@ class Lesson:
     development_id: int | None
     reason: str
     bag: Mapping[str, float]  # unit length
+    # "should-alert": the topic the report should have been on (and the report); None
+    # for "not relevant".
+    topic: str | None = None
+    entry_id: int | None = None
 
 
 def fingerprint(word_bags: Iterable[Mapping[str, float]]) -> dict[str, float]:
@@ -81,12 +85,16 @@ class Lessons:
         return best if best[1] >= NEAR else None
 
     def apply(self, result: MatchResult, words: Mapping[str, float]) -> MatchResult:
-        """`result` with its scores lowered if the report is like a development readers
-        marked not relevant (each score times 1 - similarity), else as it is."""
+        """`result` as the nearest lesson has it: scores lowered if the report is like a
+        development readers marked not relevant (each score times 1 - similarity), the
+        lesson's topic raised to the threshold if it is like a report they said should
+        have alerted; else as it is. Only reports some topic rule held for are judged."""
         found = self.nearest(words) if result.scores else None
         if found is None:
             return result
         lesson, near = found
+        if lesson.topic is not None:
+            return _lifted(result, lesson, near)
         note = (
             f"feedback #{lesson.feedback_id}: like development #{lesson.development_id}, "
             f"marked not relevant ({lesson.reason}), similarity {near:.2f}"
@@ -98,6 +106,21 @@ class Lessons:
             for topic, ts in result.scores.items()
         }
         return replace(result, scores=scores)
+
+
+def _lifted(result: MatchResult, lesson: Lesson, near: float) -> MatchResult:
+    from monitor.match import TopicScore
+
+    assert lesson.topic is not None
+    note = (
+        f"feedback #{lesson.feedback_id}: like entry #{lesson.entry_id}, which a reader "
+        f"said should have alerted ({lesson.topic}), similarity {near:.2f}"
+    )
+    was = result.scores.get(lesson.topic)
+    score = max(was.score if was else 0.0, result.threshold)
+    evidence = [note, *(was.evidence if was else [])][:4]
+    scores = {**result.scores, lesson.topic: TopicScore(lesson.topic, score, evidence)}
+    return replace(result, scores=scores)
 
 
 @dataclass(frozen=True)

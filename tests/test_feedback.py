@@ -384,3 +384,88 @@ def test_a_merge_and_a_split_on_the_desk_are_applied_at_once_and_undone(
     assert desktop.get(f"/api/developments/{talks}").json()["development"]["reports"] == 4
     bad = httpx.post(f"{desktop.url}/api/developments/{talks}/feedback", json={"kind": "same-as"})
     assert bad.status_code == 422 and "which development" in bad.json()["detail"]
+
+
+# Reports a profile scores on topic but below the bar (the link sits deep in the body).
+GAS = [
+    (
+        "Gas exports: a quiet year for the eastern Mediterranean fields",
+        "Output at the Leviathan field rose by a tenth. Buyers in Egypt and Jordan took most "
+        "of it. Prices were steady through the autumn. Officials in Israel said a pipeline to "
+        "Russia-linked traders was not on the table.",
+    ),
+    (
+        "Mediterranean gas: output climbs again at the offshore fields",
+        "Production at Leviathan and Tamar grew again this quarter. Egypt remained the main "
+        "buyer. Analysts expect steady prices. Israel's energy ministry said talks with "
+        "Russian traders had not resumed.",
+    ),
+]
+
+
+def test_a_should_alert_lesson_holds_reports_like_it_on_its_topic() -> None:
+    matcher = Matcher(load_profile(None))
+    bag = fingerprint([words(*GAS[0])])
+    lessons = Lessons((Lesson(9, 4, "other", bag, "russia-israel", 21),))
+    before = matcher.match(*GAS[1])
+    assert before.scores and not before.relevant
+    after = lessons.apply(before, words(*GAS[1]))
+    assert after.relevant and after.topics == ["russia-israel"]
+    assert "feedback #9: like entry #21" in after.scores["russia-israel"].evidence[0]
+    strike = matcher.match(*STRIKE)
+    assert lessons.apply(strike, words(*STRIKE)) == strike  # other news untouched
+
+
+def test_should_alert_after_one_poll_alerts_later_reports_like_it(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    clock = Clock()
+    url = serve(feed_server, clock, "/gas.xml", [GAS[0]])
+    taught, control = (pipeline(tmp_path, n, url, clock) for n in ("taught", "control"))
+    for p in (taught, control):
+        asyncio.run(p.poll())
+        assert alerted(p) == set()  # below the bar
+    with taught.db.session() as s:
+        first = s.scalar(select(Entry.id).where(Entry.title == GAS[0][0]))
+        assert first is not None
+        fb = given.should_alert(s, first, "russia-israel", clock.now)
+    clock.advance(timedelta(days=60))
+    serve(feed_server, clock, "/gas.xml", [GAS[1]])
+    for p in (taught, control):
+        asyncio.run(p.poll())
+    assert GAS[1][0] in alerted(taught) and GAS[1][0] not in alerted(control)
+    with taught.db.session() as s:
+        second = s.scalar(select(Entry).where(Entry.title == GAS[1][0]))
+        assert second is not None and second.relevant
+        assert any(f"feedback #{fb.id}" in e for m in second.matches for e in m.evidence)
+    for p in (taught, control):
+        p.close()
+        p.db.dispose()
+
+
+def test_should_have_alerted_on_the_desk_alerts_now(
+    desktop: Desktop,  # noqa: F811
+) -> None:
+    from monitor.models import Alert
+
+    with desktop.pipeline.db.session() as s:
+        local = s.scalar(select(Entry).where(Entry.title == "Local news 2"))
+        assert local is not None and local.development_id is None
+        local_id = local.id
+    page = desktop.get("/search", q="lanes").text
+    assert "Should have alerted" in page
+    token = csrf_of(page)
+    bad = post(desktop, f"/entries/{local_id}/should-alert", csrf=token, topic="cycling")
+    assert bad.status_code == 422
+    done = post(desktop, f"/entries/{local_id}/should-alert", csrf=token, topic="syria")
+    assert done.status_code == 303
+    dev_id = int(done.headers["location"].rsplit("/", 1)[1])
+    with desktop.pipeline.db.session() as s:
+        dev = s.get(Development, dev_id)
+        assert dev is not None and dev.state == "alerted" and "syria" in dev.topics
+        alert = s.scalar(select(Alert).where(Alert.development_id == dev_id))
+        assert alert is not None and alert.deliveries  # sent at the next delivery tick
+    feedback = desktop.get(f"/api/developments/{dev_id}/feedback").json()
+    assert [f["kind"] for f in feedback] == ["should-alert"]
+    missing = httpx.post(f"{desktop.url}/api/entries/999999/should-alert", json={"topic": "syria"})
+    assert missing.status_code == 404

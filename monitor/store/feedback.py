@@ -127,6 +127,45 @@ def not_part(s: Session, dev_id: int, entry_id: int, now: datetime) -> Feedback:
     return fb
 
 
+def should_alert(s: Session, entry_id: int, topic: str, now: datetime) -> Feedback:
+    """A report the monitor passed over that a reader says it should have alerted on
+    `topic`: its development (opened for it if it has none) is to be announced now (the
+    caller writes the alert: `Development.state` tells whether it still must), and reports
+    like it are held on that topic from now on. ValueError for an unknown entry."""
+    entry = s.get(Entry, entry_id)
+    if entry is None:
+        raise ValueError(f"no entry #{entry_id}")
+    dev = s.get(Development, entry.development_id) if entry.development_id else None
+    if dev is None:
+        dev = Development(
+            title=entry.title or entry.text[:200],
+            topics=[topic],
+            languages=[entry.language] if entry.language else [],
+            score=entry.score,
+            first_seen_at=entry.first_seen_at,
+            last_seen_at=now,
+            event_at=entry.published_at,
+            state="quiet",
+            primary_entry_id=entry.id,
+        )
+        s.add(dev)
+        s.flush()
+        entry.development_id = dev.id
+        entry.join_reason = "named by a reader"
+    fb = Feedback(
+        kind="should-alert",
+        development_id=dev.id,
+        entry_id=entry_id,
+        reason=None,
+        created_at=now,
+        data={"bag": _bag(s, Entry.id == entry_id), "topic": topic, "state": dev.state},
+    )
+    dev.topics = sorted({*dev.topics, topic})
+    s.add(fb)
+    s.flush()
+    return fb
+
+
 def undo(s: Session, feedback_id: int, now: datetime) -> Feedback | None:
     """Take feedback back: what it changed is put back (a dismissed development's state,
     merged reports moved back, a split report returned), and its lesson is no longer
@@ -201,11 +240,20 @@ def version(s: Session) -> tuple[int, int]:
 def lessons(s: Session) -> Lessons:
     """Every feedback not undone, as the matcher's lessons."""
     rows = s.scalars(
-        select(Feedback).where(Feedback.kind == "not-relevant", Feedback.undone_at.is_(None))
+        select(Feedback).where(
+            Feedback.kind.in_(("not-relevant", "should-alert")), Feedback.undone_at.is_(None)
+        )
     )
     return Lessons(
         tuple(
-            Lesson(fb.id, fb.development_id, fb.reason or "other", fb.data.get("bag") or {})
+            Lesson(
+                fb.id,
+                fb.development_id,
+                fb.reason or "other",
+                fb.data.get("bag") or {},
+                fb.data.get("topic") if fb.kind == "should-alert" else None,
+                fb.entry_id,
+            )
             for fb in rows
             if fb.data.get("bag")
         )

@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from monitor import store
+from monitor.config import Settings
 from monitor.db import Database
 from monitor.feedback import Kind, Reason
-from monitor.models import Alert, Feedback
+from monitor.models import Alert, Development, Feedback
 from monitor.store import feedback as given
 from monitor.web.auth import Who, form_ok
 
@@ -73,6 +74,54 @@ def give(
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
     back = other if kind == "same-as" and other is not None else dev_id
+    return RedirectResponse(f"/developments/{back}", status_code=303)
+
+
+def topic_titles(request: Request) -> dict[str, str]:
+    """The active profile's topics, id to title (read once per process)."""
+    titles: dict[str, str] | None = getattr(request.app.state, "topic_titles", None)
+    if titles is None:
+        from monitor.profile import load_profile
+
+        settings: Settings = request.app.state.settings
+        titles = {t.id: t.title for t in load_profile(settings.matching.topics).topics}
+        request.app.state.topic_titles = titles
+    return titles
+
+
+def _should_alert(request: Request, s: Session, entry_id: int, topic: str) -> Feedback:
+    """The reader's "should have alerted", applied: the alert written now (the service's
+    next delivery tick sends it), the lesson kept."""
+    from monitor.alerts import TopicRef
+    from monitor.outbox import Outbox
+
+    titles = topic_titles(request)
+    if topic not in titles:
+        raise ValueError(f"topic must be one of {', '.join(titles)}")
+    now = datetime.now(UTC)
+    fb = given.should_alert(s, entry_id, topic, now)
+    dev = s.get(Development, fb.development_id)
+    if dev is not None and dev.state != "alerted":
+        settings: Settings = request.app.state.settings
+        note = f"feedback #{fb.id}: a reader said this should have alerted"
+        dev.state, dev.primary_entry_id = "alerted", entry_id
+        Outbox(settings, _db(request), lambda: now, "desk").announce(
+            s, dev, now, [TopicRef(topic, titles[topic], dev.score, [note])]
+        )
+    return fb
+
+
+@router.post("/entries/{entry_id}/should-alert")
+def should_alert_form(
+    request: Request, entry_id: int, csrf: Annotated[str, Form()], topic: Annotated[str, Form()]
+) -> RedirectResponse:
+    check_form(request, csrf)
+    with _db(request).session() as s:
+        try:
+            fb = _should_alert(request, s, entry_id, topic)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        back = fb.development_id
     return RedirectResponse(f"/developments/{back}", status_code=303)
 
 
@@ -133,6 +182,21 @@ def api_give(request: Request, dev_id: int, body: FeedbackIn) -> FeedbackOut:
             return _out(_give(s, dev_id, body.kind, body.reason, body.other, body.entry_id))
         except ValueError as exc:
             raise HTTPException(404 if "no development" in str(exc) else 422, str(exc)) from None
+
+
+class ShouldAlertIn(BaseModel):
+    topic: str
+
+
+@router.post("/api/entries/{entry_id}/should-alert", status_code=201, tags=["api"])
+def api_should_alert(request: Request, entry_id: int, body: ShouldAlertIn) -> FeedbackOut:
+    """An entry the monitor passed over should have alerted on `topic`: its development
+    is announced now, and reports like it are held on that topic from now on."""
+    with _db(request).session() as s:
+        try:
+            return _out(_should_alert(request, s, entry_id, body.topic))
+        except ValueError as exc:
+            raise HTTPException(404 if "no entry" in str(exc) else 422, str(exc)) from None
 
 
 @router.post("/api/feedback/{feedback_id}/undo", tags=["api"])

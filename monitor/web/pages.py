@@ -20,7 +20,7 @@ from monitor.feedback import REASONS
 from monitor.store import desk
 from monitor.store import feedback as given
 from monitor.store import search as searching
-from monitor.web.actions import csrf
+from monitor.web.actions import csrf, topic_titles
 from monitor.web.chart import chart
 from monitor.web.deps import Config, DbSession, DevFilters, Page
 
@@ -94,6 +94,7 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
         "feedback": given.of_development(s, dev_id),
         "reasons": REASONS,
         "csrf": csrf(request),
+        "topic_titles": topic_titles(request),
     }
     return templates.TemplateResponse(request, "development.html", context)
 
@@ -129,6 +130,8 @@ def search_page(
         "page": page,
         "pages": max(1, -(-found.total // size)),
         "backlog": searching.backlog(s),
+        "csrf": csrf(request),
+        "topic_titles": topic_titles(request),
         "link": lambda **kw: "?" + urlencode({"q": q, **kw}),
     }
     return templates.TemplateResponse(request, "search.html", context)
