@@ -57,6 +57,7 @@ def run(
     trace: bool = False,
     pairs: Path | None = None,
     inspect: Callable[[dict[str, Any], list[Any]], None] | None = None,
+    after_poll: Callable[[int, Any, list[dict[str, Any]]], None] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Replay `scenario` through an in-process pipeline; (score, alerted development ids
     in the order alerted)."""
@@ -104,6 +105,8 @@ def run(
     for k, at in enumerate(polls):
         clock["now"] = at
         pipeline.fresh_since = at
+        if after_poll is not None:
+            pipeline.read_feedback()  # what the reader said after the last poll
         outlets = [o["id"] for o in sc["outlets"]]
         if order_seed is not None:
             rng.shuffle(outlets)
@@ -135,9 +138,12 @@ def run(
                     {
                         "id": alert.public_id,
                         "poll": k,
+                        "development": dev.id,
                         "body": {"articles": [{"url": e.url} for e in rows]},
                     }
                 )
+        if after_poll is not None:
+            after_poll(k, pipeline, [a for a in alerts if a["poll"] == k])
     result = referee.score(sc, alerts)
     if trace or pairs or inspect:
         with db.session() as s:

@@ -155,6 +155,12 @@ class Pipeline:
         within `fresh_for` before it (the service passes its polling interval), are joined
         at the lower same-poll bar."""
         self.fresh_since = self.clock() - fresh_for
+        self.read_feedback()
+        return await self.poller.poll(only_due)
+
+    def read_feedback(self) -> None:
+        """What readers taught since the last poll: the matcher's lessons, the clusterer's
+        links, and, if feedback moved reports, a clustering index read afresh."""
         with self.db.session() as s:
             self.lessons = read_lessons(s)
             self.developments.links = read_links(s)
@@ -162,7 +168,6 @@ class Pipeline:
         if version != self.feedback_seen:  # merges and splits moved reports: re-read who
             self.developments.forget()  # is where before placing anything
             self.feedback_seen = version
-        return await self.poller.poll(only_due)
 
     def process_batch(self, batch: list[tuple[FetchResult, Prepared | None]]) -> PollStats:
         return self.poller.process_batch(batch)

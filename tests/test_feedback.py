@@ -209,6 +209,13 @@ def test_monitor_explain_names_the_feedback_a_report_is_like(
     out = CliRunner().invoke(cli, ["--config", str(cfg), "explain", "https://n2.example/talks"])
     assert out.exit_code == 0, out.output
     assert f"like development #{talks}" in out.output and f"feedback #{fb.id}" in out.output
+    with desktop.pipeline.db.session() as s:  # the other way: a report it should alert on
+        given.undo(s, fb.id, desktop.pipeline.clock())
+        talk = s.scalar(select(Entry.id).where(Entry.url == "https://n0.example/talks"))
+        assert talk is not None
+        more = given.should_alert(s, talk, "russia-israel", desktop.pipeline.clock())
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "explain", "https://n2.example/talks"])
+    assert f"should have alerted on russia-israel (feedback #{more.id})" in out.output
 
 
 # One event told from two sides that share few words (the clusterer splits them), twice:

@@ -376,3 +376,7 @@ def test_search_finds_stored_entries_on_topic_or_not(desktop: Desktop) -> None:
     hostile = desktop.get("/search", q='<script>alert("q")</script> prime').text
     assert "<script>alert" not in hostile and "&lt;script&gt;" in hostile  # echoed as text
     assert "Nothing stored has all of these words" in desktop.get("/search", q="zzzz").text
+    one = desktop.get(f"/api/entries/{found['entries'][0]['id']}").json()
+    assert one["development_id"] == talks and one["relevant"] and one["matches"]
+    assert "three hours of talks" in one["text"]
+    assert httpx.get(desktop.url + "/api/entries/999999").status_code == 404

@@ -120,6 +120,13 @@ def _explain_feedback(s: Any, result: Any, entry: Entry) -> None:
     if found is None:
         return
     lesson, near = found
+    if lesson.topic is not None:
+        click.echo(
+            f"\nfeedback: like entry #{lesson.entry_id}, which a reader said should have "
+            f"alerted on {lesson.topic} (feedback #{lesson.feedback_id}): similarity "
+            f"{near:.2f}, so {lesson.topic} is held at the threshold at least"
+        )
+        return
     click.echo(
         f"\nfeedback: like development #{lesson.development_id}, which a reader marked not "
         f"relevant ({lesson.reason}; feedback #{lesson.feedback_id}): similarity {near:.2f}, "

@@ -165,6 +165,40 @@ def alerts(
     ]
 
 
+class EntryOut(ReportOut):
+    text: str
+    relevant: bool
+    score: float
+    development_id: int | None
+
+
+@router.get("/entries/{entry_id}")
+def entry(s: DbSession, entry_id: int) -> EntryOut:
+    """One stored entry, on topic or not: its text, its scores and evidence per topic,
+    and the development it is in (why: `join_reason`)."""
+    from sqlalchemy.orm import selectinload
+
+    from monitor.models import Entry
+
+    e = s.get(Entry, entry_id, options=[selectinload(Entry.matches), selectinload(Entry.feed)])
+    if e is None:
+        raise HTTPException(404, "no such entry")
+    return EntryOut(
+        id=e.id,
+        url=e.url,
+        title=e.title,
+        outlet=e.feed.name or e.feed.url,
+        language=e.language,
+        published_at=e.published_at,
+        join_reason=e.join_reason,
+        matches=[MatchOut(topic=m.topic, score=m.score, evidence=m.evidence) for m in e.matches],
+        text=e.text,
+        relevant=e.relevant,
+        score=e.score,
+        development_id=e.development_id,
+    )
+
+
 class SearchHitOut(BaseModel):
     id: int
     url: str | None
