@@ -152,6 +152,9 @@ def test_a_development_page_shows_its_reports_evidence_and_deliveries(
     for n in (0, 2, 4):
         assert f"https://n{n}.example/talks" in page and f"Outlet {n}" in page
     assert "desk-hook" in page and "delivered" in page
+    # why each later report joined: the earlier one it is most like, and what they share
+    assert page.count('<div class="why">most like') == 3
+    assert "similarity 1.00" in page and "shares entities: " in page
     detail = desktop.get(f"/api/developments/{talks}").json()
     assert len(detail["reports"]) == 4
     assert all(r["matches"] and r["join_reason"] for r in detail["reports"])

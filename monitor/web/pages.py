@@ -4,7 +4,7 @@ feeds, dead letters, search. Server-rendered; every value escaped by Jinja2."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any
@@ -71,6 +71,49 @@ def developments_page(
     )
 
 
+@dataclass(frozen=True)
+class Why:
+    """Why a report is with the earlier ones: the most alike, and what the two share."""
+
+    like: str  # that report's title
+    similarity: float
+    bar: float
+    shared: str
+
+
+def why_joined(found: desk.DevelopmentPage) -> dict[int, Why]:
+    """For each report after the first, the earlier report of the development it is most
+    like, with what they share (as `monitor explain` says it)."""
+    from monitor.cluster import ClusterParams, compare, document_frequencies, features_from_json
+
+    feats = [
+        (r.entry, features_from_json(r.entry.cluster_features))
+        for r in found.reports
+        if r.entry.cluster_features
+    ]
+    idf = document_frequencies([f for _, f in feats])
+    out: dict[int, Why] = {}
+    for i, (entry, mine) in enumerate(feats):
+        if i == 0:
+            continue
+        c, other = max(
+            ((compare(mine, f, idf, ClusterParams()), e) for e, f in feats[:i]),
+            key=lambda pair: pair[0].similarity,
+        )
+        parts = [
+            f"{k}: {', '.join(v)}"
+            for k, v in (
+                ("entities", c.entities),
+                ("names", c.names),
+                ("numbers", c.numbers),
+                ("words", c.words),
+            )
+            if v
+        ]
+        out[entry.id] = Why(other.title, c.similarity, c.bar, "; ".join(parts) or "nothing")
+    return out
+
+
 def _lists(request: Request, s: Session) -> dict[str, Any]:
     cached: tuple[float, dict[str, Any]] | None = getattr(request.app.state, "lists", None)
     if cached is None or time.monotonic() - cached[0] > LISTS_TTL:
@@ -91,6 +134,7 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
         raise HTTPException(404, "no such development")
     context = {
         "d": found,
+        "why": why_joined(found),
         "feedback": given.of_development(s, dev_id),
         "reasons": REASONS,
         "csrf": csrf(request),
