@@ -267,3 +267,42 @@ def test_monitor_web_makes_the_secrets_its_config_keeps(tmp_path: Any) -> None:
     (tmp_path / "monitor.toml").write_text("[web]\n" + token.stdout)
     loaded = load_settings(tmp_path / "monitor.toml").web.tokens[0]
     assert (loaded.name, loaded.role, loaded.token_sha256) == ("bot", "editor", sha256(secret))
+
+
+def test_a_reader_removed_from_the_config_or_demoted_is_so_at_once(
+    site: Site, tmp_path: Any
+) -> None:
+    from monitor.config import WebConfig, WebUser
+    from monitor.web.auth import by_session
+
+    with site.client() as c:
+        sign_in(c, "ana", PASSWORDS["ana"])
+        cookie = c.cookies[SESSION_COOKIE]
+    hashed = PasswordHasher().hash("x" * 12)
+    now = datetime.now(UTC)
+    demoted = WebConfig(users=[WebUser(name="ana", password=hashed, role="viewer")])
+    who = by_session(site.db, demoted, cookie, now)
+    assert who is not None and who.role == "viewer"
+    gone = WebConfig(users=[WebUser(name="vic", password=hashed)])
+    assert by_session(site.db, gone, cookie, now) is None
+
+
+def test_with_tokens_only_pages_answer_401_rather_than_a_sign_in_page(
+    db_url: str, tmp_path: Any
+) -> None:
+    db = Database(db_url)
+    db.upgrade()
+    settings = Settings(
+        database={"url": db_url},
+        web={"listen": "127.0.0.1:0", "tokens": [{"name": "bot", "token_sha256": sha256("t")}]},
+    )
+    desk = start(settings, db)
+    port = desk.server.servers[0].sockets[0].getsockname()[1]
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=False)
+        assert r.status_code == 401
+        ok = httpx.get(f"http://127.0.0.1:{port}/", headers={"Authorization": "Bearer t"})
+        assert ok.status_code == 200
+    finally:
+        desk.stop()
+        db.dispose()

@@ -106,9 +106,11 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
 
 
 def _sign_in_first(request: Request) -> Response:
-    """An unknown reader: the API and the Atom feed say 401; a page sends to sign-in."""
+    """An unknown reader: the API and the Atom feed say 401 (and every page, when there is
+    no one to sign in as: tokens only); a page sends to sign-in."""
     path = request.url.path
-    if path.startswith("/api/") or path == "/alerts.atom" or request.method != "GET":
+    api = path.startswith("/api/") or path == "/alerts.atom"
+    if api or request.method != "GET" or not request.app.state.settings.web.users:
         return JSONResponse(
             {"detail": "sign in, or send an API token: Authorization: Bearer TOKEN"},
             401,

@@ -78,14 +78,18 @@ def by_token(cfg: WebConfig, token: str) -> Who | None:
     return None
 
 
-def by_session(db: Database, token: str, now: datetime) -> Who | None:
-    """The reader signed in with this cookie, if the session is live."""
+def by_session(db: Database, cfg: WebConfig, token: str, now: datetime) -> Who | None:
+    """The reader signed in with this cookie, if the session is live and the reader is
+    still one of `[[web.users]]` (with the role the config gives now: a reader removed
+    or made a viewer is so at their next request)."""
     with db.sessions() as s:
         row = s.scalar(select(WebSession).where(WebSession.token_sha256 == sha256(token)))
         if row is None or _aware(row.expires_at) <= now:
             return None
-        role: Role = "editor" if row.role == "editor" else "viewer"
-        return Who(row.user, role, row.csrf, session=True)
+        user = next((u for u in cfg.users if u.name == row.user), None)
+        if user is None:
+            return None
+        return Who(row.user, user.role, row.csrf, session=True)
 
 
 def identify(request: Request) -> Who | None:
@@ -102,7 +106,7 @@ def identify(request: Request) -> Who | None:
         return by_token(cfg, request.query_params["token"])
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        return by_session(request.app.state.db, cookie, datetime.now(UTC))
+        return by_session(request.app.state.db, cfg, cookie, datetime.now(UTC))
     return None
 
 
