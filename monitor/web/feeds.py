@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 
 from monitor import store
 from monitor.config import FeedConfig, Settings
@@ -62,7 +63,7 @@ def add(request: Request, cfg: FeedConfig) -> tuple[int | None, str]:
     with _db(request).session() as s:
         if not store.add_feeds(s, [cfg], "web", datetime.now(UTC)):
             return None, f"already watched: {cfg.url}"
-        feed_id = s.query(Feed.id).filter(Feed.url == cfg.url).scalar()
+        feed_id = s.scalar(select(Feed.id).where(Feed.url == cfg.url))
     seen = asyncio.run(probe(cfg.url, FetchOptions.of(_settings(request).http)))
     return feed_id, f"added {cfg.url}: {seen}"
 
