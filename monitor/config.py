@@ -160,6 +160,24 @@ def is_local(listen: str) -> bool:
         return False
 
 
+class WebSubConfig(Section):
+    # The public address of the desk's WebSub endpoint, as hubs reach it (through a
+    # reverse proxy, say: https://monitor.example.org/websub); "" turns WebSub off.
+    callback: str = ""
+    # The subscription length asked of hubs (they may grant another).
+    lease: Duration = timedelta(days=7)
+    # While a feed is pushed, it is still polled, at this interval at the most.
+    poll_interval: Duration = timedelta(hours=1)
+
+    @field_validator("callback")
+    @classmethod
+    def _an_address(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and not v.lower().startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) address, got {v!r}")
+        return v
+
+
 class MatchingConfig(Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
@@ -198,6 +216,7 @@ class Settings(BaseSettings):
     matching: MatchingConfig = MatchingConfig()
     service: ServiceConfig = ServiceConfig()
     web: WebConfig = WebConfig()
+    websub: WebSubConfig = WebSubConfig()
     feeds: list[FeedConfig] = []
     channels: list[Channel] = []
 
@@ -212,6 +231,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's contents arrive as init kwargs; the environment must override them.
         return (_QuotedEnv(settings_cls), init_settings)
+
+    @model_validator(mode="after")
+    def _websub_needs_the_desk(self) -> Settings:
+        if self.websub.callback and not self.web.listen:
+            raise ValueError(
+                '[websub] callback is set but [web] listen is "": hubs push to the desk, '
+                "so serve it (behind the address the callback names)"
+            )
+        return self
 
     def channel_names(self) -> list[str]:
         """A stable name per channel: its own, else type and position."""

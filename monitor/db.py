@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 MIGRATION_LOCK_KEY = 0x6D6F6E6D  # any constant private to this application
 # The newest migration (tests/test_migrations.py checks it is Alembic's head). Every start
 # checks the database against it, and only a database behind it loads Alembic at all.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 
 WAL_CHECKPOINT_PAGES = 10_000

@@ -102,6 +102,16 @@ class Feed(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # WebSub (websub.py): the hub the feed names and the address it calls its own; this
+    # monitor's subscription there: its secret, its state ("pending" until the hub
+    # confirms it, "active", "denied"), and when the next step is due (`expires_at`:
+    # asking again if unconfirmed, renewing at four fifths of the lease, retrying a
+    # refusal a day later).
+    websub_hub: Mapped[str | None] = mapped_column(String(2048))
+    websub_topic: Mapped[str | None] = mapped_column(String(2048))
+    websub_secret: Mapped[str | None] = mapped_column(String(64))
+    websub_state: Mapped[str | None] = mapped_column(String(20))
+    websub_expires_at: Mapped[datetime | None]
 
 
 class Development(Base):

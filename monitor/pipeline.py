@@ -101,6 +101,7 @@ class Pipeline:
             self.outbox,
             settings.alerts.feed_failure_alert,
             lambda: self.lessons,
+            settings.websub.poll_interval if settings.websub.callback else None,
         )
         self.poller = Poller(
             db,

@@ -29,6 +29,7 @@ from monitor.feedback import Lessons
 from monitor.models import Entry, Feed
 from monitor.schedule import parse_retry_after
 from monitor.stats import PollStats
+from monitor.websub import discover
 
 if TYPE_CHECKING:
     from monitor.cluster import Features
@@ -51,6 +52,8 @@ class Context:
     failure_alert: timedelta | None = None
     # Readers' feedback as the matcher's lessons, read at the start of each poll.
     lessons: Callable[[], Lessons] = Lessons
+    # While a feed's hub pushes it, it is polled this seldom (None: WebSub is off).
+    websub_poll: timedelta | None = None
 
 
 def view(feed: Feed) -> FeedView:
@@ -147,6 +150,12 @@ def refresh_feed(
             feed.name = prepared.title[:300]
     ttl = timedelta(minutes=prepared.ttl_minutes) if prepared.ttl_minutes else None
     apply(feed, feed_succeeded(before, now, longest(hint, ttl), prepared.dates))
+    hub, own = discover(result.body or b"")
+    if hub and (hub, own or feed.url) != (feed.websub_hub, feed.websub_topic):
+        log.info("feed %s names the WebSub hub %s", feed.url, hub)
+        feed.websub_hub, feed.websub_topic, feed.websub_state = hub, own or feed.url, None
+    if ctx.websub_poll and feed.websub_state == "active" and feed.next_poll_at:
+        feed.next_poll_at = max(feed.next_poll_at, now + ctx.websub_poll)  # a safety net
     return stats
 
 

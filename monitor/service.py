@@ -18,6 +18,8 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import metrics, store
+from monitor.fetch import FetchResult
+from monitor.hubs import subscribe_due
 from monitor.pipeline import Pipeline
 from monitor.poller import log_failure
 from monitor.web.serve import start_desk
@@ -120,6 +122,35 @@ async def serve(pipeline: Pipeline) -> None:
     async def first_then_deliver(poll: asyncio.Task[None]) -> None:
         await asyncio.wait({poll})
         await deliver()
+        await subscribe()  # the first poll found which feeds name a hub
+
+    async def take_push(result: FetchResult) -> None:
+        """A hub's push, processed at once as the fetch it stands for, then delivered."""
+        async with busy:
+            if stop.is_set():
+                return
+            try:
+                alerts = pipeline.process_result(result).alerts + pipeline.settle().alerts
+            except Exception:
+                log_failure("processing a WebSub push failed; the next poll reads the feed")
+                return
+        log.info("WebSub push for feed %d processed: %d alerts", result.feed_id, alerts)
+        if alerts:
+            await deliver()
+
+    def on_push(result: FetchResult) -> None:
+        """Called on the desk's thread: hand the push to this loop."""
+        loop.call_soon_threadsafe(lambda: pushes.add(asyncio.ensure_future(take_push(result))))
+
+    pushes: set[asyncio.Future[None]] = set()
+
+    async def subscribe() -> None:
+        if stop.is_set():
+            return
+        try:
+            await subscribe_due(pipeline.settings, pipeline.db, pipeline.clock())
+        except Exception:
+            log_failure("asking WebSub hubs for subscriptions failed; it is tried again")
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = tick_interval(pipeline)
@@ -138,9 +169,15 @@ async def serve(pipeline: Pipeline) -> None:
         tracked(deliver), "interval", seconds=every, id="deliver", max_instances=1, coalesce=True
     )
     scheduler.add_job(tracked(cleanup), "cron", hour=3, minute=17, id="retention", coalesce=True)
+    if pipeline.settings.websub.callback:
+        scheduler.add_job(
+            tracked(subscribe), "interval", seconds=60, id="websub", max_instances=1, coalesce=True
+        )
     scheduler.start()
     endpoint = start_endpoint(pipeline, every)
     desk = start_desk(pipeline.settings, pipeline.db)
+    if desk is not None:
+        desk.app.state.on_push = on_push
     with pipeline.db.session() as s:
         enabled, _ = store.feed_health(s)
     if not enabled:
@@ -157,7 +194,9 @@ async def serve(pipeline: Pipeline) -> None:
     # Pause, not shut down, until the work in flight is done: APScheduler's asyncio
     # executor cancels the jobs still running when it shuts down.
     scheduler.pause()
-    _, late = await asyncio.wait({first, first_delivery, *running}, timeout=GRACE.total_seconds())
+    _, late = await asyncio.wait(
+        {first, first_delivery, *running, *pushes}, timeout=GRACE.total_seconds()
+    )
     if late:
         log.warning("in-flight work did not finish within %s; its leases will expire", GRACE)
     scheduler.shutdown(wait=False)

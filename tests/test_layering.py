@@ -33,6 +33,7 @@ PURE = {
     "monitor.stats",
     "monitor.text",
     "monitor.values",
+    "monitor.websub",
 }
 # Libraries that talk to the network, a database or the process's metrics endpoint.
 IO_LIBRARIES = {

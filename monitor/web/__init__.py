@@ -16,6 +16,7 @@ own, so markup that slipped through still could not run.
 - atom.py: alerts as an Atom feed;
 - actions.py: feedback given and taken back (forms and API);
 - topics.py: the active profile, and a draft previewed on stored history;
+- websub.py: where WebSub hubs confirm subscriptions and push documents;
 - feeds.py: feeds added (after a test fetch), paused, removed; OPML in and out;
 - auth.py, login.py: who is asking (no login on this machine alone; else sessions and
   API tokens, viewers and editors), signing in and out;
@@ -54,7 +55,7 @@ HEADERS = {
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
     """The desk over `db`, configured by `settings`."""
-    from monitor.web import actions, api, atom, feeds, login, pages, topics
+    from monitor.web import actions, api, atom, feeds, login, pages, topics, websub
     from monitor.web.auth import Passwords, Throttle, identify
 
     app = FastAPI(
@@ -80,7 +81,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         every answer carries."""
         path = request.url.path
         request.state.who = None
-        if path == "/login" or path.startswith("/static/"):
+        if path == "/login" or path.startswith(("/static/", "/websub/")):
             response = await call_next(request)
         elif (who := await run_in_threadpool(identify, request)) is None:
             response = _sign_in_first(request)
@@ -102,6 +103,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(login.router)
     app.include_router(feeds.router)
     app.include_router(topics.router)
+    app.include_router(websub.router)
     return app
 
 

@@ -14,19 +14,21 @@ from monitor.db import Database
 
 if TYPE_CHECKING:
     import uvicorn
+    from fastapi import FastAPI
 
 log = logging.getLogger("monitor.web")
 
 
-def server(settings: Settings, db: Database) -> uvicorn.Server:
-    """A uvicorn server of the desk on `[web] listen` (not started; checked by config)."""
+def server(settings: Settings, db: Database, app: FastAPI | None = None) -> uvicorn.Server:
+    """A uvicorn server of the desk (`app`, or one made here) on `[web] listen` (not
+    started; checked by config)."""
     import uvicorn
 
     from monitor.web import create_app
 
     host, port = web_address(settings.web.listen)
     config = uvicorn.Config(
-        create_app(settings, db),
+        app or create_app(settings, db),
         host=host,
         port=port,
         log_level="warning",
@@ -42,8 +44,11 @@ class Desk:
     in use is logged by uvicorn and ends the desk only, not the service."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
+        from monitor.web import create_app
+
         self.listen = settings.web.listen
-        self.server = server(settings, db)
+        self.app = create_app(settings, db)  # its state: where the service hands pushes
+        self.server = server(settings, db, self.app)
         self.thread = threading.Thread(target=self.server.run, name="web-desk", daemon=True)
         self.indexer = Indexer(db)
 
