@@ -140,7 +140,13 @@ async def serve(pipeline: Pipeline) -> None:
 
     def on_push(result: FetchResult) -> None:
         """Called on the desk's thread: hand the push to this loop."""
-        loop.call_soon_threadsafe(lambda: pushes.add(asyncio.ensure_future(take_push(result))))
+
+        def start() -> None:
+            task = asyncio.ensure_future(take_push(result))
+            pushes.add(task)
+            task.add_done_callback(pushes.discard)  # a service of months keeps none
+
+        loop.call_soon_threadsafe(start)
 
     pushes: set[asyncio.Future[None]] = set()
 
