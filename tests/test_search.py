@@ -65,6 +65,7 @@ def test_stored_entries_are_found_once_the_index_catches_up(database: Database) 
     assert catch_up(database) == 0
     with database.sessions() as s:
         assert search.backlog(s) == 0
+        assert not search.behind(s)  # what an idle indexer reads, writing nothing
     assert found(database, "sochi") == ["Putin and Bennett meet in Sochi"]  # any case
     assert found(database, "Сочи") == ["Путин встретился с премьером Израиля"]
     assert found(database, "Израил") == ["Путин встретился с премьером Израиля"]  # prefixes

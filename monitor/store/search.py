@@ -40,8 +40,19 @@ def _sqlite(s: Session) -> bool:
     return s.get_bind().dialect.name == "sqlite"
 
 
+def behind(s: Session) -> bool:
+    """Whether entries were stored beyond the index's mark: a read, so an idle service's
+    indexer writes nothing (on PostgreSQL late commits below the mark are caught at the
+    next entry stored)."""
+    newest = s.scalar(text("SELECT max(id) FROM entries")) or 0
+    upto = s.scalar(text("SELECT indexed_upto FROM search_state WHERE id = 1")) or 0
+    return int(newest) > int(upto)
+
+
 def catch_up(s: Session, limit: int = 5000) -> int:
     """Index up to `limit` entries stored since the index last caught up; how many."""
+    if not behind(s):
+        return 0
     if _sqlite(s):
         # This first write takes SQLite's write lock: another indexer waits here, then
         # reads the mark this one leaves, so no entry is indexed twice.
