@@ -362,6 +362,20 @@ class Comparison:
     words: tuple[str, ...]
     place_conflict: bool
 
+    def shared(self) -> str:
+        """What the two share, in words ("entities: israel, syria; words: port")."""
+        parts = [
+            f"{kind}: {', '.join(found)}"
+            for kind, found in (
+                ("entities", self.entities),
+                ("names", self.names),
+                ("numbers", self.numbers),
+                ("words", self.words),
+            )
+            if found
+        ]
+        return "; ".join(parts) or "nothing"
+
 
 def compare(
     a: Features, b: Features, idf: Idf | dict[str, float], params: ClusterParams = ClusterParams()

@@ -91,19 +91,7 @@ def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
             if e.development_id == entry.development_id
             else f"development #{e.development_id}"
         )
-        shared = (
-            "; ".join(
-                f"{k}: {', '.join(v)}"
-                for k, v in (
-                    ("entities", c.entities),
-                    ("names", c.names),
-                    ("numbers", c.numbers),
-                    ("words", c.words),
-                )
-                if v
-            )
-            or "nothing"
-        )
+        shared = c.shared()
         conflict = "; different places" if c.place_conflict else ""
         click.echo(
             f"  {c.similarity:.2f} / {c.bar:.2f}{' across languages' if c.cross else ''}"

@@ -45,6 +45,26 @@ def not_relevant(s: Session, dev_id: int, reason: str, now: datetime) -> Feedbac
     return fb
 
 
+def _development_of(
+    s: Session, entry: Entry, state: str, topics: list[str], now: datetime
+) -> Development:
+    """A development of one report, opened by a reader's feedback (flushed: it has an id)."""
+    dev = Development(
+        title=entry.title or entry.text[:200],
+        topics=topics,
+        languages=[entry.language] if entry.language else [],
+        score=entry.score,
+        first_seen_at=entry.first_seen_at,
+        last_seen_at=now,
+        event_at=entry.published_at,
+        state=state,
+        primary_entry_id=entry.id,
+    )
+    s.add(dev)
+    s.flush()
+    return dev
+
+
 def same_as(s: Session, dev_id: int, other_id: int, now: datetime) -> Feedback:
     """Merge development `dev_id` into `other_id`, the one event readers say they are:
     its reports move there, it is marked merged, and the clusterer learns to join reports
@@ -92,19 +112,7 @@ def not_part(s: Session, dev_id: int, entry_id: int, now: datetime) -> Feedback:
     )
     if not rest:
         raise ValueError("the report is the whole development: mark it not relevant instead")
-    alone = Development(
-        title=entry.title or entry.text[:200],
-        topics=[],
-        languages=[entry.language] if entry.language else [],
-        score=entry.score,
-        first_seen_at=entry.first_seen_at,
-        last_seen_at=now,
-        event_at=entry.published_at,
-        state="history",
-        primary_entry_id=entry.id,
-    )
-    s.add(alone)
-    s.flush()
+    alone = _development_of(s, entry, "history", [], now)
     fb = Feedback(
         kind="not-part",
         development_id=dev_id,
@@ -137,19 +145,7 @@ def should_alert(s: Session, entry_id: int, topic: str, now: datetime) -> Feedba
         raise ValueError(f"no entry #{entry_id}")
     dev = s.get(Development, entry.development_id) if entry.development_id else None
     if dev is None:
-        dev = Development(
-            title=entry.title or entry.text[:200],
-            topics=[topic],
-            languages=[entry.language] if entry.language else [],
-            score=entry.score,
-            first_seen_at=entry.first_seen_at,
-            last_seen_at=now,
-            event_at=entry.published_at,
-            state="quiet",
-            primary_entry_id=entry.id,
-        )
-        s.add(dev)
-        s.flush()
+        dev = _development_of(s, entry, "quiet", [topic], now)
         entry.development_id = dev.id
         entry.join_reason = "named by a reader"
     fb = Feedback(

@@ -11,13 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from monitor import store
 from monitor.config import FeedConfig, Settings
 from monitor.db import Database
 from monitor.fetch import FetchOptions
-from monitor.models import Feed
+from monitor.models import Entry, Feed
 from monitor.opml import OpmlError, OpmlFeed, parse_opml, render_opml
 from monitor.probe import probe
 from monitor.store import desk
@@ -85,14 +86,20 @@ def add_form(
     return feeds_page(request, said, 201 if feed_id else 409)
 
 
+def _manual(s: Session, feed_id: int) -> Feed:
+    """A feed added by hand, or the HTTP error that says why it cannot be changed here."""
+    try:
+        feed = store.manual_feed(s, feed_id)
+    except store.OwnedByConfig as exc:
+        raise HTTPException(409, str(exc)) from None
+    if feed is None:
+        raise HTTPException(404, "no such feed")
+    return feed
+
+
 def _paused(request: Request, feed_id: int, paused: bool) -> Feed:
     with _db(request).session() as s:
-        try:
-            feed = store.manual_feed(s, feed_id)
-        except store.OwnedByConfig as exc:
-            raise HTTPException(409, str(exc)) from None
-        if feed is None:
-            raise HTTPException(404, "no such feed")
+        feed = _manual(s, feed_id)
         feed.enabled = not paused
         if not paused:
             feed.next_poll_at = datetime.now(UTC)  # polled at the next tick
@@ -118,25 +125,15 @@ def resume_form(request: Request, feed_id: int, csrf: Annotated[str, Form()]) ->
 @router.get("/feeds/{feed_id}/remove", response_class=HTMLResponse)
 def remove_page(request: Request, feed_id: int, s: DbSession) -> Response:
     """The question before removing: a feed goes with every entry it brought."""
-    try:
-        feed = store.manual_feed(s, feed_id)
-    except store.OwnedByConfig as exc:
-        raise HTTPException(409, str(exc)) from None
-    if feed is None:
-        raise HTTPException(404, "no such feed")
-    entries = next((r.entries for r in desk.feeds(s) if r.feed.id == feed_id), 0)
+    feed = _manual(s, feed_id)
+    entries = s.scalar(select(func.count()).where(Entry.feed_id == feed_id)) or 0
     context = {"feed": feed, "entries": entries, "csrf": csrf(request)}
     return templates.TemplateResponse(request, "remove_feed.html", context)
 
 
 def _remove(request: Request, feed_id: int) -> str:
     with _db(request).session() as s:
-        try:
-            feed = store.manual_feed(s, feed_id)
-        except store.OwnedByConfig as exc:
-            raise HTTPException(409, str(exc)) from None
-        if feed is None:
-            raise HTTPException(404, "no such feed")
+        feed = _manual(s, feed_id)
         url = feed.url
         s.delete(feed)
     return url

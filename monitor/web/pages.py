@@ -100,17 +100,7 @@ def why_joined(found: desk.DevelopmentPage) -> dict[int, Why]:
             ((compare(mine, f, idf, ClusterParams()), e) for e, f in feats[:i]),
             key=lambda pair: pair[0].similarity,
         )
-        parts = [
-            f"{k}: {', '.join(v)}"
-            for k, v in (
-                ("entities", c.entities),
-                ("names", c.names),
-                ("numbers", c.numbers),
-                ("words", c.words),
-            )
-            if v
-        ]
-        out[entry.id] = Why(other.title, c.similarity, c.bar, "; ".join(parts) or "nothing")
+        out[entry.id] = Why(other.title, c.similarity, c.bar, c.shared())
     return out
 
 
