@@ -103,6 +103,9 @@ class Token(NamedTuple):
     kind: int = SKIP
     lead: bool = False  # some profile phrase starts with this stem
     name: str = ""  # name_key() of a capitalized word, "" for any other
+    # What clustering counts the word as: "~concept" when the lexicon knows it (so that
+    # "consulate" and "консульство" are one), else its stem.
+    key: str = ""
 
 
 # Capitalized in English without being names.
@@ -166,14 +169,20 @@ def name_of(token_stem: str, surface: str, kind: int) -> str:
 
 def kind_of(token_stem: str, surface: str) -> int:
     if _DIGITS.match(token_stem):
-        return NUMBER if len(token_stem) >= 2 else SKIP
+        # "5 soldiers" counts as much as "five soldiers"; 0 and 1 say nothing.
+        return NUMBER if len(token_stem) >= 2 or token_stem > "1" else SKIP
     if len(token_stem) > 1 and token_stem not in STOPWORDS and surface.lower() not in STOPWORDS:
         return WORD
     return SKIP
 
 
+def word_stem(word: str) -> str:
+    """stem(), except that a number written as a word stands for its digits."""
+    return NUMBER_WORDS.get(word.lower()) or stem(word)
+
+
 def tokenize(text: str) -> list[Token]:
-    return [Token(st, w, kind_of(st, w)) for w in WORD_RE.findall(text) for st in (stem(w),)]
+    return [Token(st, w, kind_of(st, w)) for w in WORD_RE.findall(text) for st in (word_stem(w),)]
 
 
 def sentences(title: str, text: str) -> list[tuple[str, bool]]:
@@ -286,3 +295,154 @@ def is_title_case(tokens: Iterable[Token]) -> bool:
             words += 1
             upper += w[0].isupper()
     return words >= 3 and upper > 0.7 * words
+
+
+# A wire dateline opens the text with a place and the day of writing: "MOSCOW, July 21
+# (Reuters) -", "AMMAN, Dec 28 (Reuters) -", "BEIJING, Dec. 5 (Xinhua) --", "Москва.
+# 7 декабря. INTERFAX.RU -", "ДАМАСК, 20 янв — РИА Новости." It is the report's own date,
+# kept apart from the days a text merely mentions (a hearing "set for July 28").
+_DATELINE_EN = re.compile(
+    rf"^\W*[A-Z][A-Za-z .'’-]{{1,40}},\s*(?:[A-Z][a-z]+,\s*)?({_EN_MONTH})\.?\s+(\d{{1,2}})\b",
+    re.IGNORECASE,
+)
+_DATELINE_RU = re.compile(r"^\W*[А-ЯЁ][А-Яа-яЁё .-]{1,40}[.,]\s*(\d{1,2})\s+([а-яё]{3,9})\.?")
+_RU_MONTH_STEMS = {m[:3]: i for m, i in _MONTHS_RU.items()}
+
+
+def dateline(text: str) -> str:
+    """The day of a wire dateline opening `text`, as "MM-DD", or ""."""
+    m = _DATELINE_EN.match(text)
+    if m:
+        month, day = _MONTHS_EN.get(m.group(1).lower()), int(m.group(2))
+    else:
+        m = _DATELINE_RU.match(text)
+        if not m:
+            return ""
+        word = m.group(2).lower()
+        month, day = _MONTHS_RU.get(word) or _RU_MONTH_STEMS.get(word[:3]), int(m.group(1))
+    return f"{month:02d}-{day:02d}" if month and 1 <= day <= 31 else ""
+
+
+_WEEKDAYS = {
+    **dict.fromkeys(("monday", "понедельник", "понедельника"), "mon"),
+    **dict.fromkeys(("tuesday", "вторник", "вторника"), "tue"),
+    **dict.fromkeys(("wednesday", "среда", "среду", "среды"), "wed"),
+    **dict.fromkeys(("thursday", "четверг", "четверга"), "thu"),
+    **dict.fromkeys(("friday", "пятница", "пятницу", "пятницы"), "fri"),
+    **dict.fromkeys(("saturday", "суббота", "субботу", "субботы"), "sat"),
+    **dict.fromkeys(("sunday", "воскресенье", "воскресенья"), "sun"),
+}
+# The stems of the names of weekdays: a cheap first test on tokens already stemmed (a
+# regular expression over the whole text cost a tenth of matching's time).
+WEEKDAY_STEMS = frozenset(stem(w) for w in _WEEKDAYS)
+
+
+def weekdays_of(words: Iterable[str]) -> frozenset[str]:
+    """Days of the week named ("early Tuesday", "в ночь на понедельник"), of words whose
+    stem is in WEEKDAY_STEMS ("среди" stems like "среду"): reports of one event agree on
+    them; a look-alike weeks later seldom does."""
+    return frozenset(
+        d for w in words if (d := _WEEKDAYS.get(w.lower().split("'")[0].split("’")[0]))
+    )
+
+
+# A headline or lead that says the event repeats an earlier one: "strikes Latakia port
+# again", "second attack this month", "новый удар", "повторно", "очередной раунд".
+_AGAIN = re.compile(
+    r"\b(?:again|once more|anew|second|third|fourth|fifth|another|fresh|renewed|repeated|"
+    r"latest|new round|снова|вновь|повторн\w*|очередн\w*|втор\w+ раз|ещ[её] од(?:ин|н\w*)|"
+    r"нов\w+ удар\w*)\b",
+    re.IGNORECASE,
+)
+
+
+# The same words, lower case, behind a look at the first letter: the engine then tries
+# the alternatives only where one of them can start (three times faster).
+_AGAIN_LOWER = re.compile(r"\b(?=[aofrlnstсвпоеён])" + _AGAIN.pattern[2:])
+
+
+def says_again(text: str) -> bool:
+    """Whether `text` presents its event as a repeat of an earlier one of the same kind."""
+    return bool(_AGAIN_LOWER.search(text.lower()))
+
+
+# Numbers written as words, so "five soldiers", "5 troops" and "пятеро военных" meet.
+NUMBER_WORDS = {
+    **{
+        w: str(n)
+        for n, words in {
+            2: "two два две двое двух двумя",
+            3: "three три трое трех трёх тремя",
+            4: "four четыре четверо четырех четырёх",
+            5: "five пять пятеро пяти пятью",
+            6: "six шесть шестеро шести",
+            7: "seven семь семеро семи",
+            8: "eight восемь восьми",
+            9: "nine девять девяти",
+            10: "ten десять десяти",
+            11: "eleven одиннадцать",
+            12: "twelve двенадцать",
+            15: "fifteen пятнадцать",
+            20: "twenty двадцать двадцати",
+            30: "thirty тридцать",
+            40: "forty сорок",
+            50: "fifty пятьдесят",
+            100: "hundred сто",
+        }.items()
+        for w in words.split()
+    }
+}
+
+
+# Letters that transliterations of one name swap: Herzi/Херци (z, ts), Eisenkot/Айзенкот
+# (a leading vowel), Issachar/Иссахар (ch, kh).
+_SWAPS = (frozenset("szc"), frozenset("hkcg"), frozenset("aeiouy"), frozenset("vf"))
+
+
+def _swappable(x: str, y: str) -> bool:
+    return any(x in group and y in group for group in _SWAPS)
+
+
+def names_alike(a: str, b: str) -> bool:
+    """Two different name keys (`name_key`) that transliteration could have made of one
+    name: the same length and one swappable letter (two in keys of five letters), or one
+    extra h, y or vowel. Only keys of four letters or more: shorter ones collide."""
+    if a == b or min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+        return len(diff) <= (2 if len(a) >= 5 else 1) and all(_swappable(*d) for d in diff)
+    long, short = (a, b) if len(a) > len(b) else (b, a)
+    for i, ch in enumerate(long):
+        if long[:i] + long[i + 1 :] == short:
+            return ch in "hyaeiou"
+    return False
+
+
+def parse_lexicon(text: str) -> dict[str, str]:
+    """The bilingual lexicon (data/lexicon.txt: "concept: english forms | russian forms"
+    per line) as stem → "~concept". A stem two concepts claim is left out: it is
+    ambiguous, and a wrong bridge between languages costs more than a missing one."""
+    claimed: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        concept, _, forms = line.partition(":")
+        for form in forms.replace("|", " ").split():
+            st = stem(form)
+            if len(st) > 2 and not _DIGITS.match(st):
+                claimed.setdefault(st, set()).add(concept.strip())
+    return {st: "~" + next(iter(cs)) for st, cs in claimed.items() if len(cs) == 1}
+
+
+@lru_cache(maxsize=1)
+def builtin_lexicon() -> dict[str, str]:
+    """The lexicon shipped in monitor/data/lexicon.txt (empty if it is absent)."""
+    from importlib import resources
+
+    try:
+        text = resources.files("monitor").joinpath("data/lexicon.txt").read_text("utf-8")
+    except FileNotFoundError:
+        return {}
+    return parse_lexicon(text)
