@@ -22,19 +22,24 @@ from monitor.text import (
     NUMBER,
     STOPWORDS,
     TITLES,
+    WEEKDAY_STEMS,
     WORD,
     WORD_RE,
     Token,
     bare,
+    builtin_lexicon,
+    dateline,
     is_roundup,
     is_title_case,
     kind_of,
     mentioned_days,
     name_key,
     name_of,
+    says_again,
     sentences,
-    stem,
     tokenize,
+    weekdays_of,
+    word_stem,
 )
 
 if TYPE_CHECKING:
@@ -103,6 +108,16 @@ class MatchResult:
     # Keys of the terms that are their concept itself (the country "israel" of the concept
     # israel): every report on the subject names them, so sharing them says little.
     heads: frozenset[str] = frozenset()
+    # The day of the text's wire dateline ("MOSCOW, July 21 (Reuters) -") as "MM-DD", or "":
+    # the report's own date, where `days` holds every day it mentions.
+    dateline: str = ""
+    # Days of the week it names ("mon"), and whether its headline or lead presents the
+    # event as a repeat ("again", "second strike", "снова").
+    weekdays: frozenset[str] = frozenset()
+    again: bool = False
+    # The headline's own keys ("e:" profile terms, "w:" word stems, "n:" numbers, "x:"
+    # names): reports of one event tend to headline the same thing.
+    head: frozenset[str] = frozenset()
 
     @property
     def best(self) -> float:
@@ -122,8 +137,15 @@ class MatchResult:
 class Matcher:
     """A compiled profile: phrase lookup by first stem, longest phrase first."""
 
-    def __init__(self, profile: Profile, threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        threshold: float | None = None,
+        lexicon: dict[str, str] | None = None,
+    ) -> None:
         self.profile = profile
+        # Clustering's bridge between English and Russian words (text.parse_lexicon).
+        self._lexicon = builtin_lexicon() if lexicon is None else lexicon
         self.threshold = profile.threshold if threshold is None else threshold
         index: dict[str, list[tuple[tuple[str, ...], Term]]] = {}
         for term in profile.terms:
@@ -166,9 +188,16 @@ class Matcher:
             if token is None:
                 if len(cache) >= TOKEN_CACHE:
                     cache.clear()
-                st = stem(w)
+                st = word_stem(w)
                 kind = kind_of(st, w)
-                token = cache[w] = Token(st, w, kind, st in self._index, name_of(st, w, kind))
+                token = cache[w] = Token(
+                    st,
+                    w,
+                    kind,
+                    st in self._index,
+                    name_of(st, w, kind),
+                    self._lexicon.get(st, st) if kind == WORD else st,
+                )
             out.append(token)
         return out
 
@@ -243,9 +272,16 @@ class Matcher:
         all_sentences: list[tuple[str, bool]] = []
         found: list[list[Hit]] = []
         read: list[tuple[list[Token], bool]] = []  # each sentence's tokens
+        head_hits: list[Hit] = []
+        head_tokens: list[Token] = []
+        weekday_words: list[str] = []
+        opening = ""  # the body's first sentence, where a report says what happened
         for s, is_title in sentences(title, text):
+            if not is_title and not opening:
+                opening = s
             tokens = self._tokenize(s)
             read.append((tokens, is_title))
+            weekday_words += [t.surface for t in tokens if t.stem in WEEKDAY_STEMS]
             scanned: list[Hit | Token] | list[Token] = tokens
             hits: list[Hit] = []
             if any(t.lead for t in tokens):  # else no profile term can be in it
@@ -266,7 +302,10 @@ class Matcher:
                     piece = scanned[j : j + WINDOW]
                     all_sentences.append((" ".join(x.surface for x in piece), is_title))
                     found.append([x for x in piece if isinstance(x, Hit)])
-            counted = [t.stem for t in tokens if t.kind == WORD]
+            if is_title:
+                head_hits += hits
+                head_tokens += tokens
+            counted = [t.key for t in tokens if t.kind == WORD]
             for _ in range(2 if is_title else 1):
                 words.update(counted)
             numbers.update(t.stem for t in tokens if t.kind == NUMBER)
@@ -353,7 +392,21 @@ class Matcher:
             self._names(read),
             mentioned_days(f"{title} {text}"),
             heads,
+            dateline(text),
+            weekdays_of(weekday_words),
+            says_again(f"{title} {opening}"),
+            self._head(head_hits, head_tokens),
         )
+
+    def _head(self, hits: list[Hit], tokens: list[Token]) -> frozenset[str]:
+        """The headline's keys: its profile terms, numbers, word stems and (unless it is
+        written in title case, which capitalizes every word) names."""
+        keys = {"e:" + h.term for h in hits}
+        keys.update("n:" + t.stem for t in tokens if t.kind == NUMBER)
+        keys.update("w:" + t.key for t in tokens if t.kind == WORD)
+        if not is_title_case(tokens):
+            keys.update("x:" + t.name for t in tokens if t.name and t.name not in self._known_names)
+        return frozenset(keys)
 
     def _names(self, read: list[tuple[list[Token], bool]]) -> frozenset[str]:
         """Name keys of capitalized words inside sentences (a capital at a sentence's start
