@@ -58,6 +58,7 @@ def run(
     pairs: Path | None = None,
     inspect: Callable[[dict[str, Any], list[Any]], None] | None = None,
     after_poll: Callable[[int, Any, list[dict[str, Any]]], None] | None = None,
+    extra: str = "",
 ) -> tuple[dict[str, Any], list[str]]:
     """Replay `scenario` through an in-process pipeline; (score, alerted development ids
     in the order alerted)."""
@@ -87,7 +88,7 @@ def run(
             f'name = "{o["name"]}"',
             "",
         ]
-    lines += ["[[channels]]", 'type = "webhook"', 'url = "http://127.0.0.1:9/hook"', ""]
+    lines += ["[[channels]]", 'type = "webhook"', 'url = "http://127.0.0.1:9/hook"', "", extra]
     cfg.write_text("\n".join(lines), encoding="utf-8")
     settings = load_settings(cfg, use_defaults=False)
     db = Database(settings.database.url or "")
@@ -104,7 +105,6 @@ def run(
     seen_alerts: set[int] = set()
     for k, at in enumerate(polls):
         clock["now"] = at
-        pipeline.fresh_since = at
         if after_poll is not None:
             pipeline.read_feedback()  # what the reader said after the last poll
         outlets = [o["id"] for o in sc["outlets"]]
@@ -211,7 +211,7 @@ def main() -> int:
 def print_trace(sc: dict[str, Any], result: dict[str, Any], entries: list[Any]) -> None:
     """For each missed development: which development its reports joined, whose reports
     those were (the truth), and what the closest pair shares: the errors of clustering."""
-    from monitor.cluster import ClusterParams, Idf, compare, features_from_json
+    from monitor.cluster import Idf, compare, features_from_json
 
     truth = {it["url"]: it for it in sc["items"]}
     idf = Idf()
@@ -239,11 +239,7 @@ def print_trace(sc: dict[str, Any], result: dict[str, Any], entries: list[Any]) 
                 for o in by_dev[e.development_id]
                 if o.id < e.id and o.id in feats and truth.get(o.url, {}).get("development") != dev
             ]
-            pairs = [
-                (compare(feats[e.id], feats[o.id], idf, ClusterParams()), o)
-                for o in others
-                if e.id in feats
-            ]
+            pairs = [(compare(feats[e.id], feats[o.id], idf), o) for o in others if e.id in feats]
             best = max(pairs, key=lambda p: p[0].similarity) if pairs else None
             owners = sorted(
                 {truth.get(o.url, {}).get("development", "?") for o in by_dev[e.development_id]}

@@ -1,33 +1,41 @@
 """Group articles into developments. Pure: dataclasses in, dataclasses out.
 
 An article joins an existing development when it is the same document (same canonical URL,
-same content hash) or reports the same event: TF-IDF cosine over stemmed words and the
-profile's language-independent entity keys, against every recent member of a development.
-Reports in different languages share only entity keys and numbers, so they are compared on
-those. Two reports that each name concrete places, none in common (a strike on one airport
-vs. on another), are held apart unless the rest of the text agrees strongly.
+same content hash) or reports the same event. Whether it reports the same event is weighed
+against each recent development as a whole, not against one member: how alike the article
+is to the development's reports (words, the profile's and the lexicon's language-independent
+keys, headlines, shared names and numbers), what contradicts it (another dateline, other
+days or weekdays, other places, "again" when no report of it says so), how far apart in
+time, whether the article is a reaction or commentary, and how this development compares
+with the other candidates. A small learned model (`JoinModel`, a conditional logit trained by
+bench/train_cluster.py on our own evaluation sets, stored in data/join_model.toml) turns
+that evidence into the probability that the article belongs; it joins the most probable
+development at or above `ClusterParams.join`, else opens a new one. The evidence is
+also what `monitor explain` prints: each feature's part in the decision.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property, lru_cache
+from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from monitor.match import MatchResult
 
-# Reports in two languages must share at least this many named things to be one event.
-MIN_SHARED = 3
-
 
 @dataclass(frozen=True)
 class Features:
-    """What clustering compares: stemmed words (headline counted twice), entities, places."""
+    """What clustering compares: stemmed words (headline counted twice), entities, places,
+    and the report's own marks of time (dateline, days, weekdays)."""
 
     words: Counter[str]
     entities: frozenset[str]
@@ -39,12 +47,52 @@ class Features:
     names: frozenset[str] = frozenset()  # match.name_key() of names outside the profile
     days: frozenset[str] = frozenset()  # calendar days the text names, "MM-DD"
     heads: frozenset[str] = frozenset()  # entity keys that are a concept itself (israel)
+    dateline: str = ""  # the day of a wire dateline, "MM-DD"
+    weekdays: frozenset[str] = frozenset()  # days of the week named ("tue")
+    again: bool = False  # the headline or lead presents the event as a repeat
+    head: frozenset[str] = frozenset()  # the headline's keys (e:, w:, n:, x:)
+    reaction: bool = False  # the headline reports what someone said or did about an event
+    question: bool = False  # the headline asks (why, what next): analysis
+
+    @cached_property
+    def terms(self) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]:
+        """(the words, what translates): each key of `_vector` with its weight before
+        the word weights, built once per report rather than once per pair it is in."""
+        same = tuple(("w:" + w, 1 + math.log(n)) for w, n in self.words.items()) + tuple(
+            ("n:" + num, 1.0) for num in self.numbers
+        )
+        cross = (
+            tuple(("e:" + e, 1.0) for e in self.entities)
+            + tuple(("k:" + k, 0.5) for k in self.keywords)
+            + tuple(("n:" + num, 0.5) for num in self.numbers)
+            + tuple(("x:" + x, 1.0) for x in self.names)
+            # a word the lexicon knows in both languages
+            + tuple(("w:" + w, 0.5) for w in self.words if w[:1] == "~")
+        )
+        return same, cross
 
 
 _COMMENTARY = re.compile(
     r"^\s*(analysis|opinion|comment|commentary|editorial|explainer|explained|q&a|column|"
-    r"review|op-ed|perspective|анализ|мнение|комментарий|колонка|разбор|объясняем)\s*[:|—–-]",
+    r"review|op-ed|perspective|news analysis|анализ|мнение|комментарий|колонка|разбор|"
+    r"объясняем)\s*[:|—–-]",
     re.IGNORECASE,
+)
+
+# "Lavrov: ...", "Leader: CIA behind ...": a headline that opens with who spoke.
+_QUOTE = re.compile(r"^[^:]{2,40}:\s")
+
+_QUESTION = re.compile(
+    r"^\s*(why|what|how|can|will|is|are|does|who|зачем|почему|что|как|чем|кто)\b", re.IGNORECASE
+)
+
+# Lexicon concepts that make a headline a reaction to an event rather than the event.
+REACTIONS = frozenset(
+    "w:~" + c
+    for c in (
+        "condemnation warning threat demand promise criticism praise congratulations "
+        "condolences welcome regret concern accusation denial response call statement support"
+    ).split()
 )
 
 
@@ -53,9 +101,15 @@ def is_commentary(title: str) -> bool:
     return bool(_COMMENTARY.match(title))
 
 
+def is_question(title: str) -> bool:
+    """A headline that asks (why, what next, can he...): it discusses an event."""
+    return bool(_QUESTION.match(title)) or title.rstrip().endswith("?")
+
+
 def features(match: MatchResult, language: str | None, title: str = "") -> Features:
     """What clustering needs from a match: words outside profile terms, the terms' keys
-    (so "Russia" and "Russian", or "meeting" and "met", count as one), places, numbers."""
+    (so "Russia" and "Russian", or "meeting" and "met", count as one), places, numbers,
+    the report's marks of time, and what kind of headline it has."""
     words: Counter[str] = Counter(match.words)
     for key, n in match.terms.items():
         words["=" + key] += n
@@ -70,6 +124,12 @@ def features(match: MatchResult, language: str | None, title: str = "") -> Featu
         match.names,
         match.days,
         match.heads,
+        match.dateline,
+        match.weekdays,
+        match.again,
+        match.head,
+        bool(match.head & REACTIONS) or bool(_QUOTE.match(title)),
+        is_question(title),
     )
 
 
@@ -85,6 +145,12 @@ def features_to_json(f: Features) -> dict[str, Any]:
         "x": sorted(f.names),
         "d": sorted(f.days),
         "h": sorted(f.heads),
+        "dl": f.dateline,
+        "wd": sorted(f.weekdays),
+        "ag": f.again,
+        "hd": sorted(f.head),
+        "r": f.reaction,
+        "q": f.question,
     }
 
 
@@ -112,6 +178,12 @@ def features_from_json(d: dict[str, Any]) -> Features:
         frozenset(d.get("x") or ()),
         frozenset(d.get("d") or ()),
         frozenset(d.get("h") or ()),
+        d.get("dl") or "",
+        frozenset(d.get("wd") or ()),
+        bool(d.get("ag")),
+        frozenset(d.get("hd") or ()),
+        bool(d.get("r")),
+        bool(d.get("q")),
     )
 
 
@@ -131,79 +203,80 @@ class Member:
 class Assignment:
     development_id: int | None  # None: a new development
     reason: str  # new | same-url | same-content | similar
-    similarity: float = 0.0
+    similarity: float = 0.0  # for "similar": the probability that it belongs
     matched_entry_id: int | None = None
-    feedback_id: int | None = None  # the readers' feedback that moved the bar, if any
+    feedback_id: int | None = None  # the readers' feedback that moved the decision, if any
 
 
-# Readers' feedback on the clusterer (feedback.Links.bar_factor over two reports' words):
-# what a pair's joining bar is multiplied by, and which feedback said so.
-BarFactor = Callable[["Features", "Features"], tuple[float, int | None]]
+# Readers' feedback on the clusterer (feedback.Links.shift over two reports' words): what
+# is added to the log-odds that a report joins a development one of whose reports it pairs
+# with, and which feedback said so.
+Shift = Callable[["Features", "Features"], tuple[float, int | None]]
 
 
 @dataclass(frozen=True)
 class ClusterParams:
-    """Similarity an article needs to join a development.
+    """Where and how far clustering looks.
 
-    Commentary (analysis, opinion, explainers) follows events rather than making them: it
-    joins at a lower bar and never opens an alert by itself. A development first seen in
-    the same poll (within one polling interval) is also joined at a lower bar: outlets
-    report a new event within minutes of each other, while a distinct event with the same
-    actors rarely breaks in the same interval.
+    `window`: how far apart in publication time two reports of one development may be.
+    `join`: the probability (JoinModel) at which a report joins its most probable
+    development. `background`: off-topic articles kept as the background of the word
+    weights (the most recent ones; document frequencies settle long before this many, and
+    a cap keeps memory and the start-up load flat however many feeds are watched).
+    `members`: reports of one development weighed against a new one, the most recent
+    first (a big story's hundredth report adds little and costs as much as the first).
     """
 
     window: timedelta = timedelta(days=3)
-    same_language: float = 0.30
-    cross_language: float = 0.40
-    commentary_factor: float = 0.6
-    fresh_factor: float = 0.45
-    place_conflict_factor: float = 0.3
-    # Reports that name calendar days, none near each other's (see days_apart).
-    date_conflict_factor: float = 0.3
-    # Off-topic articles kept as the background of the word weights: the most recent ones.
-    # Document frequencies settle long before this many, and a cap keeps memory and the
-    # start-up load flat however many feeds are watched.
+    join: float = 0.5
     background: int = 5000
-
-    def threshold(self, cross: bool, commentary: bool = False, fresh: bool = False) -> float:
-        bar = self.cross_language if cross else self.same_language
-        if commentary:
-            bar *= self.commentary_factor
-        if fresh:
-            bar *= self.fresh_factor
-        return bar
+    members: int = 24
+    # A development is a candidate only if the report reads at least this much like it
+    # (its most alike report, all its reports, or their headlines): whatever else they
+    # have in common, a report that shares almost nothing with a development does not
+    # belong to it. 99% of the true joins in our sets are above it, 70% of the rest below.
+    least: float = 0.12
 
 
-def _vector(f: Features, idf: Idf | dict[str, float], cross: bool) -> dict[str, float]:
-    """Same language: the words themselves. Across languages: what the profile can
-    translate (entity and keyword keys) and numbers."""
-    vec: dict[str, float] = {}
-    if not cross:
-        for w, n in f.words.items():
-            vec["w:" + w] = (1 + math.log(n)) * idf.get("w:" + w, 1.0)
-        for num in f.numbers:
-            vec["n:" + num] = idf.get("n:" + num, 1.0)
-        return vec
-    for e in f.entities:
-        vec["e:" + e] = idf.get("e:" + e, 1.0)
-    for k in f.keywords:
-        vec["k:" + k] = 0.5 * idf.get("k:" + k, 1.0)
-    for num in f.numbers:
-        vec["n:" + num] = 0.5 * idf.get("n:" + num, 1.0)
-    for x in f.names:
-        vec["x:" + x] = idf.get("x:" + x, 1.0)
-    return vec
+def _vector(f: Features, idf: Idf | Mapping[str, float], cross: bool) -> dict[str, float]:
+    """Same language: the words themselves. Across languages: what the profile and the
+    lexicon translate (entity, keyword and "~" word keys), numbers and names."""
+    get = idf.get
+    return {k: t * get(k, 1.0) for k, t in f.terms[cross]}
 
 
-def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if not a or not b:
+def _norm(v: Mapping[str, float]) -> float:
+    return math.sqrt(sum(x * x for x in v.values()))
+
+
+def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    return _cosine_normed(a, _norm(a), b, _norm(b))
+
+
+def _cosine_normed(a: Mapping[str, float], na: float, b: Mapping[str, float], nb: float) -> float:
+    if not a or not b or not na or not nb:
         return 0.0
     if len(a) > len(b):
         a, b = b, a
-    dot = sum(v * b.get(k, 0.0) for k, v in a.items())
-    na = math.sqrt(sum(v * v for v in a.values()))
-    nb = math.sqrt(sum(v * v for v in b.values()))
-    return dot / (na * nb) if na and nb else 0.0
+    return sum(v * b.get(k, 0.0) for k, v in a.items()) / (na * nb)
+
+
+class Vectors:
+    """Each report's vectors and their norms, computed once per placement: the word
+    weights do not change while one report is weighed against many, and a report's
+    vectors are otherwise rebuilt for every pair it is in (most of clustering's time)."""
+
+    def __init__(self, idf: Idf | Mapping[str, float]) -> None:
+        self.idf = idf
+        self._seen: dict[tuple[int, bool], tuple[Features, dict[str, float], float]] = {}
+
+    def get(self, f: Features, cross: bool) -> tuple[dict[str, float], float]:
+        hit = self._seen.get((id(f), cross))
+        if hit is None:
+            v = _vector(f, self.idf, cross)
+            # the report itself is kept with its vector, so its id cannot be reused
+            hit = self._seen[(id(f), cross)] = (f, v, _norm(v))
+        return hit[1], hit[2]
 
 
 def document_frequencies(pool: Sequence[Features]) -> Idf:
@@ -214,42 +287,38 @@ def document_frequencies(pool: Sequence[Features]) -> Idf:
     return idf
 
 
+def is_cross(a: Features, b: Features) -> bool:
+    return bool(a.language and b.language and a.language != b.language)
+
+
 def similarity(
-    a: Features, b: Features, idf: Idf | dict[str, float], params: ClusterParams = ClusterParams()
+    a: Features, b: Features, idf: Idf | Mapping[str, float], vectors: Vectors | None = None
 ) -> tuple[float, bool]:
-    """(similarity, whether the pair is compared across languages)."""
-    cross = bool(a.language and b.language and a.language != b.language)
-    if (
-        cross
-        and len(a.entities & b.entities) + len(a.numbers & b.numbers) + len(a.names & b.names)
-        < MIN_SHARED
-    ):
-        return 0.0, cross
-    sim = _cosine(_vector(a, idf, cross), _vector(b, idf, cross))
-    if a.places and b.places and not (a.places & b.places):
-        sim *= params.place_conflict_factor
-    if days_apart(a.days, b.days):
-        sim *= params.date_conflict_factor
+    """(how alike two reports read, whether they are compared across languages): word
+    cosine in one language (or half the key cosine, if higher), key cosine across two."""
+    sim, cross, _ = _similarity(a, b, vectors or Vectors(idf))
     return sim, cross
 
 
-def shares_specifics(a: Features, b: Features) -> bool:
-    """Whether two reports share more than the subject's head actors (Israel, Syria): a
-    word, a name, a number, a place or a specific entity. Two events of one poll that share
-    only those are two events, however low the same-poll bar."""
-    heads = a.heads | b.heads
-    if (a.entities & b.entities) - heads or a.names & b.names or a.numbers & b.numbers:
-        return True
-    if a.language != b.language:
-        return bool(a.keywords & b.keywords)
-    return any(w in b.words and w[1:] not in heads for w in a.words if w[:1] != "=") or any(
-        w in b.words for w in a.words if w[:1] == "=" and w[1:] not in heads
-    )
+def _similarity(a: Features, b: Features, vectors: Vectors) -> tuple[float, bool, float]:
+    """`similarity`, with the key cosine."""
+    cross = is_cross(a, b)
+    keys = _cosine_normed(*vectors.get(a, True), *vectors.get(b, True))
+    if cross:
+        return keys, True, keys
+    words = _cosine_normed(*vectors.get(a, False), *vectors.get(b, False))
+    return max(words, 0.5 * keys), False, keys
 
 
 def _day_number(day: str) -> int:
     month, _, dom = day.partition("-")
     return (int(month) - 1) * 31 + int(dom)
+
+
+def _days(a: str, b: str) -> int:
+    """Days between two "MM-DD" days, the shorter way round the year."""
+    d = abs(_day_number(a) - _day_number(b))
+    return min(d, 12 * 31 - d)
 
 
 def days_apart(a: frozenset[str], b: frozenset[str], slack: int = 2) -> bool:
@@ -271,6 +340,9 @@ class Idf:
     def __init__(self) -> None:
         self.df: Counter[str] = Counter()
         self.n = 0
+        # the weights asked for since the pool last changed: one report is weighed
+        # against many that share its words
+        self._memo: dict[str, float] = {}
 
     @staticmethod
     def keys(f: Features) -> set[str]:
@@ -291,6 +363,7 @@ class Idf:
     def add_keys(self, keys: Iterable[str]) -> None:
         self.df.update(keys)
         self.n += 1
+        self._memo.clear()
 
     def remove_keys(self, keys: Iterable[str]) -> None:
         df = self.df
@@ -301,9 +374,313 @@ class Idf:
             else:  # a long-running service must not keep every word it ever saw
                 del df[key]
         self.n -= 1
+        self._memo.clear()
 
     def get(self, key: str, default: float = 1.0) -> float:
-        return math.log((self.n + 2) / (self.df.get(key, 0) + 1)) + 1.0
+        value = self._memo.get(key)
+        if value is None:
+            value = self._memo[key] = math.log((self.n + 2) / (self.df.get(key, 0) + 1)) + 1.0
+        return value
+
+
+# ------------------------------------------------------------------ the evidence --
+
+
+@dataclass(frozen=True)
+class Pair:
+    """How a new report compares with one report of a development."""
+
+    similarity: float
+    headline: float  # cosine of the two headlines' keys
+    specifics: float  # weight of the specific things both name: entities, names, numbers
+    day_conflict: bool
+    dateline_conflict: bool
+    dateline_match: bool
+    weekday_conflict: bool
+    weekday_match: bool
+    place_conflict: bool
+    hours: float
+    keys: float = 0.0  # cosine of what translates (the centroid of a lone report)
+
+
+def _headline(a: Features, b: Features, idf: Idf | Mapping[str, float], cross: bool) -> float:
+    """Cosine of the headlines' key sets; across languages only keys that translate."""
+    ka = {k for k in a.head if not cross or not k.startswith("w:") or k.startswith("w:~")}
+    kb = {k for k in b.head if not cross or not k.startswith("w:") or k.startswith("w:~")}
+    if not ka or not kb:
+        return 0.0
+    w = {k: idf.get(k, 1.0) ** 2 for k in ka | kb}
+    shared = sum(w[k] for k in ka & kb)
+    return shared / math.sqrt(sum(w[k] for k in ka) * sum(w[k] for k in kb))
+
+
+def pair(
+    a: Features,
+    b: Features,
+    a_at: datetime,
+    b_at: datetime,
+    idf: Idf | Mapping[str, float],
+    vectors: Vectors | None = None,
+) -> Pair:
+    sim, cross, keys = _similarity(a, b, vectors or Vectors(idf))
+    heads = a.heads | b.heads
+    specifics = (
+        sum(idf.get("e:" + e, 1.0) for e in (a.entities & b.entities) - heads)
+        + sum(idf.get("x:" + x, 1.0) for x in a.names & b.names)
+        + sum(idf.get("n:" + n, 1.0) for n in a.numbers & b.numbers)
+    )
+    dl = bool(a.dateline and b.dateline)
+    dl_apart = dl and days_apart(frozenset((a.dateline,)), frozenset((b.dateline,)), 1)
+    return Pair(
+        sim,
+        _headline(a, b, idf, cross),
+        specifics,
+        days_apart(a.days, b.days),
+        dl_apart,
+        dl and not dl_apart,
+        bool(a.weekdays and b.weekdays and not a.weekdays & b.weekdays),
+        bool(a.weekdays & b.weekdays),
+        bool(a.places and b.places and not a.places & b.places),
+        abs((a_at - b_at).total_seconds()) / 3600,
+        keys,
+    )
+
+
+# The evidence a development gives about a new report, in the order the model lists it.
+EVIDENCE = (
+    "sim_max",  # how alike the most alike report reads
+    "sim_mean",  # how alike its reports read on average
+    "centroid",  # how alike all its reports together read (key cosine: any language)
+    "headline",  # how alike the headlines are, on average
+    "specifics",  # the most specific things (names, numbers, entities) shared with one report
+    "dateline_conflict",  # a report of it has a wire dateline another day
+    "dateline_match",  # a report of it has the same dateline
+    "day_conflict",  # a report of it names calendar days, none near the new one's
+    "weekday_conflict",  # its reports name other days of the week
+    "weekday_match",  # a report of it names the same day of the week
+    "place_conflict",  # the share of its reports that name other places
+    "again",  # the new report says "again" (a repeat); none of its reports does
+    "new_numbers",  # numbers the new report gives that none of its reports does
+    "gap",  # hours to the nearest of its reports (log of a quarter-days)
+    "same_day",  # a report of it was published within 18 hours
+    "within_3h",  # ... within 3 hours
+    "within_2d",  # ... within 42 hours
+    "size",  # how many reports it has (log)
+    "other_language",  # none of its reports is in the new one's language
+    "commentary",  # the new report is labelled analysis or opinion, or asks a question
+    "reaction",  # the new report is a reaction (condemns, welcomes, "X: ...")
+    "closest",  # it is the most alike of the candidate developments
+    "margin",  # how much more alike it is than the next candidate
+    "closest_reaction",  # it is the most alike, and the new report reacts or comments
+)
+
+
+@dataclass(frozen=True)
+class Weighed:
+    """One candidate development weighed for a new report."""
+
+    development_id: int
+    evidence: dict[str, float]
+    probability: float
+    closest: Member  # its report most like the new one
+    closest_similarity: float
+    feedback_id: int | None = None
+    shift: float = 0.0  # what readers' feedback added to the log-odds
+
+    def reasons(self, model: JoinModel, top: int = 4) -> list[tuple[str, float]]:
+        """The features that moved the decision most, with their part in the log-odds."""
+        parts = model.parts(self.evidence)
+        return sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:top]
+
+
+def _evidence(
+    f: Features,
+    at: datetime,
+    members: Sequence[Member],
+    idf: Idf | Mapping[str, float],
+    vectors: Vectors | None = None,
+) -> tuple[dict[str, float], Member, float]:
+    vectors = vectors or Vectors(idf)
+    pairs = [pair(f, m.features, at, m.published_at, idf, vectors) for m in members]
+    sims = [p.similarity for p in pairs]
+    best = max(range(len(pairs)), key=sims.__getitem__)
+    numbers: set[str] = set()
+    for m in members:
+        numbers |= m.features.numbers
+    if len(members) == 1:  # the centroid is the report itself
+        centroid_cosine = pairs[0].keys
+    else:
+        centroid: dict[str, float] = {}
+        for m in members:
+            for k, v in vectors.get(m.features, True)[0].items():
+                centroid[k] = centroid.get(k, 0.0) + v
+        centroid_cosine = _cosine(vectors.get(f, True)[0], centroid)
+    hours = min(p.hours for p in pairs)
+    dated = [m.features.dateline for m in members if m.features.dateline]
+    fresh_numbers = sum(idf.get("n:" + n, 1.0) for n in f.numbers - numbers)
+    any_weekday_match = any(p.weekday_match for p in pairs)
+    return (
+        {
+            "sim_max": sims[best],
+            "sim_mean": sum(sims) / len(sims),
+            "centroid": centroid_cosine,
+            "headline": sum(p.headline for p in pairs) / len(pairs),
+            "specifics": max(math.log1p(p.specifics) for p in pairs),
+            "dateline_conflict": float(any(p.dateline_conflict for p in pairs)),
+            "dateline_match": float(any(p.dateline_match for p in pairs)),
+            "day_conflict": float(any(p.day_conflict for p in pairs)),
+            "weekday_conflict": float(
+                any(p.weekday_conflict for p in pairs) and not any_weekday_match
+            ),
+            "weekday_match": float(any_weekday_match),
+            "place_conflict": sum(p.place_conflict for p in pairs) / len(pairs),
+            "again": float(f.again and not any(m.features.again for m in members)),
+            "new_numbers": math.log1p(fresh_numbers),
+            # flat within hours (the minutes between reports of one poll say nothing),
+            # steeper over days
+            "gap": math.log1p(hours / 6),
+            "same_day": float(hours < 18),
+            "within_3h": float(hours < 3),
+            "within_2d": float(hours < 42),
+            "size": math.log(len(members)),
+            "other_language": float(all(m.features.language != f.language for m in members)),
+            "commentary": float(f.commentary or f.question),
+            "reaction": float(f.reaction),
+            # days between the report's dateline and the nearest dateline of the
+            # development's reports (-1: not both dated); not a feature, a limit (alike)
+            "dateline_days": float(min(_days(f.dateline, d) for d in dated))
+            if f.dateline and dated
+            else -1.0,
+        },
+        members[best],
+        sims[best],
+    )
+
+
+def _relative(evidence: list[dict[str, float]], f: Features) -> None:
+    """Each candidate measured against the others: is it the closest, and by how much."""
+    raw = [e["centroid"] + e["sim_max"] + e["headline"] for e in evidence]
+    top = max(raw, default=0.0)
+    for i, e in enumerate(evidence):
+        second = max((r for j, r in enumerate(raw) if j != i), default=raw[i])
+        closest = float(raw[i] >= top)
+        e["closest"] = closest
+        e["margin"] = raw[i] - second  # 0 when there is nothing to compare with
+        e["closest_reaction"] = closest * float(f.reaction or f.commentary or f.question)
+
+
+@dataclass(frozen=True)
+class JoinModel:
+    """Weights over EVIDENCE: the log-odds that a report belongs to a development.
+
+    `means` are the evidence's averages over the candidates the model was trained on: a
+    decision is explained as each feature's part against a typical candidate,
+    w * (value - mean), so that "published within a day" reads as what it adds to a
+    typical candidate's odds, not as a large number the bias cancels."""
+
+    weights: Mapping[str, float]
+    bias: float
+    source: str = "built-in"
+    means: Mapping[str, float] = field(default_factory=dict)
+
+    def parts(self, evidence: Mapping[str, float]) -> dict[str, float]:
+        """Each feature's part in the log-odds, against a typical candidate."""
+        return {
+            k: w * (evidence.get(k, 0.0) - self.means.get(k, 0.0)) for k, w in self.weights.items()
+        }
+
+    @property
+    def typical(self) -> float:
+        """The log-odds of a typical candidate: what `parts` add to."""
+        return self.bias + sum(w * self.means.get(k, 0.0) for k, w in self.weights.items())
+
+    def log_odds(self, evidence: Mapping[str, float]) -> float:
+        return self.bias + sum(w * evidence.get(k, 0.0) for k, w in self.weights.items())
+
+
+def parse_join_model(data: Mapping[str, Any], source: str = "built-in") -> JoinModel:
+    weights = {str(k): float(v) for k, v in (data.get("weights") or {}).items()}
+    means = {str(k): float(v) for k, v in (data.get("means") or {}).items()}
+    unknown = (set(weights) | set(means)) - set(EVIDENCE)
+    if unknown:
+        raise ValueError(f"join model {source}: unknown features {sorted(unknown)}")
+    return JoinModel(weights, float(data.get("bias", 0.0)), source, means)
+
+
+@lru_cache(maxsize=1)
+def builtin_join_model() -> JoinModel:
+    text = resources.files("monitor").joinpath("data/join_model.toml").read_text("utf-8")
+    return parse_join_model(tomllib.loads(text))
+
+
+def load_join_model(path: Path | None = None) -> JoinModel:
+    """The join model at `path` (as bench/train_cluster.py writes it), else the built-in."""
+    if path is None:
+        return builtin_join_model()
+    return parse_join_model(tomllib.loads(path.read_text("utf-8")), str(path))
+
+
+def _sigmoid(z: float) -> float:
+    if z < -30:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def alike(evidence: Mapping[str, float], params: ClusterParams) -> bool:
+    """Whether a development can be a candidate for a report: it reads at least
+    `params.least` alike, and either shares something specific (a name, a number, an
+    entity beyond the subject's head actors such as Israel or Syria) or reads twice as
+    alike (two events of one day that share only their head actors are two events); and
+    the report's dateline, if both have datelines, is within the window of one of its
+    reports' (a wire report's dateline is its own date: weeks apart, however alike the
+    words of a recurring event's reports, they tell two events)."""
+    content = max(evidence["sim_max"], evidence["centroid"], evidence["headline"])
+    if content < params.least or (evidence["specifics"] <= 0 and content < 2 * params.least):
+        return False
+    return evidence["dateline_days"] <= params.window.days
+
+
+def weigh(
+    f: Features,
+    at: datetime,
+    candidates: Mapping[int, Sequence[Member]],
+    idf: Idf | Mapping[str, float],
+    model: JoinModel | None = None,
+    shift: Shift | None = None,
+    params: ClusterParams = ClusterParams(),
+) -> list[Weighed]:
+    """Each candidate development (its recent members, most recent first) that can be
+    one for a new report `f` published at `at` (`alike`), weighed for it: its evidence
+    and the probability that the report belongs."""
+    model = model or builtin_join_model()
+    vectors = Vectors(idf)
+    found = []
+    for dev, members in candidates.items():
+        moved, taught = 0.0, None
+        if shift is not None:  # a split outweighs a merge
+            for m in members:
+                s, fb = shift(f, m.features)
+                if fb is not None and (taught is None or s < moved):
+                    moved, taught = s, fb
+        if moved < 0:  # readers said reports like these are two events
+            continue
+        ev = _evidence(f, at, members, idf, vectors)
+        if moved > 0 or alike(ev[0], params):  # ... or one, however unlike they read
+            found.append((dev, ev, moved, taught))
+    _relative([e for _, (e, _, _), _, _ in found], f)
+    return [
+        Weighed(
+            dev, evidence, _taught(model.log_odds(evidence), moved), closest, sim, taught, moved
+        )
+        for dev, (evidence, closest, sim), moved, taught in found
+    ]
+
+
+def _taught(z: float, moved: float) -> float:
+    """The probability, with readers' merges: a report like two that a reader merged
+    joins (at least 0.99), unless a likelier development takes it."""
+    p = _sigmoid(z + moved)
+    return max(p, 0.99) if moved > 0 else p
 
 
 def assign(
@@ -313,13 +690,12 @@ def assign(
     f: Features,
     members: Sequence[Member],
     params: ClusterParams = ClusterParams(),
-    idf: Idf | dict[str, float] | None = None,
-    fresh: frozenset[int] = frozenset(),
-    bar_factor: BarFactor | None = None,
+    idf: Idf | Mapping[str, float] | None = None,
+    shift: Shift | None = None,
+    model: JoinModel | None = None,
 ) -> Assignment:
-    """Decide which development an article belongs to, given recent members; `fresh` are
-    the developments first seen in the current poll; `bar_factor`, readers' merges and
-    splits."""
+    """Decide which development an article belongs to, given recent members (any order);
+    `shift`, readers' merges and splits."""
     for m in members:
         if article_url and m.canonical_url == article_url:
             return Assignment(m.development_id, "same-url", 1.0, m.entry_id)
@@ -328,39 +704,40 @@ def assign(
             return Assignment(m.development_id, "same-content", 1.0, m.entry_id)
     if idf is None:
         idf = document_frequencies([m.features for m in members] + [f])
-    best: Assignment = Assignment(None, "new")
-    best_margin = 0.0
-    for m in members:
-        gap = abs(m.published_at - published_at)
-        if gap > params.window:
-            continue
-        sim, cross = similarity(f, m.features, idf, params)
-        threshold = params.threshold(
-            cross, f.commentary, m.development_id in fresh and shares_specifics(f, m.features)
-        )
-        taught = None
-        if bar_factor is not None:
-            factor, taught = bar_factor(f, m.features)
-            threshold *= factor
-        if sim >= threshold and sim - threshold >= best_margin:
-            best_margin = sim - threshold
-            best = Assignment(m.development_id, "similar", round(sim, 3), m.entry_id, taught)
-    return best
+    candidates: dict[int, list[Member]] = {}
+    for m in sorted(members, key=lambda m: m.published_at, reverse=True):
+        if abs(m.published_at - published_at) <= params.window:
+            near = candidates.setdefault(m.development_id, [])
+            if len(near) < params.members:
+                near.append(m)
+    best: Weighed | None = None
+    for w in weigh(f, published_at, candidates, idf, model, shift, params):
+        if w.probability >= params.join and (best is None or w.probability > best.probability):
+            best = w
+    if best is None:
+        return Assignment(None, "new")
+    return Assignment(
+        best.development_id,
+        "similar",
+        round(best.probability, 3),
+        best.closest.entry_id,
+        best.feedback_id,
+    )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """What two reports share, for `monitor explain`: why one joined the other's
-    development or was held apart."""
+    """What two reports share, for `monitor explain` and the desk: why one is with the
+    other's development or not."""
 
     similarity: float
     cross: bool
-    bar: float
     entities: tuple[str, ...]
     names: tuple[str, ...]
     numbers: tuple[str, ...]
     words: tuple[str, ...]
     place_conflict: bool
+    conflicts: tuple[str, ...] = field(default=())
 
     def shared(self) -> str:
         """What the two share, in words ("entities: israel, syria; words: port")."""
@@ -377,18 +754,59 @@ class Comparison:
         return "; ".join(parts) or "nothing"
 
 
-def compare(
-    a: Features, b: Features, idf: Idf | dict[str, float], params: ClusterParams = ClusterParams()
-) -> Comparison:
-    sim, cross = similarity(a, b, idf, params)
+def compare(a: Features, b: Features, idf: Idf | Mapping[str, float]) -> Comparison:
+    sim, cross = similarity(a, b, idf)
     shared = sorted(set(a.words) & set(b.words), key=lambda w: -idf.get("w:" + w, 1.0))
+    conflicts = []
+    if a.dateline and b.dateline and a.dateline != b.dateline:
+        conflicts.append(f"datelines {a.dateline} / {b.dateline}")
+    if days_apart(a.days, b.days):
+        conflicts.append("days named weeks apart")
+    if a.weekdays and b.weekdays and not a.weekdays & b.weekdays:
+        conflicts.append("other weekdays")
+    if a.places and b.places and not a.places & b.places:
+        conflicts.append("different places")
     return Comparison(
         round(sim, 3),
         cross,
-        round(params.threshold(cross, a.commentary), 3),
         tuple(sorted(a.entities & b.entities)),
         tuple(sorted(a.names & b.names)),
         tuple(sorted(a.numbers & b.numbers)),
-        tuple(w for w in shared if not w.startswith("="))[:8],
+        tuple(w.lstrip("~") for w in shared if not w.startswith("="))[:8],
         bool(a.places and b.places and not a.places & b.places),
+        tuple(conflicts),
     )
+
+
+EVIDENCE_WORDS = {
+    "sim_max": "the most alike report",
+    "sim_mean": "its reports on average",
+    "centroid": "all its reports together",
+    "headline": "headlines",
+    "specifics": "shared names and numbers",
+    "dateline_conflict": "another dateline",
+    "dateline_match": "the same dateline",
+    "day_conflict": "days named weeks apart",
+    "weekday_conflict": "other weekdays",
+    "weekday_match": "the same weekday",
+    "place_conflict": "other places",
+    "again": "says 'again'",
+    "new_numbers": "numbers it lacks",
+    "gap": "hours apart",
+    "same_day": "within a day",
+    "within_3h": "within 3 hours",
+    "within_2d": "within two days",
+    "size": "its size",
+    "other_language": "another language",
+    "commentary": "commentary",
+    "reaction": "a reaction",
+    "closest": "the closest candidate",
+    "margin": "closer than the next",
+    "closest_reaction": "reacts to the closest",
+}
+
+
+def describe(reasons: Sequence[tuple[str, float]]) -> str:
+    """Reasons as words: "headlines +1.2, another dateline -3.0" (parts of the log-odds
+    against a typical candidate)."""
+    return ", ".join(f"{EVIDENCE_WORDS.get(k, k)} {v:+.1f}" for k, v in reasons)

@@ -9,7 +9,16 @@ import sys
 from collections.abc import Iterable
 from datetime import datetime
 
-from monitor.cluster import Assignment, BarFactor, ClusterParams, Features, Idf, Member, assign
+from monitor.cluster import (
+    Assignment,
+    ClusterParams,
+    Features,
+    Idf,
+    JoinModel,
+    Member,
+    Shift,
+    assign,
+)
 
 
 class ClusterIndex:
@@ -22,9 +31,11 @@ class ClusterIndex:
 
     MAX_CANDIDATES = 64
 
-    def __init__(self, params: ClusterParams | None = None) -> None:
+    def __init__(self, params: ClusterParams | None = None, model: JoinModel | None = None) -> None:
         self.params = params or ClusterParams()
+        self.model = model  # None: the built-in one
         self.members: dict[int, Member] = {}
+        self._by_dev: dict[int, set[int]] = {}
         self.idf = Idf()
         self.max_entry_id = 0
         # Articles that count for word weights only (off-topic ones are not clustered, but
@@ -58,6 +69,7 @@ class ClusterIndex:
     def add(self, m: Member) -> None:
         self._drop(m.entry_id)
         self.members[m.entry_id] = m
+        self._by_dev.setdefault(m.development_id, set()).add(m.entry_id)
         self.idf.add(m.features)
         for key in Idf.keys(m.features):
             self._postings.setdefault(key, set()).add(m.entry_id)
@@ -75,6 +87,10 @@ class ClusterIndex:
         if old is None:
             return
         self.idf.remove(old.features)
+        same = self._by_dev[old.development_id]
+        same.discard(entry_id)
+        if not same:
+            del self._by_dev[old.development_id]
         for key in Idf.keys(old.features):
             self._postings[key].discard(entry_id)
             if not self._postings[key]:
@@ -96,6 +112,8 @@ class ClusterIndex:
                 self._drop(entry_id)
 
     def candidates(self, url: str | None, content_hash: str, f: Features) -> list[Member]:
+        """The members worth weighing for a new article: those with its URL or content,
+        and every member of the developments whose reports overlap it most."""
         exact = set(self._by_url.get(url, ())) if url else set()
         exact |= self._by_hash.get(content_hash, set())
         limit = max(5, len(self.members) // 5)
@@ -108,7 +126,11 @@ class ClusterIndex:
             for mid in posting:
                 overlap[mid] = overlap.get(mid, 0.0) + weight
         best = sorted(overlap, key=overlap.__getitem__, reverse=True)[: self.MAX_CANDIDATES]
-        return [self.members[i] for i in exact | set(best)]
+        devs = {self.members[i].development_id for i in best}
+        found = set(exact)
+        for dev in devs:
+            found |= self._by_dev[dev]
+        return [self.members[i] for i in found]
 
     def assign(
         self,
@@ -116,8 +138,7 @@ class ClusterIndex:
         content_hash: str,
         published_at: datetime,
         f: Features,
-        fresh: frozenset[int] = frozenset(),
-        bar_factor: BarFactor | None = None,
+        shift: Shift | None = None,
     ) -> Assignment:
         return assign(
             url,
@@ -127,6 +148,6 @@ class ClusterIndex:
             self.candidates(url, content_hash, f),
             self.params,
             self.idf,
-            fresh,
-            bar_factor,
+            shift,
+            self.model,
         )

@@ -182,6 +182,11 @@ class MatchingConfig(Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
     cluster_window: Duration = timedelta(days=3)
+    # The probability at which a report joins its most probable development.
+    join_probability: float = Field(0.5, gt=0, lt=1)
+    join_model: Path | None = Field(
+        None, description="a join model TOML (bench/train_cluster.py); default: the built-in one"
+    )
 
 
 class FeedConfig(Section):

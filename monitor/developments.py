@@ -22,6 +22,7 @@ from monitor.alerts import TopicRef
 from monitor.cluster import (
     ClusterParams,
     Features,
+    JoinModel,
     Member,
     features,
     features_from_json,
@@ -58,15 +59,14 @@ class Developments:
         matcher: Callable[[], Matcher],
         outbox: Outbox,
         backfill: timedelta,
+        model: JoinModel | None = None,
     ) -> None:
-        self.index = ClusterIndex(params)
+        self.index = ClusterIndex(params, model)
         self.matcher = matcher
         self.outbox = outbox
         self.backfill = backfill
         # Readers' merges and splits (feedback.Links), read at the start of each poll.
         self.links = Links()
-        # Developments first seen at or after this instant count as "this poll's".
-        self.fresh_since: datetime | None = None
 
     # ------------------------------------------------------------ the index --
 
@@ -74,7 +74,7 @@ class Developments:
         """After a rollback the index may hold entries that were never stored (and whose
         ids will be given to others), after readers' merges and splits entries that moved:
         start it afresh from what is committed."""
-        self.index = ClusterIndex(self.index.params)
+        self.index = ClusterIndex(self.index.params, self.index.model)
 
     def begin(self, s: Session, now: datetime) -> None:
         """Take the clustering lock before this transaction inserts any entry, so entry ids
@@ -194,15 +194,13 @@ class Developments:
         cutoff: datetime,
         stats: PollStats,
     ) -> None:
-        fresh = store.developments_since(s, self.fresh_since) if self.fresh_since else set()
         links = self.links
         a = self.index.assign(
             row.canonical_url,
             row.content_hash,
             row.published_at,
             f,
-            frozenset(fresh),
-            (lambda x, y: links.bar_factor(x.words, y.words)) if links.links else None,
+            (lambda x, y: links.shift(x.words, y.words)) if links.links else None,
         )
         dev = s.get(Development, a.development_id) if a.development_id is not None else None
         intent = place(

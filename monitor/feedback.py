@@ -1,5 +1,5 @@
 """What readers' feedback teaches the matcher and the clusterer. Pure: lessons in,
-adjusted matches and bars out.
+adjusted matches and join odds out.
 
 A development marked "not relevant" becomes a lesson: the words of its reports as one
 bag (stems, and the profile's term keys, which are the same in every language). A new
@@ -10,9 +10,10 @@ where the development page, the API and `monitor explain` show it.
 
 "Same as" (two developments merged) and "not part of this" (one report split off) teach
 the clusterer: each becomes a link between two bags, the two sides of the feedback. A new
-report near one side (cosine at or above NEAR) compared with a report near the other is
-judged with the joining bar lowered (MERGED_BAR: readers said such reports tell one event)
-or raised (SPLIT_BAR: they said they do not), and the placement says which feedback did.
+report near one side (cosine at or above NEAR), weighed for a development with a report
+near the other, has its log-odds of joining raised (MERGED_SHIFT: readers said such
+reports tell one event), or is not joined to it at all (SPLIT_SHIFT: they said they do
+not), and the placement says which feedback did.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ Kind = Literal["not-relevant", "same-as", "not-part", "should-alert"]
 NEAR = 0.45
 # Words kept of a lesson's bag: enough to describe an event, small to store and compare.
 BAG_SIZE = 200
-# The clusterer's bar for a pair like a merged one, and like a split one (times the bar).
-MERGED_BAR = 0.5
-SPLIT_BAR = 2.5
+# What a pair like a merged one adds to the clusterer's log-odds (odds 400 times
+# higher; such a pair is weighed even when it reads too unlike to be a candidate); a pair
+# like a split one is never joined (any negative shift holds it apart).
+MERGED_SHIFT = 6.0
+SPLIT_SHIFT = -1.0
 
 
 @dataclass(frozen=True)
@@ -139,21 +142,21 @@ class Links:
 
     links: tuple[Link, ...] = ()
 
-    def bar_factor(
+    def shift(
         self, new: Mapping[str, float], member: Mapping[str, float]
     ) -> tuple[float, int | None]:
-        """What the joining bar of `new` against `member` (their word bags) is multiplied
-        by, and the feedback that decided it (None: no link applies, the factor is 1).
-        A split outweighs a merge when both apply."""
+        """What is added to the log-odds that `new` joins the development of `member`
+        (their word bags), and the feedback that decided it (None: no link applies, the
+        shift is 0). A split outweighs a merge when both apply."""
         if not self.links:
-            return 1.0, None
+            return 0.0, None
         x, y = fingerprint([new]), fingerprint([member])
-        found: tuple[float, int | None] = (1.0, None)
+        found: tuple[float, int | None] = (0.0, None)
         for link in self.links:
             ax, by = similarity(x, link.a), similarity(y, link.b)
             bx, ay = similarity(x, link.b), similarity(y, link.a)
             if min(ax, by) >= NEAR or min(bx, ay) >= NEAR:
                 if not link.together:
-                    return SPLIT_BAR, link.feedback_id
-                found = (MERGED_BAR, link.feedback_id)
+                    return SPLIT_SHIFT, link.feedback_id
+                found = (MERGED_SHIFT, link.feedback_id)
         return found

@@ -15,12 +15,12 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from monitor import store
-from monitor.cluster import ClusterParams
+from monitor.cluster import ClusterParams, load_join_model
 from monitor.cluster_index import ClusterIndex
 from monitor.config import Settings
 from monitor.db import Database, is_sqlite
@@ -88,10 +88,13 @@ class Pipeline:
         self.fetch_options = FetchOptions.of(settings.http)
         self.outbox = Outbox(settings, db, clock, self.owner)
         self.developments = Developments(
-            ClusterParams(window=settings.matching.cluster_window),
+            ClusterParams(
+                window=settings.matching.cluster_window, join=settings.matching.join_probability
+            ),
             lambda: self.matcher,
             self.outbox,
             settings.alerts.backfill,
+            load_join_model(settings.matching.join_model),
         )
         self.lessons = Lessons()
         self.feedback_seen = (0, 0)
@@ -129,14 +132,6 @@ class Pipeline:
         return self.developments.index
 
     @property
-    def fresh_since(self) -> datetime | None:
-        return self.developments.fresh_since
-
-    @fresh_since.setter
-    def fresh_since(self, value: datetime | None) -> None:
-        self.developments.fresh_since = value
-
-    @property
     def pooled(self) -> bool | None:
         """Whether the last poll's documents were prepared by the parser pool."""
         return self.poller.pooled
@@ -151,11 +146,8 @@ class Pipeline:
         with self.db.session() as s:
             store.sync_feeds(s, self.settings.feeds, self.clock())
 
-    async def poll(self, only_due: bool = False, fresh_for: timedelta = timedelta(0)) -> PollStats:
-        """Poll the feeds (all, or the due ones). Developments opened during this poll, or
-        within `fresh_for` before it (the service passes its polling interval), are joined
-        at the lower same-poll bar."""
-        self.fresh_since = self.clock() - fresh_for
+    async def poll(self, only_due: bool = False) -> PollStats:
+        """Poll the feeds (all, or the due ones)."""
         self.read_feedback()
         return await self.poller.poll(only_due)
 

@@ -69,7 +69,7 @@ async def serve(pipeline: Pipeline) -> None:
                 return
             metrics.mark_tick()
             try:
-                stats = await pipeline.poll(only_due=True, fresh_for=fresh_for)
+                stats = await pipeline.poll(only_due=True)
                 metrics.tick_done(stats.feeds, stats.errors)
                 if stats.alerts:  # deliver now, beside the next polls, not a tick later
                     kicked = asyncio.ensure_future(tracked(deliver)())
@@ -160,14 +160,6 @@ async def serve(pipeline: Pipeline) -> None:
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = tick_interval(pipeline)
-    # Feeds are polled at different moments within their interval: a development opened
-    # by another feed's poll within the shortest interval still counts as this poll's.
-    fresh_for = timedelta(
-        seconds=min(
-            (f.poll_interval.total_seconds() for f in pipeline.settings.feeds if f.enabled),
-            default=600,
-        )
-    )
     scheduler.add_job(
         tracked(tick), "interval", seconds=every, id="tick", max_instances=1, coalesce=True
     )

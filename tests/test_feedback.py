@@ -228,9 +228,9 @@ SIDES = [
             "jets avoid Russian forces in Syria, officials said.",
         ),
         (
-            "Kremlin: officers at Hmeimim keep talking to the Israeli air force",
-            "The Russian defence ministry said its officers at the Hmeimim base still "
-            "speak daily with the Israeli military about flights over Syria.",
+            "Israeli general: northern operations go on unhindered",
+            "The air force commander said strikes on Iranian targets continue, each preceded "
+            "by a call to the Russian command at Hmeimim.",
         ),
     ),
     (
@@ -240,20 +240,21 @@ SIDES = [
             "jets clear of Russian forces in Syria, officials said.",
         ),
         (
-            "Hmeimim officers go on talking to the Israeli air force, Kremlin says",
-            "Officers of the Russian defence ministry at the Hmeimim base speak daily with "
-            "the Israeli military about flights over Syria, the ministry said.",
+            "Operations in the north go on unhindered, Israeli general says",
+            "Strikes on Iranian targets continue, the air force commander said, each one "
+            "preceded by a call to the Russian command at Hmeimim.",
         ),
     ),
 ]
 
 
 def told_apart(p: Pipeline, feed_server: FeedServer, clock: Clock, pair: int) -> None:
-    """One side of the event, then the other a poll later (not the same poll's bar)."""
+    """One side of the event, then the other two days later, in other words: the
+    clusterer alone takes them for two events."""
     first, second = SIDES[pair]
     serve(feed_server, clock, "/sides.xml", [first])
     asyncio.run(p.poll())
-    clock.advance(timedelta(hours=6))
+    clock.advance(timedelta(days=2))
     serve(feed_server, clock, "/sides.xml", [second, first])
     asyncio.run(p.poll())
 

@@ -152,9 +152,11 @@ def test_a_development_page_shows_its_reports_evidence_and_deliveries(
     for n in (0, 2, 4):
         assert f"https://n{n}.example/talks" in page and f"Outlet {n}" in page
     assert "desk-hook" in page and "delivered" in page
-    # why each later report joined: the earlier one it is most like, and what they share
-    assert page.count('<div class="why">most like') == 3
-    assert "similarity 1.00" in page and "shares entities: " in page
+    # why each later report joined: how likely the join model found it and what moved
+    # that most, the earlier report it is most like, and what they share
+    assert page.count('<div class="why">belongs with probability') == 3
+    assert "most like" in page and "similarity 1.00" in page and "shares entities: " in page
+    assert "headlines +" in page  # one of the model's reasons, in words
     detail = desktop.get(f"/api/developments/{talks}").json()
     assert len(detail["reports"]) == 4
     assert all(r["matches"] and r["join_reason"] for r in detail["reports"])

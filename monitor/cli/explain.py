@@ -68,34 +68,63 @@ def explain(obj: Context, url: str) -> None:
 
 
 def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
-    """The clustered reports published within the window before and after `entry`, most
-    alike first: what each shares with it, and whether that clears the bar."""
-    from monitor.cluster import ClusterParams, compare, document_frequencies, features_from_json
+    """How the join model weighed the developments near `entry` (the reports on topic
+    published within the window before it, by development), what moved each decision
+    most, and the five most alike reports with what each shares with it."""
+    from monitor.cluster import (
+        ClusterParams,
+        Member,
+        compare,
+        describe,
+        document_frequencies,
+        features_from_json,
+        load_join_model,
+        weigh,
+    )
 
     if not entry.cluster_features:
         return
-    params = ClusterParams(window=obj.settings.matching.cluster_window)
-    near = store.clustered_near(s, entry, params.window)
+    cfg = obj.settings.matching
+    params = ClusterParams(window=cfg.cluster_window, join=cfg.join_probability)
+    model = load_join_model(cfg.join_model)
+    near = [e for e in store.clustered_near(s, entry, params.window) if e.cluster_features]
     mine = features_from_json(entry.cluster_features)
-    theirs = [(e, features_from_json(e.cluster_features)) for e in near if e.cluster_features]
+    theirs = [(e, features_from_json(e.cluster_features or {})) for e in near]
     idf = document_frequencies([mine, *(f for _, f in theirs)])
-    rows = sorted(
-        ((compare(mine, f, idf, params), e) for e, f in theirs), key=lambda r: -r[0].similarity
-    )[:5]
+    before: dict[int, list[Member]] = {}
+    for e, f in sorted(theirs, key=lambda p: p[0].published_at, reverse=True):
+        if e.published_at <= entry.published_at and e.development_id is not None:
+            near_dev = before.setdefault(e.development_id, [])
+            if len(near_dev) < params.members:
+                near_dev.append(
+                    Member(
+                        e.id, e.development_id, e.canonical_url, e.content_hash, e.published_at, f
+                    )
+                )
+    weighed = sorted(
+        weigh(mine, entry.published_at, before, idf, model), key=lambda w: -w.probability
+    )
+    if weighed:
+        click.echo(
+            f"\nthe developments before it, as the join model ({model.source}) weighed them "
+            f"(joins at {params.join:.2f} or more):"
+        )
+        for w in weighed[:5]:
+            click.echo(f"  #{w.development_id}: {w.probability:.2f} — {describe(w.reasons(model))}")
+    rows = sorted(((compare(mine, f, idf), e) for e, f in theirs), key=lambda r: -r[0].similarity)
     if not rows:
         return
-    click.echo("\nmost alike clustered reports (similarity / bar; what they share):")
-    for c, e in rows:
+    click.echo("\nmost alike clustered reports (similarity; what they share):")
+    for c, e in rows[:5]:
         same = (
             "same development"
             if e.development_id == entry.development_id
             else f"development #{e.development_id}"
         )
-        shared = c.shared()
-        conflict = "; different places" if c.place_conflict else ""
+        conflicts = f"; but {', '.join(c.conflicts)}" if c.conflicts else ""
         click.echo(
-            f"  {c.similarity:.2f} / {c.bar:.2f}{' across languages' if c.cross else ''}"
-            f" [{same}] {e.title[:70]}\n      shares {shared}{conflict}"
+            f"  {c.similarity:.2f}{' across languages' if c.cross else ''}"
+            f" [{same}] {e.title[:70]}\n      shares {c.shared()}{conflicts}"
         )
 
 

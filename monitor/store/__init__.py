@@ -22,7 +22,6 @@ from monitor.store.developments import (
     CLUSTER_LOCK_KEY,
     development_entries,
     development_size,
-    developments_since,
     lock_clustering,
 )
 from monitor.store.entries import (
@@ -87,7 +86,6 @@ __all__ = [
     "counts",
     "development_entries",
     "development_size",
-    "developments_since",
     "entries_by_guid",
     "entry_by_url",
     "feed_health",

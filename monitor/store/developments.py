@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from monitor.models import Development, Entry
+from monitor.models import Entry
 
 # Any constant unique to this application: the key of the PostgreSQL advisory lock that
 # serializes clustering, so two workers never open two developments for one story.
@@ -18,11 +16,6 @@ def lock_clustering(s: Session) -> None:
     """Serialize clustering across workers (PostgreSQL); SQLite has one writer anyway."""
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLUSTER_LOCK_KEY})
-
-
-def developments_since(s: Session, since: datetime) -> set[int]:
-    q = select(Development.id).where(Development.first_seen_at >= since)
-    return set(s.scalars(q))
 
 
 def development_size(s: Session, dev_id: int) -> int:

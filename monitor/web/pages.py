@@ -73,19 +73,30 @@ def developments_page(
 
 @dataclass(frozen=True)
 class Why:
-    """Why a report is with the earlier ones: the most alike, and what the two share."""
+    """Why a report is with the earlier ones: how likely the join model found it, what
+    moved that most, and the earlier report it is most like, with what the two share."""
 
+    probability: float
+    reasons: str
     like: str  # that report's title
     similarity: float
-    bar: float
     shared: str
 
 
 def why_joined(found: desk.DevelopmentPage) -> dict[int, Why]:
-    """For each report after the first, the earlier report of the development it is most
-    like, with what they share (as `monitor explain` says it)."""
-    from monitor.cluster import ClusterParams, compare, document_frequencies, features_from_json
+    """For each report after the first, the development so far weighed for it (as
+    `monitor explain` says it)."""
+    from monitor.cluster import (
+        Member,
+        compare,
+        describe,
+        document_frequencies,
+        features_from_json,
+        load_join_model,
+        weigh,
+    )
 
+    model = load_join_model(None)
     feats = [
         (r.entry, features_from_json(r.entry.cluster_features))
         for r in found.reports
@@ -96,11 +107,21 @@ def why_joined(found: desk.DevelopmentPage) -> dict[int, Why]:
     for i, (entry, mine) in enumerate(feats):
         if i == 0:
             continue
+        earlier = [
+            Member(e.id, 0, e.canonical_url, e.content_hash, e.published_at, f)
+            for e, f in feats[:i]
+        ]
+        weighed = weigh(mine, entry.published_at, {0: earlier}, idf, model)
         c, other = max(
-            ((compare(mine, f, idf, ClusterParams()), e) for e, f in feats[:i]),
-            key=lambda pair: pair[0].similarity,
+            ((compare(mine, f, idf), e) for e, f in feats[:i]), key=lambda pair: pair[0].similarity
         )
-        out[entry.id] = Why(other.title, c.similarity, c.bar, c.shared())
+        out[entry.id] = Why(
+            weighed[0].probability if weighed else 0.0,
+            describe(weighed[0].reasons(model, 3)) if weighed else "reads too unlike them",
+            other.title,
+            c.similarity,
+            c.shared(),
+        )
     return out
 
 
