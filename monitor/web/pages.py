@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -83,9 +84,9 @@ class Why:
     shared: str
 
 
-def why_joined(found: desk.DevelopmentPage) -> dict[int, Why]:
+def why_joined(found: desk.DevelopmentPage, model_path: Path | None = None) -> dict[int, Why]:
     """For each report after the first, the development so far weighed for it (as
-    `monitor explain` says it)."""
+    `monitor explain` says it) by the configured join model."""
     from monitor.cluster import (
         Member,
         compare,
@@ -96,7 +97,7 @@ def why_joined(found: desk.DevelopmentPage) -> dict[int, Why]:
         weigh,
     )
 
-    model = load_join_model(None)
+    model = load_join_model(model_path)
     feats = [
         (r.entry, features_from_json(r.entry.cluster_features))
         for r in found.reports
@@ -145,7 +146,7 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
         raise HTTPException(404, "no such development")
     context = {
         "d": found,
-        "why": why_joined(found),
+        "why": why_joined(found, request.app.state.settings.matching.join_model),
         "feedback": given.of_development(s, dev_id),
         "reasons": REASONS,
         "csrf": csrf(request),
