@@ -188,6 +188,21 @@ class MatchingConfig(Section):
         None, description="a join model TOML (bench/train_cluster.py); default: the built-in one"
     )
 
+    @field_validator("join_model")
+    @classmethod
+    def _join_model_loads(cls, v: Path | None) -> Path | None:
+        """A model that cannot be read is said at start-up, not at the first poll."""
+        if v is not None:
+            from monitor.cluster import load_join_model
+
+            try:
+                load_join_model(v)
+            except OSError as exc:
+                raise ValueError(f"cannot read {v}: {exc.strerror}") from None
+            except ValueError as exc:  # not TOML, or features this version lacks
+                raise ValueError(str(exc)) from None
+        return v
+
 
 class FeedConfig(Section):
     url: str

@@ -145,6 +145,17 @@ def test_unreadable_secret_files_are_named(tmp_path: Path) -> None:
         load_settings(cfg)
 
 
+def test_a_join_model_that_cannot_be_used_is_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(f'[matching]\njoin_model = "{tmp_path / "missing.toml"}"\n')
+    with pytest.raises(ConfigError, match=r"join_model: .*cannot read .*missing\.toml"):
+        load_settings(cfg)
+    (tmp_path / "old.toml").write_text("bias = 1.0\n[weights]\nshared_words = 2.0\n")
+    cfg.write_text(f'[matching]\njoin_model = "{tmp_path / "old.toml"}"\n')
+    with pytest.raises(ConfigError, match=r"join_model: .*unknown features \['shared_words'\]"):
+        load_settings(cfg)
+
+
 def test_optional_parts_missing_are_named_with_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
