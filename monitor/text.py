@@ -394,31 +394,6 @@ NUMBER_WORDS = {
 }
 
 
-# Letters that transliterations of one name swap: Herzi/Херци (z, ts), Eisenkot/Айзенкот
-# (a leading vowel), Issachar/Иссахар (ch, kh).
-_SWAPS = (frozenset("szc"), frozenset("hkcg"), frozenset("aeiouy"), frozenset("vf"))
-
-
-def _swappable(x: str, y: str) -> bool:
-    return any(x in group and y in group for group in _SWAPS)
-
-
-def names_alike(a: str, b: str) -> bool:
-    """Two different name keys (`name_key`) that transliteration could have made of one
-    name: the same length and one swappable letter (two in keys of five letters), or one
-    extra h, y or vowel. Only keys of four letters or more: shorter ones collide."""
-    if a == b or min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
-        return len(diff) <= (2 if len(a) >= 5 else 1) and all(_swappable(*d) for d in diff)
-    long, short = (a, b) if len(a) > len(b) else (b, a)
-    for i, ch in enumerate(long):
-        if long[:i] + long[i + 1 :] == short:
-            return ch in "hyaeiou"
-    return False
-
-
 def parse_lexicon(text: str) -> dict[str, str]:
     """The bilingual lexicon (data/lexicon.txt: "concept: english forms | russian forms"
     per line) as stem → "~concept". A stem two concepts claim is left out: it is
