@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from monitor.match import MatchResult
@@ -70,6 +70,11 @@ class Features:
             + tuple(("w:" + w, 0.5) for w in self.words if w[:1] == "~")
         )
         return same, cross
+
+    @cached_property
+    def head_cross(self) -> frozenset[str]:
+        """The headline's keys that translate (all but words the lexicon lacks)."""
+        return frozenset(k for k in self.head if not k.startswith("w:") or k.startswith("w:~"))
 
 
 _COMMENTARY = re.compile(
@@ -230,7 +235,7 @@ class ClusterParams:
     window: timedelta = timedelta(days=3)
     join: float = 0.5
     background: int = 5000
-    members: int = 24
+    members: int = 12
     # A development is a candidate only if the report reads at least this much like it
     # (its most alike report, all its reports, or their headlines): whatever else they
     # have in common, a report that shares almost nothing with a development does not
@@ -256,27 +261,47 @@ def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
 def _cosine_normed(a: Mapping[str, float], na: float, b: Mapping[str, float], nb: float) -> float:
     if not a or not b or not na or not nb:
         return 0.0
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(v * b.get(k, 0.0) for k, v in a.items()) / (na * nb)
+    # the shared keys, found in C (two reports share few of their words); summed exactly,
+    # as a set's order changes from process to process
+    return math.fsum([a[k] * b[k] for k in a.keys() & b.keys()]) / (na * nb)
 
 
 class Vectors:
-    """Each report's vectors and their norms, computed once per placement: the word
-    weights do not change while one report is weighed against many, and a report's
-    vectors are otherwise rebuilt for every pair it is in (most of clustering's time)."""
+    """Each report's vectors and their norms, computed once for as long as the word
+    weights hold (one placement at least; a whole poll in the pipeline, whose reports are
+    counted in the weights before any is placed): a report's vectors are otherwise
+    rebuilt for every pair it is in, which was most of clustering's time."""
 
     def __init__(self, idf: Idf | Mapping[str, float]) -> None:
         self.idf = idf
-        self._seen: dict[tuple[int, bool], tuple[Features, dict[str, float], float]] = {}
+        self.stamp = idf.stamp if isinstance(idf, Idf) else 0
+        # id of the report -> (the report, kept so that its id is not reused; its vector;
+        # the vector's norm), for words (same language) and for what translates (cross)
+        self._same: dict[int, tuple[Features, dict[str, float], float]] = {}
+        self._cross: dict[int, tuple[Features, dict[str, float], float]] = {}
+        self._centroids: dict[tuple[int, ...], tuple[dict[str, float], float]] = {}
 
     def get(self, f: Features, cross: bool) -> tuple[dict[str, float], float]:
-        hit = self._seen.get((id(f), cross))
+        seen = self._cross if cross else self._same
+        hit = seen.get(id(f))
         if hit is None:
             v = _vector(f, self.idf, cross)
-            # the report itself is kept with its vector, so its id cannot be reused
-            hit = self._seen[(id(f), cross)] = (f, v, _norm(v))
+            hit = seen[id(f)] = (f, v, _norm(v))
         return hit[1], hit[2]
+
+    def centroid(self, members: Sequence[Member]) -> tuple[dict[str, float], float]:
+        """The sum of the reports' key vectors, and its norm: a development is weighed
+        for each report of a poll that resembles it."""
+        ids = tuple(id(m.features) for m in members)
+        hit = self._centroids.get(ids)
+        if hit is None:
+            c: dict[str, float] = {}
+            for m in members:
+                for k, v in self.get(m.features, True)[0].items():
+                    c[k] = c.get(k, 0.0) + v
+            # the reports are kept with their vectors (`get`), so their ids hold
+            hit = self._centroids[ids] = (c, _norm(c))
+        return hit
 
 
 def document_frequencies(pool: Sequence[Features]) -> Idf:
@@ -335,14 +360,21 @@ def days_apart(a: frozenset[str], b: frozenset[str], slack: int = 2) -> bool:
 
 
 class Idf:
-    """Smoothed inverse document frequency over a pool that grows as articles arrive."""
+    """Smoothed inverse document frequency over a pool that grows as articles arrive.
+
+    `stamp` names the pool's content (its size and which keys it counts), so that weights
+    and vectors computed from it can be kept while it is unchanged: placing a report
+    takes it out of the background and adds it back as a member, which changes nothing.
+    """
 
     def __init__(self) -> None:
         self.df: Counter[str] = Counter()
         self.n = 0
+        self.stamp = 0
         # the weights asked for since the pool last changed: one report is weighed
-        # against many that share its words
+        # against many that share its words; and the last pool's, in case it comes back
         self._memo: dict[str, float] = {}
+        self._saved: tuple[int, dict[str, float]] | None = None
 
     @staticmethod
     def keys(f: Features) -> set[str]:
@@ -361,11 +393,13 @@ class Idf:
         self.remove_keys(self.keys(f))
 
     def add_keys(self, keys: Iterable[str]) -> None:
+        keys = tuple(keys)
         self.df.update(keys)
         self.n += 1
-        self._memo.clear()
+        self._moved(1 + sum(map(hash, keys)))
 
     def remove_keys(self, keys: Iterable[str]) -> None:
+        keys = tuple(keys)
         df = self.df
         for key in keys:
             left = df[key] - 1
@@ -374,7 +408,17 @@ class Idf:
             else:  # a long-running service must not keep every word it ever saw
                 del df[key]
         self.n -= 1
-        self._memo.clear()
+        self._moved(-1 - sum(map(hash, keys)))
+
+    def _moved(self, delta: int) -> None:
+        """The pool changed by `delta` (the hashes of what came in, less what went out)."""
+        old, self.stamp = self.stamp, (self.stamp + delta) & _STAMP_MASK
+        if self._memo:
+            self._saved = (old, self._memo)
+        if self._saved is not None and self._saved[0] == self.stamp:
+            self._memo, self._saved = self._saved[1], None
+        else:
+            self._memo = {}
 
     def get(self, key: str, default: float = 1.0) -> float:
         value = self._memo.get(key)
@@ -383,12 +427,15 @@ class Idf:
         return value
 
 
+_STAMP_MASK = (1 << 64) - 1
+
+
 # ------------------------------------------------------------------ the evidence --
 
 
-@dataclass(frozen=True)
-class Pair:
-    """How a new report compares with one report of a development."""
+class Pair(NamedTuple):
+    """How a new report compares with one report of a development (a tuple: one is made
+    for every report of every candidate development)."""
 
     similarity: float
     headline: float  # cosine of the two headlines' keys
@@ -405,13 +452,18 @@ class Pair:
 
 def _headline(a: Features, b: Features, idf: Idf | Mapping[str, float], cross: bool) -> float:
     """Cosine of the headlines' key sets; across languages only keys that translate."""
-    ka = {k for k in a.head if not cross or not k.startswith("w:") or k.startswith("w:~")}
-    kb = {k for k in b.head if not cross or not k.startswith("w:") or k.startswith("w:~")}
+    ka = a.head_cross if cross else a.head
+    kb = b.head_cross if cross else b.head
     if not ka or not kb:
         return 0.0
-    w = {k: idf.get(k, 1.0) ** 2 for k in ka | kb}
-    shared = sum(w[k] for k in ka & kb)
-    return shared / math.sqrt(sum(w[k] for k in ka) * sum(w[k] for k in kb))
+    get = idf.get
+    shared = ka & kb
+    if not shared:
+        return 0.0
+    # summed exactly: a set's order changes from process to process
+    return math.fsum([get(k, 1.0) ** 2 for k in shared]) / math.sqrt(
+        math.fsum([get(k, 1.0) ** 2 for k in ka]) * math.fsum([get(k, 1.0) ** 2 for k in kb])
+    )
 
 
 def pair(
@@ -510,11 +562,7 @@ def _evidence(
     if len(members) == 1:  # the centroid is the report itself
         centroid_cosine = pairs[0].keys
     else:
-        centroid: dict[str, float] = {}
-        for m in members:
-            for k, v in vectors.get(m.features, True)[0].items():
-                centroid[k] = centroid.get(k, 0.0) + v
-        centroid_cosine = _cosine(vectors.get(f, True)[0], centroid)
+        centroid_cosine = _cosine_normed(*vectors.get(f, True), *vectors.centroid(members))
     hours = min(p.hours for p in pairs)
     dated = [m.features.dateline for m in members if m.features.dateline]
     fresh_numbers = sum(idf.get("n:" + n, 1.0) for n in f.numbers - numbers)
@@ -648,12 +696,14 @@ def weigh(
     model: JoinModel | None = None,
     shift: Shift | None = None,
     params: ClusterParams = ClusterParams(),
+    vectors: Vectors | None = None,
 ) -> list[Weighed]:
     """Each candidate development (its recent members, most recent first) that can be
     one for a new report `f` published at `at` (`alike`), weighed for it: its evidence
-    and the probability that the report belongs."""
+    and the probability that the report belongs. `vectors`: reports' vectors under `idf`
+    kept from earlier placements, if the word weights have not changed since."""
     model = model or builtin_join_model()
-    vectors = Vectors(idf)
+    vectors = vectors or Vectors(idf)
     found = []
     for dev, members in candidates.items():
         moved, taught = 0.0, None
@@ -693,9 +743,10 @@ def assign(
     idf: Idf | Mapping[str, float] | None = None,
     shift: Shift | None = None,
     model: JoinModel | None = None,
+    vectors: Vectors | None = None,
 ) -> Assignment:
     """Decide which development an article belongs to, given recent members (any order);
-    `shift`, readers' merges and splits."""
+    `shift`, readers' merges and splits; `vectors`, as `weigh` takes them."""
     for m in members:
         if article_url and m.canonical_url == article_url:
             return Assignment(m.development_id, "same-url", 1.0, m.entry_id)
@@ -711,7 +762,7 @@ def assign(
             if len(near) < params.members:
                 near.append(m)
     best: Weighed | None = None
-    for w in weigh(f, published_at, candidates, idf, model, shift, params):
+    for w in weigh(f, published_at, candidates, idf, model, shift, params, vectors):
         if w.probability >= params.join and (best is None or w.probability > best.probability):
             best = w
     if best is None:

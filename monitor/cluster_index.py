@@ -17,6 +17,7 @@ from monitor.cluster import (
     JoinModel,
     Member,
     Shift,
+    Vectors,
     assign,
 )
 
@@ -48,6 +49,7 @@ class ClusterIndex:
         self._postings: dict[str, set[int]] = {}
         self._by_url: dict[str, set[int]] = {}
         self._by_hash: dict[str, set[int]] = {}
+        self._vectors = Vectors(self.idf)
 
     def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
         """Count an article that is not clustered towards the word weights."""
@@ -140,6 +142,8 @@ class ClusterIndex:
         f: Features,
         shift: Shift | None = None,
     ) -> Assignment:
+        if self._vectors.stamp != self.idf.stamp:  # the word weights moved
+            self._vectors = Vectors(self.idf)
         return assign(
             url,
             content_hash,
@@ -150,4 +154,5 @@ class ClusterIndex:
             self.idf,
             shift,
             self.model,
+            self._vectors,
         )

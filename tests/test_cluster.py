@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.cluster import Features, Idf, Member, features
+from monitor.cluster import Features, Idf, Member, Vectors, features
 from monitor.cluster_index import ClusterIndex
 from monitor.match import Matcher, load_profile
 from monitor.normalize import canonical_url, content_hash
@@ -202,6 +202,26 @@ def test_background_keeps_only_the_latest_articles(matcher: Matcher) -> None:
             ),
         )
     assert index.idf.n == 3 and set(index._background) == {3, 4, 5}
+
+
+def test_word_weights_and_vectors_hold_while_the_pool_is_unchanged(matcher: Matcher) -> None:
+    """Placing a report takes it out of the background and adds it back as a member: the
+    weights (and the vectors cached from them) must read the same; any real change of
+    the pool must give new ones."""
+    w = World(matcher)
+    f = w.feats(*STRIKE, "en")
+    w.index.observe(7, T0, f)
+    idf = w.index.idf
+    before, weight = idf.stamp, idf.get("w:strike")
+    w.index.add(Member(7, 1, None, "h", T0, f))  # the pipeline placing entry 7
+    assert idf.stamp == before and idf.get("w:strike") == weight
+    w.index.observe(8, T0, w.feats("Strike at the port", "Dockers stopped work.", "en"))
+    assert idf.stamp != before and idf.get("w:strike") != weight
+    # assigning with vectors kept from an earlier placement gives what fresh ones give
+    other = w.feats("Israeli jets strike near Damascus", "Syrian media said.", "en")
+    kept = w.index.assign(None, "x", T0, other)
+    w.index._vectors = Vectors(idf)
+    assert w.index.assign(None, "x", T0, other) == kept
 
 
 def test_word_weight_keys_read_from_stored_features_are_those_of_the_features() -> None:
