@@ -131,18 +131,33 @@ def mix(a: Path, b: Path, out: Path) -> Path:
 
 def decisions(reports: Sequence[Report], idf: Any) -> list[Decision]:
     """Teacher forcing: each report weighed against the true developments before it."""
-    from monitor.cluster import EVIDENCE, ClusterParams, Member, _evidence, _relative, alike
+    from monitor.cluster import (
+        EVIDENCE,
+        ClusterParams,
+        Member,
+        _evidence,
+        _relative,
+        alike,
+        crowd_of,
+    )
 
     params = ClusterParams()
     seen: dict[str, list[Member]] = {}
+    ids = {dev: i for i, dev in enumerate(dict.fromkeys(r.development for r in reports))}
     out = []
     for r in reports:
+        busy = math.log1p(
+            crowd_of(
+                r.published_at, ((m.published_at, ids[dev]) for dev, ms in seen.items() for m in ms)
+            )
+        )
         found = []
         for dev, members in seen.items():
             near = [m for m in members if abs(m.published_at - r.published_at) <= params.window]
             if near:
                 near.sort(key=lambda m: m.published_at, reverse=True)
                 ev = _evidence(r.features, r.published_at, near[: params.members], idf)
+                ev[0]["crowd"] = busy
                 if alike(ev[0], params):  # else not a candidate: "new" is right
                     found.append((dev, ev))
         _relative([e for _, (e, _, _) in found], r.features)
@@ -176,12 +191,21 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
 
 
 # Evidence whose direction is known before any data: a contradiction never makes a join
-# likelier, a shared trait never makes it less likely, nearer in time never less likely.
+# likelier, a shared trait never makes it less likely, nearer in time never less likely,
+# and many other events at the same hours never make a join likelier.
 # A weight the fit gives the other sign (when the evidence is confounded with others in
 # our sets) is set to zero and the rest fitted again, so the model cannot learn that
 # other places mean the same event, or that two days apart is likelier than six hours.
 AGAINST = frozenset(
-    ("dateline_conflict", "day_conflict", "weekday_conflict", "place_conflict", "again", "gap")
+    (
+        "dateline_conflict",
+        "day_conflict",
+        "weekday_conflict",
+        "place_conflict",
+        "again",
+        "gap",
+        "crowd",
+    )
 )
 FOR = frozenset(
     (

@@ -518,6 +518,7 @@ EVIDENCE = (
     "within_3h",  # ... within 3 hours
     "within_2d",  # ... within 42 hours
     "size",  # how many reports it has (log)
+    "crowd",  # how many developments had a report within 18 hours of the new one (log)
     "other_language",  # none of its reports is in the new one's language
     "commentary",  # the new report is labelled analysis or opinion, or asks a question
     "reaction",  # the new report is a reaction (condemns, welcomes, "X: ...")
@@ -697,13 +698,17 @@ def weigh(
     shift: Shift | None = None,
     params: ClusterParams = ClusterParams(),
     vectors: Vectors | None = None,
+    crowd: int = 0,
 ) -> list[Weighed]:
     """Each candidate development (its recent members, most recent first) that can be
     one for a new report `f` published at `at` (`alike`), weighed for it: its evidence
     and the probability that the report belongs. `vectors`: reports' vectors under `idf`
-    kept from earlier placements, if the word weights have not changed since."""
+    kept from earlier placements, if the word weights have not changed since. `crowd`:
+    how many developments have a report within CROWD of `at` (`crowd_of`): when many
+    events on the topics break at once, sharing the topics' words says less."""
     model = model or builtin_join_model()
     vectors = vectors or Vectors(idf)
+    busy = math.log1p(crowd)
     found = []
     for dev, members in candidates.items():
         moved, taught = 0.0, None
@@ -715,6 +720,7 @@ def weigh(
         if moved < 0:  # readers said reports like these are two events
             continue
         ev = _evidence(f, at, members, idf, vectors)
+        ev[0]["crowd"] = busy
         if moved > 0 or alike(ev[0], params):  # ... or one, however unlike they read
             found.append((dev, ev, moved, taught))
     _relative([e for _, (e, _, _), _, _ in found], f)
@@ -724,6 +730,19 @@ def weigh(
         )
         for dev, (evidence, closest, sim), moved, taught in found
     ]
+
+
+# How near in time another development's report must be to count in the crowd, and the
+# most that count (our sets' busiest hours have about 40: beyond, the model would guess).
+CROWD = timedelta(hours=18)
+CROWD_CAP = 40
+
+
+def crowd_of(at: datetime, reports: Iterable[tuple[datetime, int | None]]) -> int:
+    """How many developments (up to CROWD_CAP) have a report (publication time,
+    development) within CROWD of `at`."""
+    devs = {dev for t, dev in reports if dev is not None and abs(t - at) < CROWD}
+    return min(len(devs), CROWD_CAP)
 
 
 def _taught(z: float, moved: float) -> float:
@@ -744,9 +763,11 @@ def assign(
     shift: Shift | None = None,
     model: JoinModel | None = None,
     vectors: Vectors | None = None,
+    crowd: int | None = None,
 ) -> Assignment:
     """Decide which development an article belongs to, given recent members (any order);
-    `shift`, readers' merges and splits; `vectors`, as `weigh` takes them."""
+    `shift`, readers' merges and splits; `vectors` and `crowd`, as `weigh` takes them
+    (`crowd` by default counted among `members`)."""
     for m in members:
         if article_url and m.canonical_url == article_url:
             return Assignment(m.development_id, "same-url", 1.0, m.entry_id)
@@ -762,7 +783,9 @@ def assign(
             if len(near) < params.members:
                 near.append(m)
     best: Weighed | None = None
-    for w in weigh(f, published_at, candidates, idf, model, shift, params, vectors):
+    if crowd is None:
+        crowd = crowd_of(published_at, [(m.published_at, m.development_id) for m in members])
+    for w in weigh(f, published_at, candidates, idf, model, shift, params, vectors, crowd):
         if w.probability >= params.join and (best is None or w.probability > best.probability):
             best = w
     if best is None:

@@ -4,12 +4,15 @@ with ten. Pure; developments.py keeps it in step with the database."""
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import sys
 from collections.abc import Iterable
 from datetime import datetime
 
 from monitor.cluster import (
+    CROWD,
+    CROWD_CAP,
     Assignment,
     ClusterParams,
     Features,
@@ -50,6 +53,9 @@ class ClusterIndex:
         self._by_url: dict[str, set[int]] = {}
         self._by_hash: dict[str, set[int]] = {}
         self._vectors = Vectors(self.idf)
+        # (published_at, entry id) of every member, in order: the developments of a
+        # period (`crowd`) without a scan of all members
+        self._times: list[tuple[datetime, int]] = []
 
     def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
         """Count an article that is not clustered towards the word weights."""
@@ -78,6 +84,7 @@ class ClusterIndex:
         if m.canonical_url:
             self._by_url.setdefault(m.canonical_url, set()).add(m.entry_id)
         self._by_hash.setdefault(m.content_hash, set()).add(m.entry_id)
+        bisect.insort(self._times, (m.published_at, m.entry_id))
         heapq.heappush(self._by_time, (m.published_at, m.entry_id))
         self.max_entry_id = max(self.max_entry_id, m.entry_id)
 
@@ -89,6 +96,7 @@ class ClusterIndex:
         if old is None:
             return
         self.idf.remove(old.features)
+        del self._times[bisect.bisect_left(self._times, (old.published_at, entry_id))]
         same = self._by_dev[old.development_id]
         same.discard(entry_id)
         if not same:
@@ -134,6 +142,23 @@ class ClusterIndex:
             found |= self._by_dev[dev]
         return [self.members[i] for i in found]
 
+    def crowd(self, at: datetime) -> int:
+        """`cluster.crowd_of` over the members: how many developments (up to CROWD_CAP)
+        have a report within CROWD of `at`. Reads outward from `at` and stops at the cap,
+        so a busy period costs no more than a quiet one."""
+        times, members = self._times, self.members
+        i = bisect.bisect_left(times, (at, -1))
+        devs: set[int] = set()
+        for j in range(i, len(times)):
+            if len(devs) >= CROWD_CAP or times[j][0] - at >= CROWD:
+                break
+            devs.add(members[times[j][1]].development_id)
+        for j in range(i - 1, -1, -1):
+            if len(devs) >= CROWD_CAP or at - times[j][0] >= CROWD:
+                break
+            devs.add(members[times[j][1]].development_id)
+        return min(len(devs), CROWD_CAP)
+
     def assign(
         self,
         url: str | None,
@@ -155,4 +180,5 @@ class ClusterIndex:
             shift,
             self.model,
             self._vectors,
+            self.crowd(published_at),
         )

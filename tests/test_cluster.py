@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.cluster import Features, Idf, Member, Vectors, features
+from monitor.cluster import Features, Idf, Member, Vectors, features, weigh
 from monitor.cluster_index import ClusterIndex
 from monitor.match import Matcher, load_profile
 from monitor.normalize import canonical_url, content_hash
@@ -222,6 +222,24 @@ def test_word_weights_and_vectors_hold_while_the_pool_is_unchanged(matcher: Matc
     kept = w.index.assign(None, "x", T0, other)
     w.index._vectors = Vectors(idf)
     assert w.index.assign(None, "x", T0, other) == kept
+
+
+def test_the_crowd_counts_developments_with_a_report_within_hours(matcher: Matcher) -> None:
+    """The crowd a report is placed in: developments (not reports) with a report within
+    18 hours of it, as the index holds them, forgotten when their reports go."""
+    w = World(matcher)
+    f = w.feats(*STRIKE, "en")
+    for entry_id, dev, hours in [(1, 1, 0), (2, 1, 1), (3, 2, 10), (4, 3, -17), (5, 4, 30)]:
+        w.index.add(Member(entry_id, dev, None, f"h{entry_id}", T0 + timedelta(hours=hours), f))
+    assert w.index.crowd(T0) == 3  # developments 1, 2 and 3; 4 is 30 hours away
+    assert w.index.crowd(T0 + timedelta(hours=27)) == 2  # 2 and 4
+    w.index.prune(T0)  # entry 4 goes
+    assert w.index.crowd(T0) == 2
+    # a crowd of other events makes the model less ready to join on shared words
+    other = w.feats("Israeli jets strike near Homs again", "Syrian media said.", "en")
+    near = {1: [w.index.members[1]]}
+    quiet, busy = (weigh(other, T0, near, w.index.idf, crowd=n)[0].probability for n in (0, 20))
+    assert busy < quiet
 
 
 def test_word_weight_keys_read_from_stored_features_are_those_of_the_features() -> None:

@@ -228,9 +228,9 @@ SIDES = [
             "jets avoid Russian forces in Syria, officials said.",
         ),
         (
-            "Israeli general: northern operations go on unhindered",
-            "The air force commander said strikes on Iranian targets continue, each preceded "
-            "by a call to the Russian command at Hmeimim.",
+            "Northern operations go on unhindered, general says",
+            "Raids on Iranian targets go on at the same pace, the Israeli air force commander "
+            "said, with Moscow told of each in advance.",
         ),
     ),
     (
@@ -240,9 +240,9 @@ SIDES = [
             "jets clear of Russian forces in Syria, officials said.",
         ),
         (
-            "Operations in the north go on unhindered, Israeli general says",
-            "Strikes on Iranian targets continue, the air force commander said, each one "
-            "preceded by a call to the Russian command at Hmeimim.",
+            "Operations in the north continue unhindered, general says",
+            "The Israeli air force commander said raids on Iranian targets continue at the "
+            "same pace, Moscow being told of each one in advance.",
         ),
     ),
 ]

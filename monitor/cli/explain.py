@@ -75,6 +75,7 @@ def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
         ClusterParams,
         Member,
         compare,
+        crowd_of,
         describe,
         document_frequencies,
         features_from_json,
@@ -101,8 +102,13 @@ def _explain_neighbours(obj: Context, s: Any, entry: Entry) -> None:
                         e.id, e.development_id, e.canonical_url, e.content_hash, e.published_at, f
                     )
                 )
+    # the developments around it when it was placed: those of the reports stored before it
+    crowd = crowd_of(
+        entry.published_at, ((e.published_at, e.development_id) for e in near if e.id < entry.id)
+    )
     weighed = sorted(
-        weigh(mine, entry.published_at, before, idf, model), key=lambda w: -w.probability
+        weigh(mine, entry.published_at, before, idf, model, crowd=crowd),
+        key=lambda w: -w.probability,
     )
     if weighed:
         click.echo(

@@ -201,6 +201,21 @@ def clustered_near(s: Session, entry: Entry, window: timedelta, limit: int = 200
     )
 
 
+def clustered_between(
+    s: Session, start: datetime, end: datetime
+) -> list[tuple[int, datetime, int | None]]:
+    """(id, published_at, development) of the entries in developments published between
+    `start` and `end`: the crowd a report was placed in (cluster.crowd_of)."""
+    rows = s.execute(
+        select(Entry.id, Entry.published_at, Entry.development_id).where(
+            Entry.development_id.is_not(None),
+            Entry.published_at >= start,
+            Entry.published_at <= end,
+        )
+    )
+    return [(i, t, d) for i, t, d in rows]
+
+
 def cleanup(s: Session, before: datetime) -> int:
     """Delete entries last seen before `before`, then developments left without entries.
     Alerts and their deliveries stay as the record of what was sent."""

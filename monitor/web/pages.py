@@ -4,8 +4,9 @@ feeds, dead letters, search. Server-rendered; every value escaped by Jinja2."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -84,12 +85,18 @@ class Why:
     shared: str
 
 
-def why_joined(found: desk.DevelopmentPage, model_path: Path | None = None) -> dict[int, Why]:
+def why_joined(
+    found: desk.DevelopmentPage,
+    model_path: Path | None = None,
+    neighbours: Sequence[tuple[int, datetime, int | None]] = (),
+) -> dict[int, Why]:
     """For each report after the first, the development so far weighed for it (as
-    `monitor explain` says it) by the configured join model."""
+    `monitor explain` says it) by the configured join model; `neighbours`, the reports
+    in developments around it (store.clustered_between), for the crowd it was placed in."""
     from monitor.cluster import (
         Member,
         compare,
+        crowd_of,
         describe,
         document_frequencies,
         features_from_json,
@@ -112,7 +119,8 @@ def why_joined(found: desk.DevelopmentPage, model_path: Path | None = None) -> d
             Member(e.id, 0, e.canonical_url, e.content_hash, e.published_at, f)
             for e, f in feats[:i]
         ]
-        weighed = weigh(mine, entry.published_at, {0: earlier}, idf, model)
+        crowd = crowd_of(entry.published_at, ((t, d) for i, t, d in neighbours if i < entry.id))
+        weighed = weigh(mine, entry.published_at, {0: earlier}, idf, model, crowd=crowd)
         c, other = max(
             ((compare(mine, f, idf), e) for e, f in feats[:i]), key=lambda pair: pair[0].similarity
         )
@@ -139,6 +147,16 @@ def _lists(request: Request, s: Session) -> dict[str, Any]:
     return cached[1]
 
 
+def around(s: Session, found: desk.DevelopmentPage) -> list[tuple[int, datetime, int | None]]:
+    """The reports in developments published near this one's (its crowd)."""
+    from monitor.cluster import CROWD
+
+    times = [r.entry.published_at for r in found.reports]
+    if not times:
+        return []
+    return store.clustered_between(s, min(times) - CROWD, max(times) + CROWD)
+
+
 @router.get("/developments/{dev_id}", response_class=HTMLResponse)
 def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLResponse:
     found = desk.development(s, dev_id)
@@ -146,7 +164,7 @@ def development_page(request: Request, dev_id: int, s: DbSession) -> HTMLRespons
         raise HTTPException(404, "no such development")
     context = {
         "d": found,
-        "why": why_joined(found, request.app.state.settings.matching.join_model),
+        "why": why_joined(found, request.app.state.settings.matching.join_model, around(s, found)),
         "feedback": given.of_development(s, dev_id),
         "reasons": REASONS,
         "csrf": csrf(request),
