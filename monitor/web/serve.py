@@ -4,6 +4,7 @@ apart)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -36,7 +37,28 @@ def server(settings: Settings, db: Database, app: FastAPI | None = None) -> uvic
         lifespan="off",
         server_header=False,
     )
-    return uvicorn.Server(config)
+    return _server_class()(config)
+
+
+# How often the desk's server wakes while idle to see whether it should stop. uvicorn's own
+# loop wakes every 0.1 s: 0.23 s of CPU a minute in the soak, for nothing.
+TICK = 1.0
+
+
+def _server_class() -> type[uvicorn.Server]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, waking once a TICK rather than ten times a second; `on_tick`
+        is told a counter that refreshes the Date header at every wake."""
+
+        async def main_loop(self) -> None:
+            counter = 0
+            while not await self.on_tick(counter):
+                counter += 10
+                await asyncio.sleep(TICK)
+
+    return Server
 
 
 class Desk:
