@@ -103,17 +103,29 @@ class Indexer:
 
     CHUNK = 2000
     PAUSE = 2.0
+    # The pause when the service's polls wake the indexer (`nudge`): it then only needs
+    # to look now and then for what other workers stored.
+    NUDGED_PAUSE = 30.0
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.pause = self.PAUSE
         self.stopping = threading.Event()
+        self.wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name="search-index", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
+    def nudge(self) -> None:
+        """Something was stored: index it now. The first nudge makes the pause long,
+        so that a service's idle desk does not look every PAUSE seconds."""
+        self.pause = self.NUDGED_PAUSE
+        self.wake.set()
+
     def stop(self) -> None:
         self.stopping.set()
+        self.wake.set()
         if self.thread.is_alive():
             self.thread.join(timeout=10)
 
@@ -130,7 +142,8 @@ class Indexer:
                 log.warning("search index: %s", exc.__class__.__name__)
                 done = 0
             if done < self.CHUNK:
-                self.stopping.wait(self.PAUSE)
+                self.wake.wait(self.pause)
+                self.wake.clear()
 
 
 def start_desk(settings: Settings, db: Database) -> Desk | None:
