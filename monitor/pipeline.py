@@ -38,7 +38,7 @@ from monitor.store.feedback import version as feedback_version
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
-    from monitor.prepare import Prepared
+    from monitor.prepare import Memo, Prepared
 
 __all__ = ["FEED_LEASE", "Pipeline", "PollStats"]
 
@@ -109,6 +109,7 @@ class Pipeline:
             settings.alerts.feed_failure_alert,
             lambda: self.lessons,
             settings.websub.poll_interval if settings.websub.callback else None,
+            lambda: self.memo,
         )
         self.poller = Poller(
             db,
@@ -130,6 +131,13 @@ class Pipeline:
         return Matcher(
             load_profile(self.settings.matching.topics), self.settings.matching.threshold
         )
+
+    @cached_property
+    def memo(self) -> Memo:
+        """Entries of recently read documents, for the documents this process reads."""
+        from monitor.prepare import Memo
+
+        return Memo()
 
     @property
     def cluster(self) -> ClusterIndex:

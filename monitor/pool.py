@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from monitor.match import Matcher
-    from monitor.prepare import Prepared
+    from monitor.prepare import Memo, Prepared
 
 log = logging.getLogger("monitor.pool")
 
@@ -125,6 +125,7 @@ class _Worker:
     _matcher: Matcher | None = None
     _engine: Engine | None = None
     trimmed: float = 0.0  # when freed memory was last given back (time.monotonic)
+    memo: Memo | None = None  # entries of the documents this worker read last
 
     def matcher(self) -> Matcher:
         if self._matcher is None:
@@ -171,15 +172,19 @@ def start_worker(
 def prepare_job(job: Job) -> Prepared:
     """Parse, normalize and match one document (prepare.py), in a worker."""
     from monitor.parse import ParseError
-    from monitor.prepare import Prepared, prepare_document, read_document
+    from monitor.prepare import Memo, Prepared, prepare_document, read_document
 
     assert _worker is not None, "start_worker runs first"
+    if _worker.memo is None:
+        _worker.memo = Memo()
     now = time.monotonic()
     if now - _worker.trimmed > TRIM_EVERY:  # between documents, at most so often
         memory.give_back()
         _worker.trimmed = now
     try:
-        doc = read_document(job.body, job.url, job.content_type, job.feed_url, job.now)
+        doc = read_document(
+            job.body, job.url, job.content_type, job.feed_url, job.now, _worker.memo
+        )
         known = {} if job.first_sight else _worker.known(job.feed_id, doc.guids)
         return prepare_document(doc, _worker.matcher(), known)
     except ParseError as exc:
