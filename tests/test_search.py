@@ -141,6 +141,7 @@ def test_a_nudged_indexer_indexes_at_once_whatever_its_pause(database: Database)
         store(database, STORIES[:1])
         indexer.nudge()
         assert passes.acquire(timeout=30)
+        indexer.stop()  # the pass's transaction has committed once the thread ends
         assert found(database, "sochi") == ["Putin and Bennett meet in Sochi"]
         assert indexer.pause == Indexer.NUDGED_PAUSE
     finally:
