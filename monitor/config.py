@@ -61,8 +61,8 @@ class ServiceConfig(Section):
     # Entries and developments not seen for this long are deleted daily (alerts stay).
     retention: Duration = timedelta(days=90)
     # Worker processes that parse and match fetched documents (the parser pool, started
-    # once); default: one for `monitor run`, one per core for a one-shot poll; 0: none,
-    # all in the main process.
+    # once); default: one per core, and for `monitor run` only while a poll needs them
+    # (pool.ParserPool.on_demand); 0: none, all in the main process.
     processes: int | None = Field(None, ge=0)
     # The longest a worker may spend on one document: past it the worker is replaced and
     # the feed fails until it serves another document.

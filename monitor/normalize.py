@@ -8,6 +8,7 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
@@ -276,18 +277,10 @@ def normalize_entry(
     """
     url = _web_address(urljoin(feed_url, entry.link)) if entry.link else None
     canon = canonical_url(url) if url else None
-    body_html = (
-        entry.content_html
-        if len(entry.content_html) > len(entry.summary_html)
-        else entry.summary_html
-    )
+    body_html = _body_html(entry)
     title = html_to_text(entry.title, titled=True)
     text = html_to_text(body_html)
-    published = entry.published or entry.updated
-    estimated = published is None
-    if published is None or published > now + FUTURE_TOLERANCE:
-        published = now
-    updated = entry.updated if entry.updated and entry.updated <= now + FUTURE_TOLERANCE else None
+    published, updated, estimated = entry_dates(entry, now)
     chash = content_hash(title, text)
     guid = entry.guid or canon or f"sha256:{chash}"
     if len(guid) > MAX_GUID:  # kept whole as a hash: a cut guid could meet another's
@@ -309,6 +302,53 @@ def normalize_entry(
     )
 
 
+def _body_html(entry: ParsedEntry) -> str:
+    """The entry's fuller text: its content, else its summary."""
+    if len(entry.content_html) > len(entry.summary_html):
+        return entry.content_html
+    return entry.summary_html
+
+
+def entry_dates(entry: ParsedEntry, now: datetime) -> tuple[datetime, datetime | None, bool]:
+    """(published, updated, estimated) as normalize_entry dates an entry."""
+    published = entry.published or entry.updated
+    estimated = published is None
+    if published is None or published > now + FUTURE_TOLERANCE:
+        published = now
+    updated = entry.updated if entry.updated and entry.updated <= now + FUTURE_TOLERANCE else None
+    return published, updated, estimated
+
+
+def source_key(entry: ParsedEntry, feed_url: str) -> bytes:
+    """A digest of everything an entry's guid and content hash are made from, as the feed
+    wrote it: two entries with the same key normalize to the same guid and hash."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (feed_url, entry.guid, entry.link, entry.title, _body_html(entry)):
+        h.update(b"\0" if part is None else part.encode("utf-8", "surrogatepass") + b"\1")
+    return h.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An entry known by its guid and content hash (from `Memo`) without being normalized:
+    most entries of a changed document are stored already as they are, and normalizing
+    them (HTML to text and sanitizing, twice nh3) was most of reading the document.
+    `complete` normalizes it when it does need storing."""
+
+    guid: str
+    content_hash: str
+    published_at: datetime
+    updated_at: datetime | None
+    date_estimated: bool
+    entry: ParsedEntry
+    feed_url: str
+    feed_language: str | None
+    now: datetime
+
+    def complete(self) -> Article:
+        return normalize_entry(self.entry, self.feed_url, self.feed_language, self.now)
+
+
 def _web_address(url: str) -> str | None:
     """An http(s) address that fits its column, else None: `javascript:` and `data:` links
     are not stored, and neither is a URL longer than any browser takes."""
@@ -318,13 +358,16 @@ def _web_address(url: str) -> str | None:
     return url
 
 
-def _stamp(a: Article) -> datetime:
+A = TypeVar("A", bound="Article | Draft")
+
+
+def _stamp(a: Article | Draft) -> datetime:
     return a.updated_at or a.published_at
 
 
-def dedupe(articles: list[Article]) -> list[Article]:
+def dedupe(articles: list[A]) -> list[A]:
     """One article per guid within a document (the latest revision wins), order kept."""
-    best: dict[str, Article] = {}
+    best: dict[str, A] = {}
     for a in articles:
         prev = best.get(a.guid)
         if prev is None or _stamp(a) > _stamp(prev):

@@ -38,7 +38,7 @@ from monitor.store.feedback import version as feedback_version
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
-    from monitor.prepare import Prepared
+    from monitor.prepare import Memo, Prepared
 
 __all__ = ["FEED_LEASE", "Pipeline", "PollStats"]
 
@@ -61,10 +61,12 @@ class Pipeline:
         clock: Callable[[], datetime] = utcnow,
         service: bool = False,
     ) -> None:
-        """`service`: for `monitor run`, which keeps its parser pool, and so by default
-        keeps one worker (its steady work is the few documents that changed; another
-        worker costs ~35 MiB and speeds up only the first poll). A one-shot poll has one
-        per core."""
+        """`service`: for `monitor run`. Unless `[service] processes` is set, its parser
+        pool runs on demand (pool.py): a worker per core for a poll of many new feeds (a
+        start from scratch), ended after it; the few documents that change in a warm
+        tick are read in the storing thread, where they cost less CPU than the pool's
+        messages and idle threads, and the ~90 MiB of its processes. A one-shot poll has
+        a worker per core."""
         self.settings = settings
         self.db = db
         self.clock = clock
@@ -73,8 +75,9 @@ class Pipeline:
             self.matcher  # noqa: B018  (a custom profile is checked at start, not mid-poll)
         processes = settings.service.processes
         url = db.engine.url.render_as_string(hide_password=False)
+        on_demand = service and processes is None
         if processes is None:
-            processes = 1 if service else os.cpu_count() or 1
+            processes = os.cpu_count() or 1
         if is_sqlite(db.engine) and db.engine.url.database in (None, "", ":memory:"):
             processes = 0  # a database other processes cannot open
         self.pool = ParserPool(
@@ -84,6 +87,7 @@ class Pipeline:
             url,
             settings.service.document_timeout.total_seconds(),
             forks=not service,
+            on_demand=on_demand,
         )
         self.fetch_options = FetchOptions.of(settings.http)
         self.outbox = Outbox(settings, db, clock, self.owner)
@@ -105,6 +109,7 @@ class Pipeline:
             settings.alerts.feed_failure_alert,
             lambda: self.lessons,
             settings.websub.poll_interval if settings.websub.callback else None,
+            lambda: self.memo,
         )
         self.poller = Poller(
             db,
@@ -126,6 +131,13 @@ class Pipeline:
         return Matcher(
             load_profile(self.settings.matching.topics), self.settings.matching.threshold
         )
+
+    @cached_property
+    def memo(self) -> Memo:
+        """Entries of recently read documents, for the documents this process reads."""
+        from monitor.prepare import Memo
+
+        return Memo()
 
     @property
     def cluster(self) -> ClusterIndex:

@@ -112,7 +112,8 @@ class Poller:
             if helpers
             else fetch_stream(requests, self.fetch_options)
         )
-        self.pooled = self.pool.use(len(requests))
+        new = sum(f.first_sight for f in state.values())
+        self.pooled = self.pool.use(len(requests), new)
         if self.pooled and self.pool.forks:
             self.pool.start()  # forked now, while this process has no thread (pool.py)
         elif self.pooled and any(f.first_sight for f in state.values()):
@@ -123,6 +124,7 @@ class Poller:
         finally:
             await source.aclose()
             await fetched.aclose()  # ends the helpers, should storing have failed
+            await asyncio.to_thread(self.pool.end)  # an on-demand pool's work is done
         stats.add(await asyncio.to_thread(self.settle))
         memory.give_back()  # a long-running process stays the size of its polls, not its largest
         return stats
@@ -199,7 +201,7 @@ class Poller:
         """Every request's answer, in the order they complete: the fetch result and, for
         a changed document the pool prepared, what it made of it (None: the storing
         thread prepares it)."""
-        if not self.pooled:
+        if not self.pooled and not self.pool.on_demand:
             async for result in fetched:
                 yield result, None
             return
@@ -217,8 +219,10 @@ class Poller:
             try:
                 async with asyncio.TaskGroup() as group:
                     async for result in fetched:
-                        if changed(result, state[result.feed_id]):
-                            size = len(result.body or b"")
+                        size = len(result.body or b"")
+                        if changed(result, state[result.feed_id]) and (
+                            self.pooled or self.pool.takes(size)
+                        ):
                             await budget.take(size)
                             group.create_task(prepare(result, size))
                         else:

@@ -53,13 +53,17 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from monitor.match import Matcher
-    from monitor.prepare import Prepared
+    from monitor.prepare import Memo, Prepared
 
 log = logging.getLogger("monitor.pool")
 
 # Below this many feeds, a one-shot poll prepares its documents in the storing thread:
 # starting the pool costs a few tenths of a second. Once started, the pool does it all.
 POOL_MIN_FEEDS = 16
+# An on-demand pool (the service's default, `ParserPool.on_demand`) reads documents larger
+# than this, so that no single document can hold the storing thread for long; smaller
+# ones, the few that change in a tick of a warm service, are read in the storing thread.
+INLINE_MAX = 1 * 2**20
 # A pool that breaks (every worker gone at once) is replaced this many times in a row
 # before the documents it was given fail.
 MAX_RESTARTS = 3
@@ -121,6 +125,7 @@ class _Worker:
     _matcher: Matcher | None = None
     _engine: Engine | None = None
     trimmed: float = 0.0  # when freed memory was last given back (time.monotonic)
+    memo: Memo | None = None  # entries of the documents this worker read last
 
     def matcher(self) -> Matcher:
         if self._matcher is None:
@@ -167,15 +172,19 @@ def start_worker(
 def prepare_job(job: Job) -> Prepared:
     """Parse, normalize and match one document (prepare.py), in a worker."""
     from monitor.parse import ParseError
-    from monitor.prepare import Prepared, prepare_document, read_document
+    from monitor.prepare import Memo, Prepared, prepare_document, read_document
 
     assert _worker is not None, "start_worker runs first"
+    if _worker.memo is None:
+        _worker.memo = Memo()
     now = time.monotonic()
     if now - _worker.trimmed > TRIM_EVERY:  # between documents, at most so often
         memory.give_back()
         _worker.trimmed = now
     try:
-        doc = read_document(job.body, job.url, job.content_type, job.feed_url, job.now)
+        doc = read_document(
+            job.body, job.url, job.content_type, job.feed_url, job.now, _worker.memo
+        )
         known = {} if job.first_sight else _worker.known(job.feed_id, doc.guids)
         return prepare_document(doc, _worker.matcher(), known)
     except ParseError as exc:
@@ -205,11 +214,20 @@ class ParserPool:
         job: Callable[[Job], Prepared] = prepare_job,
         initializer: Callable[[Path | None, float | None, str, bool], None] = start_worker,
         forks: bool = False,
+        on_demand: bool = False,
     ) -> None:
         """`forks`: workers are forked from this process (one-shot polls), not from a
-        forkserver; the caller starts them (`start`) while it has no thread."""
+        forkserver; the caller starts them (`start`) while it has no thread.
+
+        `on_demand` (the service's default): the workers, their forkserver and the
+        resource tracker run only for a poll that needs them, one with many feeds never
+        polled (a start from scratch, an import) or a document over INLINE_MAX, and end
+        with it (`end`). Kept running, they cost ~90 MiB (PSS) and their idle polling
+        threads CPU, to read the few documents that change in a warm tick, which the
+        storing thread reads for less."""
         self.processes = processes
         self.forks = forks
+        self.on_demand = on_demand
         self.timeout = timeout
         self.job = job
         self.initializer = initializer
@@ -223,9 +241,19 @@ class ParserPool:
     def running(self) -> bool:
         return self._pool is not None
 
-    def use(self, feeds: int) -> bool:
-        """Whether a poll of `feeds` feeds prepares its documents here."""
-        return self.processes > 0 and (self.running or feeds >= POOL_MIN_FEEDS)
+    def use(self, feeds: int, new: int = 0) -> bool:
+        """Whether a poll of `feeds` feeds, `new` of them never polled, prepares all its
+        documents here (an on-demand pool may still take the large ones: `takes`)."""
+        if self.processes == 0:
+            return False
+        if self.on_demand:
+            return new >= POOL_MIN_FEEDS
+        return self.running or feeds >= POOL_MIN_FEEDS
+
+    def takes(self, size: int) -> bool:
+        """Whether a document of `size` bytes goes to an on-demand pool in a poll that
+        otherwise reads its documents in the storing thread."""
+        return self.on_demand and self.processes > 0 and size > INLINE_MAX
 
     def start(self) -> None:
         """Start the workers (a no-op while they run). The first start launches the
@@ -328,6 +356,30 @@ class ParserPool:
         if pool is not None:
             pool.close()  # type: ignore[no-untyped-call]
             pool.join()
+
+    def end(self) -> None:
+        """After a poll: an on-demand pool ends, with the forkserver and resource tracker
+        multiprocessing started for it (each a Python process of its own), so a warm
+        service is one process. A later poll that needs them starts them again."""
+        if not self.on_demand or self._pool is None:
+            return
+        self.close()
+        end_helpers()
+
+
+def end_helpers() -> None:
+    """Stop multiprocessing's forkserver and resource tracker, if running. Their `_stop`
+    is private (CPython's own tests use it); where it is missing they are left running."""
+    from multiprocessing import forkserver, resource_tracker
+
+    gc.collect()  # the ended pool's semaphores unregister themselves first
+    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
+        stop = getattr(helper, "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except (OSError, ChildProcessError):
+                log.debug("stopping a multiprocessing helper", exc_info=True)
 
 
 def died(result: FetchResult) -> FetchResult:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from monitor.fetch import FetchResult
     from monitor.match import Matcher, MatchResult
     from monitor.outbox import Outbox
-    from monitor.prepare import Prepared
+    from monitor.prepare import Memo, Prepared
 
 log = logging.getLogger("monitor.refresh")
 
@@ -54,6 +54,8 @@ class Context:
     lessons: Callable[[], Lessons] = Lessons
     # While a feed's hub pushes it, it is polled this seldom (None: WebSub is off).
     websub_poll: timedelta | None = None
+    # What the storing thread read of recent documents (prepare.Memo), made on first use.
+    memo: Callable[[], Memo] | None = None
 
 
 def view(feed: Feed) -> FeedView:
@@ -167,7 +169,12 @@ def prepare_here(
 
     try:
         doc = read_document(
-            result.body or b"", result.permanent_url or feed.url, result.content_type, feed.url, now
+            result.body or b"",
+            result.permanent_url or feed.url,
+            result.content_type,
+            feed.url,
+            now,
+            ctx.memo() if ctx.memo is not None else None,
         )
     except ParseError as exc:
         return Prepared(error=str(exc))

@@ -22,7 +22,7 @@ from monitor.fetch import FetchResult
 from monitor.hubs import subscribe_due
 from monitor.pipeline import Pipeline
 from monitor.poller import log_failure
-from monitor.web.serve import start_desk
+from monitor.web.serve import Desk, start_desk
 
 log = logging.getLogger("monitor.service")
 
@@ -44,6 +44,7 @@ async def serve(pipeline: Pipeline) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    desk: Desk | None = None  # started below, once the jobs are scheduled
     running: set[asyncio.Task[Any]] = set()
     kicks: set[asyncio.Future[None]] = set()  # deliveries started by a poll that alerted
 
@@ -71,6 +72,8 @@ async def serve(pipeline: Pipeline) -> None:
             try:
                 stats = await pipeline.poll(only_due=True)
                 metrics.tick_done(stats.feeds, stats.errors)
+                if desk is not None and stats.new_entries + stats.updated_entries:
+                    desk.indexer.nudge()
                 if stats.alerts:  # deliver now, beside the next polls, not a tick later
                     kicked = asyncio.ensure_future(tracked(deliver)())
                     kicks.add(kicked)

@@ -425,7 +425,9 @@ print(json.dumps([stats.fetched, stats.not_modified, p.pooled, sorted(sys.module
     assert not_modified == len(feeds) - 1 and quiet.isdisjoint(modules), quiet & modules
 
 
-def test_the_service_keeps_one_worker_and_a_one_shot_poll_one_per_core(tmp_path: Path) -> None:
+def test_the_service_pool_runs_on_demand_and_a_one_shot_poll_has_one_per_core(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite:///{tmp_path / 'n.db'}"
     db = Database(url)
     one_shot = Pipeline(Settings(database={"url": url}), db)
@@ -433,7 +435,59 @@ def test_the_service_keeps_one_worker_and_a_one_shot_poll_one_per_core(tmp_path:
     chosen = Pipeline(Settings(database={"url": url}, service={"processes": 3}), db, service=True)
     assert (one_shot.pool.processes, service.pool.processes, chosen.pool.processes) == (
         os.cpu_count() or 1,
-        1,
+        os.cpu_count() or 1,
         3,
     )
+    assert (one_shot.pool.on_demand, service.pool.on_demand, chosen.pool.on_demand) == (
+        False,
+        True,
+        False,
+    )
     db.dispose()
+
+
+def helpers() -> set[int]:
+    """The pids of multiprocessing's forkserver and resource tracker, where running."""
+    from multiprocessing import forkserver, resource_tracker
+
+    pids = {forkserver._forkserver._forkserver_pid, resource_tracker._resource_tracker._pid}
+    return {pid for pid in pids if pid is not None}
+
+
+def test_the_service_pool_runs_for_a_cold_start_or_a_large_document_and_then_ends(
+    tmp_path: Path, feed_server: FeedServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `[service] processes` unset, the service reads a cold start's documents in the
+    pool, then ends it with its forkserver; a warm tick's small documents are read in the
+    storing thread, a large one in a pool started for it and ended after."""
+    feeds = build_feeds(feed_server, clock)
+    url = f"sqlite:///{tmp_path / 'demand.db'}"
+    db = Database(url)
+    db.upgrade()
+    settings = Settings(database={"url": url}, feeds=[{"url": u} for u in feeds])
+    p = Pipeline(settings, db, clock=clock, service=True)
+    p.sync_feeds()
+    stats = asyncio.run(p.poll())
+    assert (stats.fetched, p.pooled, p.pool.started, p.pool.running) == (12, True, 1, False)
+    assert not helpers()
+
+    clock.advance(timedelta(hours=1))
+    feed_server.serve(
+        "/0.xml", rss([item(IRRELEVANT, "https://n0.example/2", clock.now, title="Later")])
+    )
+    stats = asyncio.run(p.poll())
+    assert (stats.new_entries, p.pooled, p.pool.started) == (1, False, 1)
+    assert not helpers()
+
+    monkeypatch.setattr(pool, "INLINE_MAX", 100)  # every document is now a large one
+    clock.advance(timedelta(hours=1))
+    feed_server.serve(
+        "/1.xml", rss([item(IRRELEVANT, "https://n1.example/2", clock.now, title="Large")])
+    )
+    stats = asyncio.run(p.poll())
+    assert (stats.new_entries, p.pooled, p.pool.started, p.pool.running) == (1, False, 2, False)
+    assert not helpers()
+    with db.session() as s:
+        titles = set(s.scalars(select(Entry.title)))
+    assert {"Later", "Large"} <= titles
+    close(p)

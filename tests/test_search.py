@@ -115,3 +115,36 @@ def test_no_query_text_is_syntax(database: Database, query: str) -> None:
         result = search.search(s, query)  # no error, whatever was typed
     assert result.total <= 1
     assert found(database, "") == []
+
+
+def test_a_nudged_indexer_indexes_at_once_whatever_its_pause(database: Database) -> None:
+    """The service nudges the desk's indexer after a poll that stored entries, so that
+    between polls it can look seldom (NUDGED_PAUSE, not PAUSE: an idle service's CPU)."""
+    import threading
+
+    from monitor.web.serve import Indexer
+
+    indexer = Indexer(database)
+    indexer.pause = 3600.0  # never, within this test, but for a nudge
+    passes = threading.Semaphore(0)
+    real = search.catch_up
+
+    def counted(s: object, limit: int) -> int:
+        done = real(s, limit)  # type: ignore[arg-type]
+        passes.release()
+        return done
+
+    search.catch_up = counted  # type: ignore[assignment]
+    try:
+        indexer.start()
+        assert passes.acquire(timeout=30)  # the first pass, as it starts
+        store(database, STORIES[:1])
+        indexer.nudge()
+        assert passes.acquire(timeout=30)
+        indexer.stop()  # the pass's transaction has committed once the thread ends
+        assert found(database, "sochi") == ["Putin and Bennett meet in Sochi"]
+        assert indexer.pause == Indexer.NUDGED_PAUSE
+    finally:
+        indexer.stop()
+        search.catch_up = real  # type: ignore[assignment]
+    assert not indexer.thread.is_alive()
