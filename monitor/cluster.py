@@ -254,10 +254,6 @@ def _norm(v: Mapping[str, float]) -> float:
     return math.sqrt(sum(x * x for x in v.values()))
 
 
-def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    return _cosine_normed(a, _norm(a), b, _norm(b))
-
-
 def _cosine_normed(a: Mapping[str, float], na: float, b: Mapping[str, float], nb: float) -> float:
     if not a or not b or not na or not nb:
         return 0.0
