@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from monitor import metrics, store
 from monitor.alerts import TopicRef
 from monitor.cluster import (
+    Assignment,
     ClusterParams,
     Features,
     JoinModel,
@@ -202,6 +203,11 @@ class Developments:
             f,
             (lambda x, y: links.shift(x.words, y.words)) if links.links else None,
         )
+        if a.development_id is None:  # the same article, older than the index holds?
+            same = store.same_article(s, row)
+            if same is not None:
+                reason = "same-url" if same.content_hash != row.content_hash else "same-content"
+                a = Assignment(same.development_id, reason, 1.0, same.id)
         dev = s.get(Development, a.development_id) if a.development_id is not None else None
         intent = place(
             dev.id if dev else None,

@@ -199,6 +199,35 @@ def test_backfill_stores_and_matches_old_entries_without_alerting(
         assert {d.state for d in s.scalars(select(Development))} == {"history"}
 
 
+def test_a_copy_of_an_article_older_than_the_cluster_window_joins_it_silently(
+    database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
+    """Backfill holds a week-old story; a feed then re-posts it under a tracking address.
+    The clustering index keeps only the recent days, but the same article is the same
+    development, however old: no alert."""
+    week_ago = clock.now - timedelta(days=7)
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/talks", week_ago)]))
+    p = make(database, clock, [url], webhook_sink.url, backfill="24h")
+    cycle(p)
+    copy = item(
+        RELEVANT,
+        "https://a.example/talks?utm_source=social&utm_medium=share",
+        clock.now - timedelta(minutes=5),
+        guid="repost-1",
+        title=RELEVANT["title"] + " (video)",
+    )
+    feed_server.serve("/a.xml", rss([copy, item(RELEVANT, "https://a.example/talks", week_ago)]))
+    clock.advance(timedelta(minutes=30))
+    cycle(p)
+    assert webhook_sink.received == []
+    with database.session() as s:
+        entries = list(s.scalars(select(Entry)))
+        assert len(entries) == 2
+        assert len({e.development_id for e in entries}) == 1
+        copied = next(e for e in entries if "utm_source" in e.url)
+        assert copied.join_reason.startswith("same-url")
+
+
 def test_broken_feeds_are_recorded_and_do_not_stop_the_poll(
     database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
 ) -> None:

@@ -38,6 +38,7 @@ from monitor.store.entries import (
     new_entry,
     pending_entries,
     recent_entries,
+    same_article,
     save_matches,
 )
 from monitor.store.feeds import (
@@ -107,6 +108,7 @@ __all__ = [
     "recent_entries",
     "release_feed",
     "retry_deliveries",
+    "same_article",
     "save_matches",
     "schedules",
     "sync_feeds",

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, delete, false, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.models import PENDING, Development, Entry, TopicMatch
@@ -182,6 +182,22 @@ def entry_by_url(s: Session, url: str, canonical: str) -> Entry | None:
         select(Entry)
         .where(Entry.canonical_url.like(pattern, escape="\\"))
         .order_by(Entry.id.desc())
+    )
+
+
+def same_article(s: Session, entry: Entry) -> Entry | None:
+    """The earliest other entry in a development with this entry's address or text,
+    however long ago it was published: the same article (a copy with tracking
+    parameters, or a feed's re-post) belongs to that article's development even when it
+    is older than the clustering index holds."""
+    same = (Entry.content_hash == entry.content_hash) | (
+        Entry.canonical_url == entry.canonical_url if entry.canonical_url else false()
+    )
+    return s.scalar(
+        select(Entry)
+        .where(same, Entry.id != entry.id, Entry.development_id.is_not(None))
+        .order_by(Entry.id)
+        .limit(1)
     )
 
 
