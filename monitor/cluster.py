@@ -232,7 +232,7 @@ class ClusterParams:
     first (a big story's hundredth report adds little and costs as much as the first).
     """
 
-    window: timedelta = timedelta(days=3)
+    window: timedelta = timedelta(days=5)
     join: float = 0.5
     background: int = 5000
     members: int = 12

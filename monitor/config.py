@@ -181,7 +181,7 @@ class WebSubConfig(Section):
 class MatchingConfig(Section):
     threshold: float | None = Field(None, ge=0)
     topics: Path | None = Field(None, description="a topic profile TOML; default: the built-in one")
-    cluster_window: Duration = timedelta(days=3)
+    cluster_window: Duration = timedelta(days=5)
     # The probability at which a report joins its most probable development.
     join_probability: float = Field(0.5, gt=0, lt=1)
     join_model: Path | None = Field(

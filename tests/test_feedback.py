@@ -230,7 +230,7 @@ SIDES = [
         (
             "Northern operations go on unhindered, general says",
             "Raids on Iranian targets go on at the same pace, the Israeli air force commander "
-            "said, with Moscow told of each in advance.",
+            "said.",
         ),
     ),
     (
@@ -242,7 +242,7 @@ SIDES = [
         (
             "Operations in the north continue unhindered, general says",
             "The Israeli air force commander said raids on Iranian targets continue at the "
-            "same pace, Moscow being told of each one in advance.",
+            "same pace.",
         ),
     ),
 ]

@@ -202,11 +202,11 @@ def test_backfill_stores_and_matches_old_entries_without_alerting(
 def test_a_copy_of_an_article_older_than_the_cluster_window_joins_it_silently(
     database: Database, clock: Clock, feed_server: FeedServer, webhook_sink: WebhookSink
 ) -> None:
-    """Backfill holds a week-old story; a feed then re-posts it under a tracking address.
+    """Backfill holds a story two weeks old; a feed then re-posts it under a tracking address.
     The clustering index keeps only the recent days, but the same article is the same
     development, however old: no alert."""
-    week_ago = clock.now - timedelta(days=7)
-    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/talks", week_ago)]))
+    old = clock.now - timedelta(days=15)
+    url = feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/talks", old)]))
     p = make(database, clock, [url], webhook_sink.url, backfill="24h")
     cycle(p)
     copy = item(
@@ -216,7 +216,7 @@ def test_a_copy_of_an_article_older_than_the_cluster_window_joins_it_silently(
         guid="repost-1",
         title=RELEVANT["title"] + " (video)",
     )
-    feed_server.serve("/a.xml", rss([copy, item(RELEVANT, "https://a.example/talks", week_ago)]))
+    feed_server.serve("/a.xml", rss([copy, item(RELEVANT, "https://a.example/talks", old)]))
     clock.advance(timedelta(minutes=30))
     cycle(p)
     assert webhook_sink.received == []

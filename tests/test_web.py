@@ -5,6 +5,7 @@ nothing a feed sent renders as markup (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from monitor.cluster import EVIDENCE_WORDS
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.db import Database
 from monitor.models import Entry, Feed
@@ -156,7 +158,9 @@ def test_a_development_page_shows_its_reports_evidence_and_deliveries(
     # that most, the earlier report it is most like, and what they share
     assert page.count('<div class="why">belongs with probability') == 3
     assert "most like" in page and "similarity 1.00" in page and "shares entities: " in page
-    assert "headlines +" in page  # one of the model's reasons, in words
+    # the model's reasons, in words, each with its part in the log-odds
+    reason = "(" + "|".join(map(re.escape, EVIDENCE_WORDS.values())) + r") [+-]\d"
+    assert len(re.findall(reason, page)) >= 3
     detail = desktop.get(f"/api/developments/{talks}").json()
     assert len(detail["reports"]) == 4
     assert all(r["matches"] and r["join_reason"] for r in detail["reports"])
