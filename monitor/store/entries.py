@@ -186,7 +186,7 @@ def entry_by_url(s: Session, url: str, canonical: str) -> Entry | None:
 
 
 def same_article(s: Session, entry: Entry) -> Entry | None:
-    """The earliest other entry in a development with this entry's address or text,
+    """The first published other entry in a development with this entry's address or text,
     however long ago it was published: the same article (a copy with tracking
     parameters, or a feed's re-post) belongs to that article's development even when it
     is older than the clustering index holds."""
@@ -196,7 +196,8 @@ def same_article(s: Session, entry: Entry) -> Entry | None:
     return s.scalar(
         select(Entry)
         .where(same, Entry.id != entry.id, Entry.development_id.is_not(None))
-        .order_by(Entry.id)
+        # the first published, not the first stored: ids follow the order feeds answered
+        .order_by(Entry.published_at, Entry.canonical_url, Entry.id)
         .limit(1)
     )
 
