@@ -42,7 +42,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if len(self.buffer) > HIGH_WATER and self.transport is not None:
+        if len(self.buffer) > HIGH_WATER and not self.reading_paused and self.transport:
             self.transport.pause_reading()
             self.reading_paused = True
         self._wake()
@@ -88,7 +88,7 @@ class Stream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         p = self.protocol
-        if not p.buffer and not p.eof and not p.lost:
+        while not p.buffer and not p.eof and not p.lost:
             try:
                 await p.wait(timeout)
             except TimeoutError:
@@ -96,9 +96,9 @@ class Stream(httpcore.AsyncNetworkStream):
         if p.buffer:
             data = bytes(p.buffer[:max_bytes])
             del p.buffer[:max_bytes]
-            if p.reading_paused and len(p.buffer) <= HIGH_WATER // 4:
+            if p.reading_paused and len(p.buffer) <= HIGH_WATER // 4 and p.transport:
                 p.reading_paused = False
-                self.transport.resume_reading()
+                p.transport.resume_reading()
             return data
         if p.error is not None:
             raise httpcore.ReadError(str(p.error) or type(p.error).__name__)
@@ -143,6 +143,7 @@ class Stream(httpcore.AsyncNetworkStream):
         if tls is None:  # the connection closed during the handshake
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
         assert isinstance(tls, asyncio.Transport)
+        self.protocol.transport = tls  # pausing and resuming reading apply to this one now
         return Stream(tls, self.protocol)
 
     def get_extra_info(self, info: str) -> Any:

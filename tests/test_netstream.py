@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor import netguard
+from monitor import netguard, netstream
 from monitor.netstream import HIGH_WATER, Backend
 
 BIG = bytes(range(256)) * (4 * HIGH_WATER // 256 + 7)
@@ -49,6 +49,35 @@ def server() -> Iterator[ThreadingHTTPServer]:
     httpd.server_close()
 
 
+@pytest.fixture
+def protocols(monkeypatch: pytest.MonkeyPatch) -> list[netstream._Protocol]:
+    """Every connection's protocol, as made."""
+    made: list[netstream._Protocol] = []
+    init = netstream._Protocol.__init__
+
+    def record(self: netstream._Protocol) -> None:
+        init(self)
+        made.append(self)
+
+    monkeypatch.setattr(netstream._Protocol, "__init__", record)
+    return made
+
+
+async def read_slowly(
+    c: httpx.AsyncClient, url: str, protocols: list[netstream._Protocol]
+) -> tuple[bytes, int]:
+    """The body, read after a pause, and the most bytes held unread meanwhile."""
+    chunks: list[bytes] = []
+    held = 0
+    async with c.stream("GET", url) as r:
+        async for chunk in r.aiter_raw():
+            if not chunks:
+                await asyncio.sleep(0.3)  # the server sends on; the client holds some
+                held = max(len(p.buffer) for p in protocols)
+            chunks.append(chunk)
+    return b"".join(chunks), held
+
+
 def client(verify: ssl.SSLContext | bool = True, read: float = 5.0) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(verify=verify)
     netguard.guard_transport(transport, allow_link_local=False)
@@ -56,7 +85,7 @@ def client(verify: ssl.SSLContext | bool = True, read: float = 5.0) -> httpx.Asy
 
 
 def test_plain_requests_reuse_a_connection_and_read_a_large_body(
-    server: ThreadingHTTPServer,
+    server: ThreadingHTTPServer, protocols: list[netstream._Protocol]
 ) -> None:
     port = server.server_address[1]
 
@@ -66,7 +95,8 @@ def test_plain_requests_reuse_a_connection_and_read_a_large_body(
             pool = c._transport._pool  # type: ignore[attr-defined]
             assert len(pool.connections) == 1  # kept alive, reused
             assert isinstance(pool._network_backend.inner, Backend)
-            big = (await c.get(f"http://127.0.0.1:{port}/big")).content
+            big, held = await read_slowly(c, f"http://127.0.0.1:{port}/big", protocols)
+            assert HIGH_WATER < held < 2 * HIGH_WATER  # reading paused, then resumed
             # A connection the server closed is not reused: the next request succeeds.
             closed = (await c.get(f"http://127.0.0.1:{port}/close")).content
             await asyncio.sleep(0.1)
@@ -101,7 +131,7 @@ def test_failures_are_httpx_errors() -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a cert")
-def test_tls(tmp_path: Path) -> None:
+def test_tls(tmp_path: Path, protocols: list[netstream._Protocol]) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         [
@@ -123,7 +153,10 @@ def test_tls(tmp_path: Path) -> None:
 
     async def run(verify: ssl.SSLContext) -> list[bytes]:
         async with client(verify) as c:
-            return [(await c.get(f"https://127.0.0.1:{port}/{p}")).content for p in ("a", "big")]
+            small = (await c.get(f"https://127.0.0.1:{port}/a")).content
+            big, held = await read_slowly(c, f"https://127.0.0.1:{port}/big", protocols)
+            assert HIGH_WATER < held < 2 * HIGH_WATER
+            return [small, big]
 
     async def untrusted() -> None:
         async with client(ssl.create_default_context()) as c:
