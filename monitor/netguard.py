@@ -187,8 +187,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def guard_transport(transport: httpx.AsyncHTTPTransport, allow_link_local: bool) -> None:
-    """Put GuardedBackend under a transport's connection pool. httpx offers no parameter
-    for a pool's network backend, so it is set on the pool it made (httpx 0.28, httpcore
-    1.x; tests/test_netguard.py fails should either rename it)."""
+    """Put GuardedBackend, over the asyncio backend of netstream.py (cheaper than the
+    anyio one httpx would use), under a transport's connection pool. httpx offers no
+    parameter for a pool's network backend, so it is set on the pool it made (httpx 0.28,
+    httpcore 1.x; tests/test_netguard.py fails should either rename it)."""
+    from monitor.netstream import Backend
+
     pool = transport._pool
-    pool._network_backend = GuardedBackend(pool._network_backend, allow_link_local)
+    pool._network_backend = GuardedBackend(Backend(), allow_link_local)

@@ -282,12 +282,10 @@ def normalize_entry(
     text = html_to_text(body_html)
     published, updated, estimated = entry_dates(entry, now)
     chash = content_hash(title, text)
-    guid = entry.guid or canon or f"sha256:{chash}"
-    if len(guid) > MAX_GUID:  # kept whole as a hash: a cut guid could meet another's
-        guid = "sha256:" + hashlib.sha256(guid.encode("utf-8", "replace")).hexdigest()
+    guid = _guid(entry.guid or canon or f"sha256:{chash}")
     author = squeeze(entry.author.replace("\0", ""))[:MAX_AUTHOR] if entry.author else None
     return Article(
-        guid=guid.replace("\0", ""),
+        guid=guid,
         url=url,
         canonical_url=canon if canon and len(canon) <= MAX_URL else None,
         title=title[:MAX_TITLE],
@@ -299,6 +297,40 @@ def normalize_entry(
         date_estimated=estimated,
         content_hash=chash,
         author=author or None,
+    )
+
+
+def _guid(raw: str) -> str:
+    if len(raw) > MAX_GUID:  # kept whole as a hash: a cut guid could meet another's
+        raw = "sha256:" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
+    return raw.replace("\0", "")
+
+
+def draft_entry(
+    entry: ParsedEntry, feed_url: str, feed_language: str | None, now: datetime
+) -> Draft | None:
+    """An entry as a Draft: its guid and content hash as `normalize_entry` makes them, at
+    a fraction of the cost (no link, sanitizing or language), for a document whose
+    entries are mostly stored already. None when that is not cheaper or cannot be told:
+    an entry without a guid (its guid is its link's) or without title and text (whether
+    it is kept at all depends on its link)."""
+    if not entry.guid:
+        return None
+    title = html_to_text(entry.title, titled=True)
+    text = html_to_text(_body_html(entry))
+    if not title and not text:
+        return None
+    published, updated, estimated = entry_dates(entry, now)
+    return Draft(
+        _guid(entry.guid),
+        content_hash(title, text),
+        published,
+        updated,
+        estimated,
+        entry,
+        feed_url,
+        feed_language,
+        now,
     )
 
 
@@ -330,10 +362,10 @@ def source_key(entry: ParsedEntry, feed_url: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """An entry known by its guid and content hash (from `Memo`) without being normalized:
-    most entries of a changed document are stored already as they are, and normalizing
-    them (HTML to text and sanitizing, twice nh3) was most of reading the document.
-    `complete` normalizes it when it does need storing."""
+    """An entry known by its guid and content hash (from `Memo`, or `draft_entry`) without
+    being normalized: most entries of a changed document are stored already as they are,
+    and normalizing them (HTML to text and sanitizing, twice nh3; the link's URL work) was
+    most of reading the document. `complete` normalizes it when it does need storing."""
 
     guid: str
     content_hash: str

@@ -183,7 +183,13 @@ def prepare_job(job: Job) -> Prepared:
         _worker.trimmed = now
     try:
         doc = read_document(
-            job.body, job.url, job.content_type, job.feed_url, job.now, _worker.memo
+            job.body,
+            job.url,
+            job.content_type,
+            job.feed_url,
+            job.now,
+            _worker.memo,
+            lazy=not job.first_sight,
         )
         known = {} if job.first_sight else _worker.known(job.feed_id, doc.guids)
         return prepare_document(doc, _worker.matcher(), known)

@@ -17,6 +17,7 @@ from monitor.normalize import (
     Article,
     Draft,
     dedupe,
+    draft_entry,
     entry_dates,
     html_to_text,
     normalize_entry,
@@ -98,9 +99,13 @@ def read_document(
     feed_url: str,
     now: datetime,
     memo: Memo | None = None,
+    lazy: bool = False,
 ) -> Document:
     """Parse and normalize `body` (fetched from `url`, configured as `feed_url`); raises
-    ParseError when it is not a feed. With a `memo`, the entries it knows are drafts."""
+    ParseError when it is not a feed. With a `memo`, the entries it knows are drafts;
+    `lazy` (a feed with stored entries, most of which the document repeats): the others
+    too where they can be (normalize.draft_entry), `prepare_document` completing those
+    not stored as they are."""
     parsed = parse_feed(body, url, content_type)
     known = memo.get(feed_url) if memo is not None else {}
     seen: dict[bytes, tuple[str, str]] = {}
@@ -114,9 +119,12 @@ def read_document(
             )
             seen[key] = hit
             continue
-        a = normalize_entry(e, feed_url, parsed.language, now)
-        # An entry with no title, no text and no link (a broken item) carries nothing.
-        if a.title or a.text or a.url:
+        a: Article | Draft | None = draft_entry(e, feed_url, parsed.language, now) if lazy else None
+        if a is None:
+            a = normalize_entry(e, feed_url, parsed.language, now)
+        # An entry with no title, no text and no link (a broken item) carries nothing;
+        # a draft has a title or a text.
+        if isinstance(a, Draft) or a.title or a.text or a.url:
             read.append(a)
             seen[key] = (a.guid, a.content_hash)
     if memo is not None:

@@ -175,6 +175,7 @@ def prepare_here(
             feed.url,
             now,
             ctx.memo() if ctx.memo is not None else None,
+            lazy=not first_sight,
         )
     except ParseError as exc:
         return Prepared(error=str(exc))

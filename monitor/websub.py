@@ -33,6 +33,8 @@ def discover(body: bytes) -> tuple[str | None, str | None]:
     them (absolute http(s) addresses only)."""
     hub = own = None
     for tag in _LINK.findall(body[:HEAD]):
+        if b"rel" not in tag.lower():  # an RSS <link> (every item has one) names neither
+            continue
         attrs = {m.group(1).lower(): (m.group(2) or m.group(3) or b"") for m in _ATTR.finditer(tag)}
         rel = attrs.get(b"rel", b"").decode("ascii", "replace").lower().split()
         href = attrs.get(b"href", b"").decode("utf-8", "replace").strip()

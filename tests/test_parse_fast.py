@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from feedparser.urls import _urljoin
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.normalize import normalize_entry
 from monitor.parse import ParsedFeed, ParseError, parse_feed, parse_with_feedparser
-from monitor.parse.fast import parse_fast
+from monitor.parse.fast import _join, parse_fast
 from tests.conftest import REAL_FEEDS, real_feed
 
 # Every document of the shared real-feed corpus (none, and these tests skip, without it).
@@ -155,3 +158,19 @@ def test_the_fast_path_stores_what_feedparser_would_over_the_peer_suites() -> No
         pytest.skip(run.stdout.strip())
     assert run.returncode == 0, run.stdout[-3000:]
     assert " 0 differing" in run.stdout
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://", "HTTP://", "http:///", "ftp://", "//", ""]),
+    st.text(alphabet="aZ09.-:[]@%", max_size=12),
+    st.text(alphabet="/aZ09._~!$&'()*+,=:@%;?# \t\\é-", max_size=16),
+    st.sampled_from(["http://news.example/feed.xml", "https://news.example/a/b.xml", ""]),
+)
+def test_plain_addresses_join_as_feedparser_joins_them(
+    scheme: str, host: str, rest: str, base: str
+) -> None:
+    """The fast path's shortcut for plain absolute addresses gives what feedparser's
+    _urljoin gives, for those and for everything else."""
+    uri = scheme + host + rest
+    assert _join(base, uri) == _urljoin(base, uri)

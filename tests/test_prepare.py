@@ -72,3 +72,39 @@ def test_the_memo_keeps_the_feeds_read_last() -> None:
     for feed in ("one", "two", "three"):
         memo.put(feed, {b"k": ("guid", "hash")})
     assert (memo.get("one"), memo.get("three")) == ({}, {b"k": ("guid", "hash")})
+
+
+def test_a_lazy_reading_prepares_what_a_full_one_prepares() -> None:
+    """`lazy`: entries with a guid are drafts (guid and hash only); those not stored as
+    they are, normalized after; an entry without a guid, or without title and text, is
+    read in full (its guid, or whether it is kept, depends on its link)."""
+    first = doc(
+        ("a", IRRELEVANT["title"], IRRELEVANT["description"]),
+        ("b", RELEVANT["title"], RELEVANT["description"]),
+        ("c", "Weather", "Rain all <b>day</b>."),
+    )
+    known = prepared(first, {}, None).hashes
+    second = doc(
+        ("d", RELEVANT["title"] + " again", RELEVANT["description"]),
+        ("a", IRRELEVANT["title"], IRRELEVANT["description"]),
+        ("b", RELEVANT["title"], RELEVANT["description"] + " Updated."),
+        ("c", "Weather", "Rain all <b>day</b>."),
+        ("", "No guid", "Its guid is its link."),
+        ("e", "", ""),
+    )
+    read = read_document(second, FEED, "application/rss+xml", FEED, NOW, lazy=True)
+    kinds = sorted((a.guid.rsplit("/", 1)[1], type(a).__name__) for a in read.articles)
+    assert kinds == [
+        ("", "Article"),
+        ("a", "Draft"),
+        ("b", "Draft"),
+        ("c", "Draft"),
+        ("d", "Draft"),
+        ("e", "Article"),
+    ]
+    matcher = Matcher(load_profile())
+    full = prepare_document(
+        read_document(second, FEED, "application/rss+xml", FEED, NOW), matcher, known
+    )
+    assert prepare_document(read, matcher, known) == full
+    assert sorted(a.guid.rsplit("/", 1)[1] for a in full.articles) == ["b", "d"]
