@@ -235,7 +235,7 @@ class ClusterParams:
     window: timedelta = timedelta(days=5)
     join: float = 0.5
     background: int = 5000
-    members: int = 12
+    members: int = 8
     # A development is a candidate only if the report reads at least this much like it
     # (its most alike report, all its reports, or their headlines): whatever else they
     # have in common, a report that shares almost nothing with a development does not
