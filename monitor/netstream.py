@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpcore
+from httpcore._utils import is_socket_readable
 
 # Received bytes held for the reader before the socket stops being read: a reader asks
 # for 64 KiB at a time, and a fast server must not fill memory while it is slow.
@@ -166,8 +167,6 @@ class Stream(httpcore.AsyncNetworkStream):
 def _readable(transport: asyncio.Transport) -> bool:
     """Whether the socket has something to read that the loop has not delivered yet (the
     same check as httpcore's own backends)."""
-    from httpcore._utils import is_socket_readable
-
     sock = transport.get_extra_info("socket")
     return sock is not None and is_socket_readable(sock)
 
