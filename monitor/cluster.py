@@ -53,6 +53,7 @@ class Features:
     head: frozenset[str] = frozenset()  # the headline's keys (e:, w:, n:, x:)
     reaction: bool = False  # the headline reports what someone said or did about an event
     question: bool = False  # the headline asks (why, what next): analysis
+    day_counts: frozenset[int] = frozenset()  # days of a running story it counts ("day 214")
 
     @cached_property
     def terms(self) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]:
@@ -135,6 +136,7 @@ def features(match: MatchResult, language: str | None, title: str = "") -> Featu
         match.head,
         bool(match.head & REACTIONS) or bool(_QUOTE.match(title)),
         is_question(title),
+        match.day_counts,
     )
 
 
@@ -156,6 +158,7 @@ def features_to_json(f: Features) -> dict[str, Any]:
         "hd": sorted(f.head),
         "r": f.reaction,
         "q": f.question,
+        "dc": sorted(f.day_counts),
     }
 
 
@@ -189,6 +192,7 @@ def features_from_json(d: dict[str, Any]) -> Features:
         frozenset(d.get("hd") or ()),
         bool(d.get("r")),
         bool(d.get("q")),
+        frozenset(int(n) for n in d.get("dc") or ()),
     )
 
 
@@ -596,10 +600,20 @@ def _evidence(
             "dateline_days": float(min(_days(f.dateline, d) for d in dated))
             if f.dateline and dated
             else -1.0,
+            # days between the story day the report counts ("day 214") and the nearest
+            # its reports count (-1: not both count): a limit too
+            "count_days": _count_gap(f, members),
         },
         members[best],
         sims[best],
     )
+
+
+def _count_gap(f: Features, members: Sequence[Member]) -> float:
+    counted = [n for m in members for n in m.features.day_counts]
+    if not f.day_counts or not counted:
+        return -1.0
+    return float(min(abs(a - b) for a in f.day_counts for b in counted))
 
 
 def _relative(evidence: list[dict[str, float]], f: Features) -> None:
@@ -678,9 +692,13 @@ def alike(evidence: Mapping[str, float], params: ClusterParams) -> bool:
     alike (two events of one day that share only their head actors are two events); and
     the report's dateline, if both have datelines, is within the window of one of its
     reports' (a wire report's dateline is its own date: weeks apart, however alike the
-    words of a recurring event's reports, they tell two events)."""
+    words of a recurring event's reports, they tell two events); and, where both count the
+    days of a running story ("what we know on day 214"), the counts are a day apart at
+    most (the same words on two days of a war are two days' news)."""
     content = max(evidence["sim_max"], evidence["centroid"], evidence["headline"])
     if content < params.least or (evidence["specifics"] <= 0 and content < 2 * params.least):
+        return False
+    if evidence.get("count_days", -1.0) > 1:  # "day 213" and "day 216" of a story
         return False
     return evidence["dateline_days"] <= params.window.days
 
@@ -836,6 +854,11 @@ def compare(a: Features, b: Features, idf: Idf | Mapping[str, float]) -> Compari
         conflicts.append("other weekdays")
     if a.places and b.places and not a.places & b.places:
         conflicts.append("different places")
+    if a.day_counts and b.day_counts:
+        gap = min(abs(x - y) for x in a.day_counts for y in b.day_counts)
+        if gap > 1:
+            days = "/".join(str(min(f.day_counts)) for f in (a, b))
+            conflicts.append(f"other days of the story (day {days})")
     return Comparison(
         round(sim, 3),
         cross,

@@ -29,6 +29,7 @@ from monitor.text import (
     bare,
     builtin_lexicon,
     dateline,
+    day_counts,
     is_roundup,
     is_title_case,
     kind_of,
@@ -118,6 +119,8 @@ class MatchResult:
     # The headline's own keys ("e:" profile terms, "w:" word stems, "n:" numbers, "x:"
     # names): reports of one event tend to headline the same thing.
     head: frozenset[str] = frozenset()
+    # Which days of a running story the headline or lead counts ("day 214 of the war").
+    day_counts: frozenset[int] = frozenset()
 
     @property
     def best(self) -> float:
@@ -396,6 +399,7 @@ class Matcher:
             weekdays_of(weekday_words),
             says_again(f"{title} {opening}"),
             self._head(head_hits, head_tokens),
+            day_counts(f"{title} {opening}"),
         )
 
     def _head(self, hits: list[Hit], tokens: list[Token]) -> frozenset[str]:

@@ -366,6 +366,27 @@ def says_again(text: str) -> bool:
     return bool(_AGAIN_LOWER.search(text.lower()))
 
 
+# "Day 214 of the invasion", "on day 3 of the strike", "на 214-й день войны": which day of a
+# running story a report tells. A year after "Day" is a holiday's ("Independence Day 2026").
+_DAY_COUNT = re.compile(
+    r"\b(?:day|день)\s+(\d{1,7})\b|\b(\d{1,7})-?(?:й|ый|ой|го|ого|м|ом)?\s+(?:день|дня|дне)\b",
+    re.IGNORECASE,
+)
+
+
+def day_counts(text: str) -> frozenset[int]:
+    """The days of a running story that `text` (a headline and lead) counts: "what we know
+    on day 214" and "day 213" are two days' news, however alike their words."""
+    if "day" not in text and "Day" not in text and "дн" not in text and "ден" not in text:
+        return frozenset()
+    out = set()
+    for latin, cyrillic in _DAY_COUNT.findall(text):
+        n = int(latin or cyrillic)
+        if not 1800 <= n < 2200:
+            out.add(n)
+    return frozenset(out)
+
+
 # Numbers written as words, so "five soldiers", "5 troops" and "пятеро военных" meet.
 NUMBER_WORDS = {
     **{

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.cluster import Features, Idf, Member, Vectors, features, weigh
+from monitor.cluster import Features, Idf, Member, Vectors, compare, features, weigh
 from monitor.cluster_index import ClusterIndex
 from monitor.match import Matcher, load_profile
 from monitor.normalize import canonical_url, content_hash
@@ -294,6 +294,43 @@ def test_days_apart_reads_both_languages_and_the_new_year() -> None:
     assert days_apart(frozenset({"12-07"}), frozenset({"12-28"}))
     assert not days_apart(frozenset({"12-31"}), frozenset({"01-01"}))
     assert not days_apart(frozenset(), frozenset({"01-01"}))
+
+
+def test_reports_counting_other_days_of_a_running_story_are_different_events(
+    matcher: Matcher,
+) -> None:
+    """A daily wrap of a war repeats its words; the day it counts tells the days apart,
+    while another outlet's report of the same counted day joins."""
+    w = World(matcher)
+    text = (
+        "Israeli jets struck Iran-linked depots near Damascus on day {n} of the war; Moscow "
+        "said it was concerned and raised the strikes with the Israeli ambassador."
+    )
+    d = w.add("What we know on day 213 of the war", text.format(n=213), "https://one.example/213")
+    same = w.add(
+        "Russia voices concern over Israeli strikes near Damascus",
+        text.format(n=213),
+        "https://two.example/213",
+        T0 + timedelta(minutes=40),
+    )
+    next_day = w.add(
+        "What we know on day 216 of the war",
+        text.format(n=216),
+        "https://one.example/216",
+        T0 + timedelta(hours=1),
+    )
+    assert same == d and next_day != d
+    a, b = (w.feats(f"Day {n} of the war", text.format(n=n), "en") for n in (213, 216))
+    assert "other days of the story (day 213/216)" in compare(a, b, {}).conflicts
+
+
+def test_day_counts_read_both_languages_and_skip_years() -> None:
+    from monitor.text import day_counts
+
+    assert day_counts("What we know on day 214 of the invasion") == {214}
+    assert day_counts("Война: 214-й день. На 215-й день войны") == {214, 215}
+    assert day_counts("Independence Day 2026: parades; day 3 of talks") == {3}
+    assert day_counts("Two days of talks") == frozenset()
 
 
 def test_events_of_one_hour_sharing_only_the_head_actors_stay_apart(matcher: Matcher) -> None:
