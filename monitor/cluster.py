@@ -73,6 +73,11 @@ class Features:
         return same, cross
 
     @cached_property
+    def head_places(self) -> frozenset[str]:
+        """The places (profile place terms) its headline names."""
+        return frozenset(p for p in self.places if "e:" + p in self.head)
+
+    @cached_property
     def head_cross(self) -> frozenset[str]:
         """The headline's keys that translate (all but words the lexicon lacks)."""
         return frozenset(k for k in self.head if not k.startswith("w:") or k.startswith("w:~"))
@@ -85,8 +90,13 @@ _COMMENTARY = re.compile(
     re.IGNORECASE,
 )
 
-# "Lavrov: ...", "Leader: CIA behind ...": a headline that opens with who spoke.
-_QUOTE = re.compile(r"^[^:]{2,40}:\s")
+# "Lavrov: ...", "Leader: CIA behind ...": a headline that opens with who spoke; not
+# "Report: ..." or "СМИ: ...", which attribute the news itself to unnamed reports.
+_QUOTE = re.compile(
+    r"^(?!\s*(?:(?:media|press|news|unconfirmed|initial)\s+)?(?:reports?|sources?|media|сми|"
+    r"источник\w*|данные|сообщения\w*)\s*:)[^:]{2,40}:\s",
+    re.IGNORECASE,
+)
 
 _QUESTION = re.compile(
     r"^\s*(why|what|how|can|will|is|are|does|who|зачем|почему|что|как|чем|кто)\b", re.IGNORECASE
@@ -603,10 +613,25 @@ def _evidence(
             # days between the story day the report counts ("day 214") and the nearest
             # its reports count (-1: not both count): a limit too
             "count_days": _count_gap(f, members),
+            # the headlines name other places, neither mentioned by the other side
+            # ("Aleppo airport" / "Damascus airport"): a limit as well
+            "other_places": float(_other_places(f, members)),
         },
         members[best],
         sims[best],
     )
+
+
+def _other_places(f: Features, members: Sequence[Member]) -> bool:
+    """The new report's headline names a place none of the reports mention, and theirs
+    name one it does not mention. One side naming a capital for its government ("Damascus
+    said") while the other names the town struck is no conflict: the town is in both."""
+    if not f.head_places:
+        return False
+    theirs = frozenset().union(*(m.features.head_places for m in members)) - f.entities
+    if not theirs:
+        return False
+    return bool(f.head_places - frozenset().union(*(m.features.entities for m in members)))
 
 
 def _count_gap(f: Features, members: Sequence[Member]) -> float:
@@ -694,11 +719,15 @@ def alike(evidence: Mapping[str, float], params: ClusterParams) -> bool:
     reports' (a wire report's dateline is its own date: weeks apart, however alike the
     words of a recurring event's reports, they tell two events); and, where both count the
     days of a running story ("what we know on day 214"), the counts are a day apart at
-    most (the same words on two days of a war are two days' news)."""
+    most (the same words on two days of a war are two days' news); and their headlines do
+    not name different places that the other side never mentions (a strike on Aleppo's
+    airport is not the one on Damascus's; in our sets no report of one event did so)."""
     content = max(evidence["sim_max"], evidence["centroid"], evidence["headline"])
     if content < params.least or (evidence["specifics"] <= 0 and content < 2 * params.least):
         return False
     if evidence.get("count_days", -1.0) > 1:  # "day 213" and "day 216" of a story
+        return False
+    if evidence.get("other_places"):
         return False
     return evidence["dateline_days"] <= params.window.days
 

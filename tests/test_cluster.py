@@ -324,6 +324,46 @@ def test_reports_counting_other_days_of_a_running_story_are_different_events(
     assert "other days of the story (day 213/216)" in compare(a, b, {}).conflicts
 
 
+def test_headlines_naming_other_places_are_other_events(matcher: Matcher) -> None:
+    """Two strikes on airports, an hour apart and worded alike, are told apart by the
+    places their headlines name; a reaction naming the capital for its government, with
+    the town struck in its text, still joins its event."""
+    w = World(matcher)
+    text = (
+        "Syria's transport ministry said Israeli missiles damaged the runway of {town} "
+        "airport, where Iranian cargo flights had been landing, and flights were suspended."
+    )
+    aleppo = w.add(
+        "Israeli missiles hit Aleppo airport", text.format(town="Aleppo"), "https://a.example/1"
+    )
+    damascus = w.add(
+        "Israeli missiles hit Damascus airport",
+        text.format(town="Damascus"),
+        "https://a.example/2",
+        T0 + timedelta(hours=1),
+    )
+    w = World(matcher)
+    alone = w.add(
+        "Israeli missiles hit Aleppo airport", text.format(town="Aleppo"), "https://a.example/1"
+    )
+    reaction = w.add(
+        "Damascus condemns Israeli strike on airport",
+        "The Syrian foreign ministry condemned the Israeli missile strike that put Aleppo "
+        "airport out of service, where Iranian cargo flights had been landing.",
+        "https://b.example/3",
+        T0 + timedelta(minutes=30),
+    )
+    assert damascus != aleppo and reaction == alone
+
+
+def test_a_headline_attributed_to_reports_is_not_a_reaction(matcher: Matcher) -> None:
+    w = World(matcher)
+    said = w.feats("Lavrov: Israel's strikes in Syria are unacceptable", "Text.", "en")
+    reported = w.feats("Report: Russian S-300 fired at Israeli jets over Syria", "Text.", "en")
+    ru = w.feats("СМИ: российский С-300 открыл огонь по израильским самолетам", "Текст.", "ru")
+    assert said.reaction and not reported.reaction and not ru.reaction
+
+
 def test_day_counts_read_both_languages_and_skip_years() -> None:
     from monitor.text import day_counts
 
