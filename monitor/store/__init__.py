@@ -21,6 +21,7 @@ from monitor.models import Alert, Delivery, Development, Entry, Feed
 from monitor.store.developments import (
     CLUSTER_LOCK_KEY,
     development_entries,
+    development_entries_of,
     development_size,
     lock_clustering,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "count_due",
     "counts",
     "development_entries",
+    "development_entries_of",
     "development_size",
     "entries_by_guid",
     "entry_by_url",

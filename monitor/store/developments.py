@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,18 @@ def lock_clustering(s: Session) -> None:
 def development_size(s: Session, dev_id: int) -> int:
     return (
         s.scalar(select(func.count()).select_from(Entry).where(Entry.development_id == dev_id)) or 0
+    )
+
+
+def development_entries_of(s: Session, dev_ids: Iterable[int]) -> list[Entry]:
+    """The reports of several developments, each development's in `development_entries`'s
+    order."""
+    return list(
+        s.scalars(
+            select(Entry)
+            .where(Entry.development_id.in_(set(dev_ids)))
+            .order_by(Entry.development_id, Entry.first_seen_at, Entry.id)
+        )
     )
 
 
