@@ -634,6 +634,12 @@ def _other_places(f: Features, members: Sequence[Member]) -> bool:
     return bool(f.head_places - frozenset().union(*(m.features.entities for m in members)))
 
 
+def _told_apart(f: Features, members: Sequence[Member]) -> bool:
+    """What `alike` refuses on marks alone: other days of a running story, other places
+    in the headlines."""
+    return _count_gap(f, members) > 1 or _other_places(f, members)
+
+
 def _count_gap(f: Features, members: Sequence[Member]) -> float:
     counted = [n for m in members for n in m.features.day_counts]
     if not f.day_counts or not counted:
@@ -761,6 +767,8 @@ def weigh(
                 if fb is not None and (taught is None or s < moved):
                     moved, taught = s, fb
         if moved < 0:  # readers said reports like these are two events
+            continue
+        if moved == 0 and _told_apart(f, members):  # before the costly part
             continue
         ev = _evidence(f, at, members, idf, vectors)
         ev[0]["crowd"] = busy
