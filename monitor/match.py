@@ -383,6 +383,20 @@ class Matcher:
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
         heads = frozenset(h.term for h in all_hits if h.term == h.concept)
+        if not scores:  # not clustered (only its words weigh others'): no marks of time
+            return MatchResult(
+                scores,
+                entities,
+                keywords,
+                places,
+                self.threshold,
+                terms,
+                words,
+                frozenset(numbers),
+                self._names(read),
+                heads=heads,
+                day_counts=day_counts(f"{title} {opening}"),  # cheap: most have no "day"
+            )
         return MatchResult(
             scores,
             entities,
