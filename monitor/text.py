@@ -367,9 +367,10 @@ def says_again(text: str) -> bool:
 
 
 # "Day 214 of the invasion", "on day 3 of the strike", "на 214-й день войны": which day of a
-# running story a report tells. A year after "Day" is a holiday's ("Independence Day 2026").
+# running story a report tells. A year after "Day" is a holiday's ("Independence Day 2026");
+# "за 2 дня" (in two days) is a span: the Russian count needs its ordinal ending.
 _DAY_COUNT = re.compile(
-    r"\b(?:day|день)\s+(\d{1,7})\b|\b(\d{1,7})-?(?:й|ый|ой|го|ого|м|ом)?\s+(?:день|дня|дне)\b",
+    r"\b(?:day|день)\s+(\d{1,7})\b|\b(\d{1,7})-?(?:й|ый|ой|го|ого|м|ом)\s+(?:день|дня|дне)\b",
     re.IGNORECASE,
 )
 

@@ -371,6 +371,7 @@ def test_day_counts_read_both_languages_and_skip_years() -> None:
     assert day_counts("Война: 214-й день. На 215-й день войны") == {214, 215}
     assert day_counts("Independence Day 2026: parades; day 3 of talks") == {3}
     assert day_counts("Two days of talks") == frozenset()
+    assert day_counts("Переговоры шли 2 дня") == frozenset()
 
 
 def test_events_of_one_hour_sharing_only_the_head_actors_stay_apart(matcher: Matcher) -> None:
