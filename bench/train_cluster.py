@@ -139,6 +139,7 @@ def decisions(reports: Sequence[Report], idf: Any) -> list[Decision]:
         _relative,
         alike,
         crowd_of,
+        told_apart,
     )
 
     params = ClusterParams()
@@ -156,6 +157,8 @@ def decisions(reports: Sequence[Report], idf: Any) -> list[Decision]:
             near = [m for m in members if abs(m.published_at - r.published_at) <= params.window]
             if near:
                 near.sort(key=lambda m: m.published_at, reverse=True)
+                if told_apart(r.features, near[: params.members]):
+                    continue  # not a candidate: "new" is right
                 ev = _evidence(r.features, r.published_at, near[: params.members], idf)
                 ev[0]["crowd"] = busy
                 if alike(ev[0], params):  # else not a candidate: "new" is right

@@ -610,12 +610,6 @@ def _evidence(
             "dateline_days": float(min(_days(f.dateline, d) for d in dated))
             if f.dateline and dated
             else -1.0,
-            # days between the story day the report counts ("day 214") and the nearest
-            # its reports count (-1: not both count): a limit too
-            "count_days": _count_gap(f, members),
-            # the headlines name other places, neither mentioned by the other side
-            # ("Aleppo airport" / "Damascus airport"): a limit as well
-            "other_places": float(_other_places(f, members)),
         },
         members[best],
         sims[best],
@@ -634,9 +628,13 @@ def _other_places(f: Features, members: Sequence[Member]) -> bool:
     return bool(f.head_places - frozenset().union(*(m.features.entities for m in members)))
 
 
-def _told_apart(f: Features, members: Sequence[Member]) -> bool:
-    """What `alike` refuses on marks alone: other days of a running story, other places
-    in the headlines."""
+def told_apart(f: Features, members: Sequence[Member]) -> bool:
+    """Marks alone say a report is not of a development, however alike they read: they
+    count days of a running story more than a day apart ("what we know on day 214" /
+    "day 216": the same words on two days of a war are two days' news), or their
+    headlines name different places that the other side never mentions (a strike on
+    Aleppo's airport is not the one on Damascus's; in our sets no report of one event
+    did so). Checked before the evidence is weighed: it costs far less."""
     return _count_gap(f, members) > 1 or _other_places(f, members)
 
 
@@ -723,17 +721,10 @@ def alike(evidence: Mapping[str, float], params: ClusterParams) -> bool:
     alike (two events of one day that share only their head actors are two events); and
     the report's dateline, if both have datelines, is within the window of one of its
     reports' (a wire report's dateline is its own date: weeks apart, however alike the
-    words of a recurring event's reports, they tell two events); and, where both count the
-    days of a running story ("what we know on day 214"), the counts are a day apart at
-    most (the same words on two days of a war are two days' news); and their headlines do
-    not name different places that the other side never mentions (a strike on Aleppo's
-    airport is not the one on Damascus's; in our sets no report of one event did so)."""
+    words of a recurring event's reports, they tell two events). `told_apart` is the
+    other limit, on marks alone."""
     content = max(evidence["sim_max"], evidence["centroid"], evidence["headline"])
     if content < params.least or (evidence["specifics"] <= 0 and content < 2 * params.least):
-        return False
-    if evidence.get("count_days", -1.0) > 1:  # "day 213" and "day 216" of a story
-        return False
-    if evidence.get("other_places"):
         return False
     return evidence["dateline_days"] <= params.window.days
 
@@ -768,7 +759,7 @@ def weigh(
                     moved, taught = s, fb
         if moved < 0:  # readers said reports like these are two events
             continue
-        if moved == 0 and _told_apart(f, members):  # before the costly part
+        if moved == 0 and told_apart(f, members):
             continue
         ev = _evidence(f, at, members, idf, vectors)
         ev[0]["crowd"] = busy

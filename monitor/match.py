@@ -383,20 +383,9 @@ class Matcher:
         keywords = frozenset(h.term for h in all_hits if h.concept in generic)
         places = frozenset(h.term for h in all_hits if h.place)
         heads = frozenset(h.term for h in all_hits if h.term == h.concept)
-        if not scores:  # not clustered (only its words weigh others'): no marks of time
-            return MatchResult(
-                scores,
-                entities,
-                keywords,
-                places,
-                self.threshold,
-                terms,
-                words,
-                frozenset(numbers),
-                self._names(read),
-                heads=heads,
-                day_counts=day_counts(f"{title} {opening}"),  # cheap: most have no "day"
-            )
+        # Marks of time and the headline's keys serve clustering only, which takes the
+        # entries some topic rule holds on; day counts are cheap (most leads have no "day").
+        clustered = bool(scores)
         return MatchResult(
             scores,
             entities,
@@ -407,12 +396,12 @@ class Matcher:
             words,
             frozenset(numbers),
             self._names(read),
-            mentioned_days(f"{title} {text}"),
+            mentioned_days(f"{title} {text}") if clustered else frozenset(),
             heads,
-            dateline(text),
-            weekdays_of(weekday_words),
-            says_again(f"{title} {opening}"),
-            self._head(head_hits, head_tokens),
+            dateline(text) if clustered else "",
+            weekdays_of(weekday_words) if clustered else frozenset(),
+            clustered and says_again(f"{title} {opening}"),
+            self._head(head_hits, head_tokens) if clustered else frozenset(),
             day_counts(f"{title} {opening}"),
         )
 
