@@ -142,7 +142,10 @@ def decisions(reports: Sequence[Report], idf: Any) -> list[Decision]:
         told_apart,
     )
 
-    params = ClusterParams()
+    # Every candidate the likeness gate admits, lone ones reading under `lone` too: the
+    # service refuses those (all wrong in our sets), but as negatives they teach the model
+    # what a weak lone candidate looks like, including the ones just above the line.
+    params = ClusterParams(lone=0.0)
     seen: dict[str, list[Member]] = {}
     ids = {dev: i for i, dev in enumerate(dict.fromkeys(r.development for r in reports))}
     out = []

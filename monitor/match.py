@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.profile import Profile, Term
@@ -38,6 +41,7 @@ from monitor.text import (
     name_of,
     says_again,
     sentences,
+    stem,
     tokenize,
     weekdays_of,
     word_stem,
@@ -67,6 +71,49 @@ BODY_WEIGHT = 0.8
 LEAD_SENTENCES = 3
 # Distinct word forms a matcher keeps tokenized (a few hundred bytes each).
 TOKEN_CACHE = 200_000
+
+
+# Prepositions that put an event somewhere ("in Sochi", "в Кремле"); "to" only after
+# a word of travel ("trip to Moscow"), since "Netanyahu to Putin" names an addressee.
+LOCATIVE = frozenset("in at near outside inside в во под около возле близ".split())
+_MOTION = frozenset(
+    stem(w)
+    for w in "trip trips visit visits visited fly flies flew travel travels travelled "
+    "arrive arrives arrived head heads headed return returns returned".split()
+)
+
+
+@lru_cache(maxsize=1)
+def countries() -> frozenset[str]:
+    """Stems of the words of every country's English and Russian names (pycountry's ISO
+    3166 list and its Russian translation): a country is where news happens, too wide
+    to tell two events apart. Its data files are read without importing the package,
+    which would keep its whole database (3 MB) in every process that matches."""
+    import gettext
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("pycountry")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    root = Path(next(iter(spec.submodule_search_locations)))
+    try:
+        data = json.loads((root / "databases" / "iso3166-1.json").read_text("utf-8"))
+        with (root / "locales" / "ru" / "LC_MESSAGES" / "iso3166-1.mo").open("rb") as fh:
+            ru = gettext.GNUTranslations(fh)
+    except (OSError, ValueError):
+        return frozenset()
+    out: set[str] = set()
+    for c in data.get("3166-1", ()):
+        for key in ("name", "common_name", "official_name"):
+            if key in c:
+                for name in (c[key], ru.gettext(c[key])):
+                    out.update(t.stem for t in tokenize(name) if t.surface[:1].isupper())
+    return frozenset(out)
+
+
+def _motion(x: Hit | Token) -> bool:
+    return isinstance(x, Token) and x.stem in _MOTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +168,10 @@ class MatchResult:
     head: frozenset[str] = frozenset()
     # Which days of a running story the headline or lead counts ("day 214 of the war").
     day_counts: frozenset[int] = frozenset()
+    # Where the headline puts its event ("in Sochi", "near Damascus"): see _venues();
+    # and the concepts the text names anywhere (a venue "e:russia" is mentioned by Putin).
+    venues: frozenset[str] = frozenset()
+    concepts: frozenset[str] = frozenset()
 
     @property
     def best(self) -> float:
@@ -277,6 +328,7 @@ class Matcher:
         read: list[tuple[list[Token], bool]] = []  # each sentence's tokens
         head_hits: list[Hit] = []
         head_tokens: list[Token] = []
+        head_scanned: list[Hit | Token] = []  # the headline in order, hits and words
         weekday_words: list[str] = []
         opening = ""  # the body's first sentence, where a report says what happened
         for s, is_title in sentences(title, text):
@@ -308,6 +360,7 @@ class Matcher:
             if is_title:
                 head_hits += hits
                 head_tokens += tokens
+                head_scanned += scanned
             counted = [t.key for t in tokens if t.kind == WORD]
             for _ in range(2 if is_title else 1):
                 words.update(counted)
@@ -403,7 +456,63 @@ class Matcher:
             clustered and says_again(f"{title} {opening}"),
             self._head(head_hits, head_tokens) if clustered else frozenset(),
             day_counts(f"{title} {opening}"),
+            self._venues(head_scanned) if clustered else frozenset(),
+            frozenset(concepts_anywhere),
         )
+
+    @cached_property
+    def _countries(self) -> frozenset[str]:
+        """The profile's concepts that are countries (a term of their own name, such as
+        "russia", spelled as a country is): where a capital or seat of power stands for
+        them. Worked out at the first venue, not by every process that matches."""
+        return frozenset(
+            t.concept
+            for t in self.profile.terms
+            if t.key == t.concept and {p[0] for p in t.phrases if len(p) == 1} & countries()
+        )
+
+    def _venues(self, scanned: Sequence[Hit | Token]) -> frozenset[str]:
+        """Where the headline puts its event: what follows a locative preposition ("in
+        Sochi", "near Damascus", "в Кремле", "trip to Moscow"), as the keys clustering
+        compares. A profile place is itself ("e:damascus"); a capital or seat of power
+        stands for its country ("in the Kremlin" and "in Moscow" are both "e:russia"); a
+        country named as such ("in Syria", "в Израиле") is "c:syria": an event that
+        spans a country (a visit), which no town contradicts. Other capitalized words are
+        their stem ("w:sochi"), unless the headline is in title case (every word
+        capitalized) or the word is a general one the lexicon knows."""
+        out: set[str] = set()
+        title_case: bool | None = None
+        for i in range(len(scanned) - 1):
+            prep = scanned[i]
+            if isinstance(prep, Hit):
+                continue
+            word = prep.surface.lower()
+            if word not in LOCATIVE and not (word == "to" and i and _motion(scanned[i - 1])):
+                continue
+            j = i + 1
+            if j + 1 < len(scanned) and scanned[j].surface.lower() == "the":
+                j += 1
+            x = scanned[j]
+            if isinstance(x, Hit):
+                if x.place:
+                    out.add("e:" + x.term)
+                elif i == 0:  # "В Кремле заявили": who speaks, not where
+                    continue
+                elif x.concept in self._countries:
+                    out.add(("c:" if x.term == x.concept else "e:") + x.concept)
+                continue
+            if x.kind != WORD or not x.surface[:1].isupper():
+                continue
+            if x.stem in countries():
+                out.add("c:" + x.stem)
+                continue
+            if x.key.startswith("~") or (x.surface.isupper() and len(x.surface) < 4):
+                continue
+            if title_case is None:
+                title_case = is_title_case(t for t in scanned if isinstance(t, Token))
+            if not title_case:
+                out.add("w:" + x.key)
+        return frozenset(out)
 
     def _head(self, hits: list[Hit], tokens: list[Token]) -> frozenset[str]:
         """The headline's keys: its profile terms, numbers, word stems and (unless it is

@@ -13,6 +13,7 @@ from monitor.match import Matcher, load_profile
 from monitor.normalize import canonical_url, content_hash
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+H = timedelta(hours=1)
 
 
 @pytest.fixture(scope="module")
@@ -438,3 +439,102 @@ def test_a_join_model_with_an_unknown_feature_is_refused() -> None:
         parse_join_model({"bias": 0.0, "weights": {"sim_max": 1.0, "moon_phase": 2.0}}, "mine")
     model = parse_join_model({"bias": -1.0, "weights": {"sim_max": 4.0}})
     assert model.log_odds({"sim_max": 0.5, "gap": 3.0}) == 1.0
+
+
+def test_the_same_leaders_meeting_elsewhere_or_by_phone_are_other_events(matcher: Matcher) -> None:
+    """The same two leaders in two headlines, an hour apart: a meeting in another place
+    ("in the Kremlin" after "in Sochi"), or a phone call after a meeting, is another
+    event; a report that names the meeting's town, or puts it only in the country, still
+    joins it, and so does a town of a visit placed in a whole country."""
+    talks = (
+        "The prime minister and the president discussed Syria and Iran's nuclear "
+        "programme, Israeli officials said."
+    )
+    sochi = ("Netanyahu and Putin hold talks in Sochi", talks)
+    w = World(matcher)
+    first = w.add(*sochi, "https://a.example/sochi")
+    kremlin = w.add(
+        "Netanyahu meets Putin in the Kremlin", talks, "https://b.example/kremlin", T0 + H
+    )
+    phone = w.add(
+        "Netanyahu and Putin speak by phone", talks, "https://c.example/phone", T0 + 2 * H
+    )
+    assert len({first, kremlin, phone}) == 3
+    w = World(matcher)
+    first = w.add(*sochi, "https://a.example/sochi")
+    named = w.add(
+        "Netanyahu meets Putin in the Kremlin's residence",
+        talks + " They met at the president's residence in Sochi.",
+        "https://b.example/residence",
+        T0 + H,
+    )
+    country = w.add(
+        "Netanyahu and Putin hold talks in Russia", talks, "https://c.example/ru", T0 + 2 * H
+    )
+    assert named == first and country == first
+    w = World(matcher)  # a visit to a country spans its towns
+    visit = w.add(
+        "Putin in Israel: ceremony in Netanya, then talks with Netanyahu",
+        talks,
+        "https://a.example/visit",
+    )
+    town = w.add(
+        "Putin and Netanyahu discuss Iran in Jerusalem", talks, "https://b.example/jlm", T0 + H
+    )
+    assert town == visit
+    # and `monitor explain` says why
+    said = compare(
+        w.feats("Netanyahu meets Putin in the Kremlin", talks, "en"), w.feats(*sochi, "en"), {}
+    )
+    assert "other venues (russia/sochi)" in said.conflicts
+    said = compare(
+        w.feats("Netanyahu and Putin speak by phone", talks, "en"), w.feats(*sochi, "en"), {}
+    )
+    assert "a phone call and a meeting" in said.conflicts
+
+
+def test_a_venue_is_a_town_or_a_seat_of_power_never_a_country(matcher: Matcher) -> None:
+    def venues(title: str) -> set[str]:
+        return set(matcher.match(title, "Russia and Israel discussed Syria.").venues)
+
+    assert venues("Putin and Bennett hold talks in Sochi") == {"w:sochi"}
+    assert venues("Bennett makes surprise trip to Moscow") == {"e:russia"}
+    assert venues("Путин провел переговоры с Беннетом в Кремле") == {"e:russia"}
+    assert venues("Israeli jets strike near Damascus") == {"e:damascus"}
+    # a country is no venue, but says that the event may span it (a visit)
+    assert venues("Israeli jets strike targets in Syria") == {"c:syria"}
+    assert venues("Russian troops advance in Ukraine") == {"c:ukrain"}
+    assert not venues("Netanyahu to Putin: Iran must be stopped")  # an addressee
+    assert not venues("В Кремле заявили о беспокойстве из-за ударов по Сирии")  # a speaker
+
+
+def test_a_lone_report_shares_too_little_to_gather_other_news(matcher: Matcher) -> None:
+    """A development of one report, in the new one's language, that reads less than
+    `lone` alike is no candidate: a minister's remark on the war does not gather the next
+    hour's news of the same war."""
+    from monitor.cluster import ClusterParams
+
+    w = World(matcher)
+    for i, (title, text) in enumerate(  # the day's other news, as word weights see it
+        [
+            ("Israeli minister visits Moscow", "Russia and Israel discussed the war."),
+            ("Russia says its forces advanced", "The ministry said the war went on."),
+            ("Israel's cabinet meets", "Ministers said Israel would stay neutral."),
+            ("Ukraine asks for air defence", "Officials said the war needs more of it."),
+        ]
+    ):
+        w.index.observe(900 + i, T0, w.feats(title, text, "en"))
+    remark = w.add(
+        "Israel's foreign minister: Russia committed war crimes in Bucha",
+        "The minister said Israel could not stay silent over the images from the town.",
+        "https://a.example/remark",
+    )
+    drones = w.add(
+        "Iran ships attack drones to Russia, US says",
+        "Washington said Iranian-made drones had hit power stations; Israeli officials "
+        "are weighing air defence for Kyiv.",
+        "https://b.example/drones",
+        T0 + H,
+    )
+    assert drones != remark
+    assert ClusterParams().lone > ClusterParams().least

@@ -288,23 +288,24 @@ def test_a_merge_teaches_the_clusterer_to_join_later_reports_like_the_two(
         p.db.dispose()
 
 
-# Two events of one kind that the clusterer joins (a meeting, then a phone call about the
-# same things), twice, in new words the second time.
+# Two events of one kind that the clusterer joins (a meeting, then a deal on the same
+# things announced hours later, which a reader calls another event), twice, in new words
+# the second time.
 LOOKALIKES = [
     (
         MEETINGS[0],
         (
-            "Putin and Israel's prime minister discuss Syria by phone",
-            "The Russian president and the Israeli prime minister spoke by phone about "
-            "Syria and Iran's nuclear programme, the Kremlin said.",
+            "Putin and Israel's prime minister agree to widen Syria coordination",
+            "The Russian president and the Israeli prime minister agreed to widen military "
+            "coordination over Syria and to keep talking about Iran's nuclear programme.",
         ),
     ),
     (
         MEETINGS[1],
         (
-            "Israeli premier and Putin talk Syria and Iran in a phone call",
-            "Israel's prime minister phoned the Russian president to discuss Syria and "
-            "Iran's nuclear programme, his office said.",
+            "Israeli premier and Putin settle on closer military contacts over Syria",
+            "Israel's prime minister and the Russian president settled on closer contacts "
+            "between their militaries in Syria and on Iran's nuclear programme.",
         ),
     ),
 ]
@@ -314,38 +315,38 @@ def test_a_split_teaches_the_clusterer_to_hold_later_reports_like_the_two_apart(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
     clock = Clock()
-    url = serve(feed_server, clock, "/calls.xml", [])
+    url = serve(feed_server, clock, "/deals.xml", [])
     taught, control = (pipeline(tmp_path, n, url, clock) for n in ("taught", "control"))
 
     def told(p: Pipeline, pair: int) -> int:
         """Developments the pair landed in."""
-        meeting, call = LOOKALIKES[pair]
-        serve(feed_server, clock, "/calls.xml", [meeting])
+        meeting, deal = LOOKALIKES[pair]
+        serve(feed_server, clock, "/deals.xml", [meeting])
         asyncio.run(p.poll())
         clock.advance(timedelta(hours=6))
-        serve(feed_server, clock, "/calls.xml", [call, meeting])
+        serve(feed_server, clock, "/deals.xml", [deal, meeting])
         asyncio.run(p.poll())
         with p.db.session() as s:
-            titles = (meeting[0], call[0])
+            titles = (meeting[0], deal[0])
             return len(set(s.scalars(select(Entry.development_id).where(Entry.title.in_(titles)))))
 
     for p in (taught, control):
-        assert told(p, 0) == 1  # joined: the call never alerted
+        assert told(p, 0) == 1  # joined: the deal never alerted
     with taught.db.session() as s:
-        call = s.scalar(select(Entry).where(Entry.title == LOOKALIKES[0][1][0]))
-        assert call is not None and call.development_id is not None
-        meeting_dev = call.development_id
-        fb = given.not_part(s, meeting_dev, call.id, clock.now)
+        deal = s.scalar(select(Entry).where(Entry.title == LOOKALIKES[0][1][0]))
+        assert deal is not None and deal.development_id is not None
+        meeting_dev = deal.development_id
+        fb = given.not_part(s, meeting_dev, deal.id, clock.now)
     with taught.db.session() as s:
-        moved = s.get(Entry, call.id)
+        moved = s.get(Entry, deal.id)
         assert moved is not None and moved.development_id not in (None, meeting_dev)
 
     clock.advance(timedelta(days=90))
     assert told(control, 1) == 1
     assert told(taught, 1) == 2  # held apart, like the two the reader split
     with taught.db.session() as s:
-        given.undo(s, fb.id, clock.now)  # the call goes back where it was
-        back = s.get(Entry, call.id)
+        given.undo(s, fb.id, clock.now)  # the deal goes back where it was
+        back = s.get(Entry, deal.id)
         assert back is not None and back.development_id == meeting_dev
     for p in (taught, control):
         p.close()

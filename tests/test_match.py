@@ -245,3 +245,19 @@ def test_names_meet_across_scripts(matcher: Matcher) -> None:
     en = matcher.match("Evacuation", "Civilians left the Azovstal plant, Russia said.")
     ru = matcher.match("Эвакуация", "Мирные жители покинули завод Азовсталь, сообщила Россия.")
     assert en.names & ru.names
+
+
+def test_no_word_of_the_lexicon_is_claimed_by_two_concepts() -> None:
+    """A stem two concepts claim is dropped from both (parse_lexicon): a new line whose
+    form stems like another concept's ("Газа", Gaza, stems as "газ", gas) would quietly
+    cost that concept its bridge."""
+    from importlib import resources
+
+    text = resources.files("monitor").joinpath("data/lexicon.txt").read_text("utf-8")
+    claimed: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#") and ":" in line:
+            concept, _, forms = line.partition(":")
+            for form in forms.replace("|", " ").split():
+                claimed.setdefault(stem(form), set()).add(concept.strip())
+    assert not {st: cs for st, cs in claimed.items() if len(cs) > 1 and len(st) > 2}
