@@ -7,11 +7,14 @@ is to the development's reports (words, the profile's and the lexicon's language
 keys, headlines, shared names and numbers), what contradicts it (another dateline, other
 days or weekdays, other places, "again" when no report of it says so), how far apart in
 time, whether the article is a reaction or commentary, and how this development compares
-with the other candidates. A small learned model (`JoinModel`, a conditional logit trained by
-bench/train_cluster.py on our own evaluation sets, stored in data/join_model.toml) turns
-that evidence into the probability that the article belongs; it joins the most probable
-development at or above `ClusterParams.join`, else opens a new one. The evidence is
-also what `monitor explain` prints: each feature's part in the decision.
+with the other candidates. Some marks are limits rather than evidence (`told_apart`):
+other days of a running story, other places or venues never mentioned by the other
+side, a phone call against a meeting. A small learned model (`JoinModel`, a conditional
+logit trained by bench/train_cluster.py on our own evaluation sets, stored in
+data/join_model.toml) turns that evidence into the probability that the article belongs;
+it joins the most probable development at or above `ClusterParams.join`, else opens a new
+one. The evidence is also what `monitor explain` prints: each feature's part in the
+decision.
 """
 
 from __future__ import annotations
@@ -646,7 +649,10 @@ def told_apart(f: Features, members: Sequence[Member]) -> bool:
     "day 216": the same words on two days of a war are two days' news), or their
     headlines name different places that the other side never mentions (a strike on
     Aleppo's airport is not the one on Damascus's; in our sets no report of one event
-    did so). Checked before the evidence is weighed: it costs far less."""
+    did so), or the new headline puts its event in another venue than theirs without
+    mentioning it (talks in the Kremlin are not the ones in Sochi), or one side reports a
+    phone call and the other a meeting in person. Checked before the evidence is
+    weighed: it costs far less."""
     return (
         _count_gap(f, members) > 1
         or _other_places(f, members)
