@@ -957,12 +957,10 @@ def compare(a: Features, b: Features, idf: Idf | Mapping[str, float]) -> Compari
         conflicts.append("other weekdays")
     if a.places and b.places and not a.places & b.places:
         conflicts.append("different places")
-    if a.day_counts and b.day_counts:
-        gap = min(abs(x - y) for x in a.day_counts for y in b.day_counts)
-        if gap > 1:
-            days = "/".join(str(min(f.day_counts)) for f in (a, b))
-            conflicts.append(f"other days of the story (day {days})")
-    other = [Member(0, 0, None, "", datetime.min, b)]
+    other = [Member(0, 0, None, "", datetime.min, b)]  # b as a development, for the limits
+    if _count_gap(a, other) > 1:
+        days = "/".join(str(min(f.day_counts)) for f in (a, b))
+        conflicts.append(f"other days of the story (day {days})")
     if _other_venues(a, other):
         where = "/".join(",".join(sorted(v[2:] for v in f.venues)) for f in (a, b))
         conflicts.append(f"other venues ({where})")

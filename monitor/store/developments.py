@@ -27,8 +27,8 @@ def development_size(s: Session, dev_id: int) -> int:
 
 
 def development_entries_of(s: Session, dev_ids: Iterable[int]) -> list[Entry]:
-    """The reports of several developments, each development's in `development_entries`'s
-    order."""
+    """The reports of several developments, by development, each's in the order they
+    were first seen."""
     return list(
         s.scalars(
             select(Entry)
@@ -39,10 +39,5 @@ def development_entries_of(s: Session, dev_ids: Iterable[int]) -> list[Entry]:
 
 
 def development_entries(s: Session, dev_id: int) -> list[Entry]:
-    return list(
-        s.scalars(
-            select(Entry)
-            .where(Entry.development_id == dev_id)
-            .order_by(Entry.first_seen_at, Entry.id)
-        )
-    )
+    """One development's reports, in the order they were first seen."""
+    return development_entries_of(s, (dev_id,))
