@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from monitor.profile import Profile, Term
 from monitor.profile import load_profile as load_profile  # the matcher's input; re-exported
@@ -116,8 +116,10 @@ def _motion(x: Hit | Token) -> bool:
     return isinstance(x, Token) and x.stem in _MOTION
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
+    """A profile term found in a sentence (a tuple: most sentences of the news hold some
+    common term, and a frozen dataclass cost five times as much to make)."""
+
     term: str
     concept: str
     surface: str
@@ -257,23 +259,35 @@ class Matcher:
 
     def scan(self, sentence: str) -> list[Hit | Token]:
         """The sentence as profile-term hits and the leftover tokens, in order."""
-        return self._scan(self._tokenize(sentence))
+        tokens = self._tokenize(sentence)
+        return self._scan(tokens, [i for i, t in enumerate(tokens) if t.lead])[0]
 
     def _scan(
-        self, tokens: list[Token], headline: bool = True, title_case: bool | None = None
-    ) -> list[Hit | Token]:
-        """`title_case`: whether the sentence is title case, if known; worked out only when
+        self,
+        tokens: list[Token],
+        leads: list[int],
+        headline: bool = True,
+        title_case: bool | None = None,
+    ) -> tuple[list[Hit | Token], list[Hit], list[Token]]:
+        """The sentence in order, hits and leftover tokens; its hits; its leftover tokens.
+        Only `leads` (where some profile phrase starts) are looked at: the words between
+        are copied in slices, which is most of the work saved on a long sentence.
+
+        `title_case`: whether the sentence is title case, if known; worked out only when
         a rule needs it (a false friend anywhere; a bare surname in a headline, since only
         headlines are written in title case)."""
         out: list[Hit | Token] = []
+        hits: list[Hit] = []
+        rest: list[Token] = []
         stems = [t.stem for t in tokens]
-        i = 0
-        while i < len(tokens):
-            if not tokens[i].lead:  # no profile phrase starts with this word
-                out.append(tokens[i])
-                i += 1
+        done = 0  # tokens before this index are in `out`
+        for i in leads:
+            if i < done:  # inside the phrase just matched
                 continue
-            matched = 0
+            gap = tokens[done:i]
+            out += gap
+            rest += gap
+            hit: Hit | None = None
             for phrase, term in self._index[stems[i]]:
                 n = len(phrase)  # (the first stem matched: that is the index's key)
                 if n > 1 and tuple(stems[i : i + n]) != phrase:
@@ -300,14 +314,23 @@ class Matcher:
                         title_case = is_title_case(tokens)
                     if not (headline and title_case):
                         break
-                surface = " ".join(t.surface for t in tokens[i : i + n])
-                out.append(Hit(term.key, term.concept, surface, term.place, term.weight))
-                matched = n
+                surface = (
+                    tokens[i].surface if n == 1 else " ".join(t.surface for t in tokens[i : i + n])
+                )
+                hit = Hit(term.key, term.concept, surface, term.place, term.weight)
                 break
-            if not matched:
+            if hit is None:
                 out.append(tokens[i])
-            i += matched or 1
-        return out
+                rest.append(tokens[i])
+                done = i + 1
+            else:
+                out.append(hit)
+                hits.append(hit)
+                done = i + n
+        tail = tokens[done:]
+        out += tail
+        rest += tail
+        return out, hits, rest
 
     def _false_friend(self, tokens: list[Token], i: int) -> bool:
         """A capitalized given name followed by a surname (Israel Adesanya), not a country."""
@@ -329,26 +352,21 @@ class Matcher:
         head_hits: list[Hit] = []
         head_tokens: list[Token] = []
         head_scanned: list[Hit | Token] = []  # the headline in order, hits and words
-        weekday_words: list[str] = []
         opening = ""  # the body's first sentence, where a report says what happened
         for s, is_title in sentences(title, text):
             if not is_title and not opening:
                 opening = s
             tokens = self._tokenize(s)
             read.append((tokens, is_title))
-            weekday_words += [t.surface for t in tokens if t.stem in WEEKDAY_STEMS]
             scanned: list[Hit | Token] | list[Token] = tokens
             hits: list[Hit] = []
-            if any(t.lead for t in tokens):  # else no profile term can be in it
-                scanned = self._scan(tokens, is_title)
-                tokens = []
-                for x in scanned:
-                    if isinstance(x, Hit):
-                        hits.append(x)
-                    else:
-                        tokens.append(x)
-                for _ in range(2 if is_title else 1):  # the headline counts twice
-                    terms.update(h.term for h in hits)
+            leads = [i for i, t in enumerate(tokens) if t.lead]
+            if leads:  # else no profile term can be in it
+                scanned, hits, tokens = self._scan(tokens, leads, is_title)
+                if hits:
+                    named = [h.term for h in hits]
+                    for _ in range(2 if is_title else 1):  # the headline counts twice
+                        terms.update(named)
             if len(scanned) <= RUN_ON:
                 all_sentences.append((s, is_title))
                 found.append(hits)
@@ -364,7 +382,7 @@ class Matcher:
             counted = [t.key for t in tokens if t.kind == WORD]
             for _ in range(2 if is_title else 1):
                 words.update(counted)
-            numbers.update(t.stem for t in tokens if t.kind == NUMBER)
+            numbers.update([t.stem for t in tokens if t.kind == NUMBER])
         if not terms or is_roundup(title):  # no topic can hold; a roundup reports none
             return MatchResult(
                 {},
@@ -452,7 +470,9 @@ class Matcher:
             mentioned_days(f"{title} {text}") if clustered else frozenset(),
             heads,
             dateline(text) if clustered else "",
-            weekdays_of(weekday_words) if clustered else frozenset(),
+            weekdays_of([t.surface for ts, _ in read for t in ts if t.stem in WEEKDAY_STEMS])
+            if clustered
+            else frozenset(),
             clustered and says_again(f"{title} {opening}"),
             self._head(head_hits, head_tokens) if clustered else frozenset(),
             day_counts(f"{title} {opening}"),
