@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import sys
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -40,11 +41,17 @@ class ClusterIndex:
         self.model = model  # None: the built-in one
         self.members: dict[int, Member] = {}
         self._by_dev: dict[int, set[int]] = {}
-        self.idf = Idf()
+        self._idf = Idf()
         self.max_entry_id = 0
         # Articles that count for word weights only (off-topic ones are not clustered, but
         # they are the background that tells a telling word from a common one).
         self._background: dict[int, tuple[datetime, tuple[str, ...]]] = {}
+        # Background articles observed but not yet counted, oldest first. A large poll
+        # observes far more than the background holds: counting each only for a later one
+        # to push it out again was most of that poll's clustering work. What reads the
+        # weights counts them first (`idf`); those pushed out while waiting never are.
+        self._waiting: deque[tuple[int, datetime, tuple[str, ...]]] = deque()
+        self._oldest_waiting: datetime | None = None  # (or older: it is not raised on a pop)
         # (published_at, entry id) of everything held, oldest first, so pruning costs
         # O(log n) per article dropped rather than a scan per poll; stale pairs (an entry
         # re-added with another date) are skipped when they surface.
@@ -52,7 +59,7 @@ class ClusterIndex:
         self._postings: dict[str, set[int]] = {}
         self._by_url: dict[str, set[int]] = {}
         self._by_hash: dict[str, set[int]] = {}
-        self._vectors = Vectors(self.idf)
+        self._vectors = Vectors(self._idf)
         # (published_at, entry id) of every member, in order: the developments of a
         # period (`crowd`) without a scan of all members
         self._times: list[tuple[datetime, int]] = []
@@ -63,22 +70,43 @@ class ClusterIndex:
 
     def observe_keys(self, entry_id: int, published_at: datetime, keys: Iterable[str]) -> None:
         """`observe`, given the article's `Idf.keys` (as a parser worker computes them)."""
-        self._drop(entry_id)
         # Only what the weights need, not the whole article; interned, so the many
         # articles that share a word share its string.
-        keys = tuple(map(sys.intern, keys))
-        self._background[entry_id] = (published_at, keys)
-        self.idf.add_keys(keys)
-        while len(self._background) > self.params.background:  # oldest observed first
-            self._drop(next(iter(self._background)))
-        heapq.heappush(self._by_time, (published_at, entry_id))
+        self._waiting.append((entry_id, published_at, tuple(map(sys.intern, keys))))
+        if self._oldest_waiting is None or published_at < self._oldest_waiting:
+            self._oldest_waiting = published_at
         self.max_entry_id = max(self.max_entry_id, entry_id)
+        if len(self._waiting) > self.params.background:
+            # It would be counted, then pushed out by the later ones: what is left of
+            # that is that no earlier copy of it stays.
+            self._drop(self._waiting.popleft()[0])
+
+    @property
+    def idf(self) -> Idf:
+        """The word weights, every observed article counted."""
+        self._count_waiting()
+        return self._idf
+
+    def _count_waiting(self) -> None:
+        """Count the observed articles still waiting, in order: the first thing every
+        method that reads or changes what is held does."""
+        waiting = self._waiting
+        self._oldest_waiting = None
+        while waiting:
+            entry_id, published_at, keys = waiting.popleft()
+            self._drop(entry_id)
+            self._background[entry_id] = (published_at, keys)
+            self._idf.add_keys(keys)
+            while len(self._background) > self.params.background:  # oldest observed first
+                self._drop(next(iter(self._background)))
+            heapq.heappush(self._by_time, (published_at, entry_id))
 
     def add(self, m: Member) -> None:
+        self._count_waiting()
         self._drop(m.entry_id)
         self.members[m.entry_id] = m
         self._by_dev.setdefault(m.development_id, set()).add(m.entry_id)
-        self.idf.add(m.features)
+        self._idf.add(m.features)
         for key in Idf.keys(m.features):
             self._postings.setdefault(key, set()).add(m.entry_id)
         if m.canonical_url:
@@ -91,11 +119,11 @@ class ClusterIndex:
     def _drop(self, entry_id: int) -> None:
         background = self._background.pop(entry_id, None)
         if background is not None:
-            self.idf.remove_keys(background[1])
+            self._idf.remove_keys(background[1])
         old = self.members.pop(entry_id, None)
         if old is None:
             return
-        self.idf.remove(old.features)
+        self._idf.remove(old.features)
         del self._times[bisect.bisect_left(self._times, (old.published_at, entry_id))]
         same = self._by_dev[old.development_id]
         same.discard(entry_id)
@@ -110,8 +138,14 @@ class ClusterIndex:
         self._by_hash[old.content_hash].discard(entry_id)
 
     def prune(self, before: datetime) -> None:
-        """Forget what was published before `before`."""
+        """Forget what was published before `before`. When nothing held or waiting is
+        that old (the usual case: each transaction of a poll asks), what waits stays
+        waiting."""
         heap = self._by_time
+        oldest = self._oldest_waiting
+        if (not heap or heap[0][0] >= before) and (oldest is None or oldest >= before):
+            return
+        self._count_waiting()
         while heap and heap[0][0] < before:
             at, entry_id = heapq.heappop(heap)
             member = self.members.get(entry_id)
@@ -124,6 +158,7 @@ class ClusterIndex:
     def candidates(self, url: str | None, content_hash: str, f: Features) -> list[Member]:
         """The members worth weighing for a new article: those with its URL or content,
         and every member of the developments whose reports overlap it most."""
+        self._count_waiting()
         exact = set(self._by_url.get(url, ())) if url else set()
         exact |= self._by_hash.get(content_hash, set())
         limit = max(5, len(self.members) // 5)
@@ -146,6 +181,7 @@ class ClusterIndex:
         """`cluster.crowd_of` over the members: how many developments (up to CROWD_CAP)
         have a report within CROWD of `at`. Reads outward from `at` and stops at the cap,
         so a busy period costs no more than a quiet one."""
+        self._count_waiting()
         times, members = self._times, self.members
         i = bisect.bisect_left(times, (at, -1))
         devs: set[int] = set()
@@ -168,7 +204,7 @@ class ClusterIndex:
         shift: Shift | None = None,
     ) -> Assignment:
         if self._vectors.stamp != self.idf.stamp:  # the word weights moved
-            self._vectors = Vectors(self.idf)
+            self._vectors = Vectors(self._idf)
         return assign(
             url,
             content_hash,

@@ -205,6 +205,44 @@ def test_background_keeps_only_the_latest_articles(matcher: Matcher) -> None:
     assert index.idf.n == 3 and set(index._background) == {3, 4, 5}
 
 
+def test_background_counted_late_is_the_background_counted_at_once(matcher: Matcher) -> None:
+    """A poll observes far more off-topic articles than the background keeps; they are
+    counted when the weights are next read, those pushed out meanwhile never. What that
+    leaves must be what counting each at once leaves: the same articles, weights and
+    stamp, whatever was held before (a member, an article observed again)."""
+    from monitor.cluster import ClusterParams
+
+    w = World(matcher)
+    texts = [
+        (f"Local story {i}", f"Council item {i} on {word} was discussed.")
+        for i, word in enumerate("roads parks schools buses water rents trees".split())
+    ]
+    feats = [w.feats(t, x, "en") for t, x in texts]
+    eager, late = (ClusterIndex(ClusterParams(background=3)) for _ in range(2))
+    for index in (eager, late):
+        index.observe(1, T0, feats[0])
+        index.observe(2, T0, feats[1])
+        index.add(Member(3, 9, None, "h3", T0, feats[2]))
+    # then a poll's worth: more than the background holds, an entry of it again, the member
+    batch = [(3, feats[5]), (4, feats[3]), (1, feats[4]), (5, feats[6]), (6, feats[0])]
+    for entry_id, f in batch:
+        eager.observe(entry_id, T0 + timedelta(hours=entry_id), f)
+        eager.idf  # noqa: B018  (reading the weights counts what waits)
+        late.observe(entry_id, T0 + timedelta(hours=entry_id), f)
+    for index in (eager, late):  # the next transaction's catch-up: nothing that old
+        index.prune(T0 - timedelta(hours=1))
+    assert late._waiting and list(late._background) != list(eager._background)
+    for index in (eager, late):  # the pipeline placing entry 5 while it waits
+        index.add(Member(5, 9, None, "h5", T0, feats[6]))
+    assert (late.idf.n, late.idf.df, late.idf.stamp) == (eager.idf.n, eager.idf.df, eager.idf.stamp)
+    assert list(late._background) == list(eager._background) == [1, 6]
+    assert late.members.keys() == eager.members.keys() == {5}  # 3, observed again, is not
+    late.prune(T0 + timedelta(hours=5, minutes=30))
+    eager.prune(T0 + timedelta(hours=5, minutes=30))
+    assert list(late._background) == list(eager._background) == [6]
+    assert late.members == eager.members == {}  # 5 was placed at hour 0
+
+
 def test_word_weights_and_vectors_hold_while_the_pool_is_unchanged(matcher: Matcher) -> None:
     """Placing a report takes it out of the background and adds it back as a member: the
     weights (and the vectors cached from them) must read the same; any real change of
@@ -217,6 +255,7 @@ def test_word_weights_and_vectors_hold_while_the_pool_is_unchanged(matcher: Matc
     w.index.add(Member(7, 1, None, "h", T0, f))  # the pipeline placing entry 7
     assert idf.stamp == before and idf.get("w:strike") == weight
     w.index.observe(8, T0, w.feats("Strike at the port", "Dockers stopped work.", "en"))
+    assert w.index.idf is idf  # (what was observed is counted when the weights are read)
     assert idf.stamp != before and idf.get("w:strike") != weight
     # assigning with vectors kept from an earlier placement gives what fresh ones give
     other = w.feats("Israeli jets strike near Damascus", "Syrian media said.", "en")
