@@ -23,6 +23,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import jsoncodec
 from monitor.errors import ConfigError, MonitorError
 
 if TYPE_CHECKING:
@@ -61,6 +62,13 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+# The JSON columns' text, read and written by orjson (jsoncodec.py).
+JSON_CODEC: dict[str, Any] = {
+    "json_serializer": jsoncodec.dumps,
+    "json_deserializer": jsoncodec.loads,
+}
+
+
 def _make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -70,7 +78,7 @@ def _make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **JSON_CODEC)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -87,7 +95,7 @@ def _make_engine(url: str) -> Engine:
 
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, **JSON_CODEC)
     except NoSuchModuleError:
         raise ConfigError(
             f"database url {parsed.render_as_string(hide_password=True)!r} names an unknown "

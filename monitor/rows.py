@@ -10,11 +10,11 @@ needs SQLAlchemy or the database dialect, so workers import neither.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor import jsoncodec
 from monitor.cluster import Idf, features_to_json
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class QuietRows:
                 1,
                 result.best,
                 result.relevant,
-                json.dumps(features_to_json(f)),
+                jsoncodec.dumps(features_to_json(f)),
                 "off-topic",
             )
         )

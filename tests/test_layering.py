@@ -18,6 +18,7 @@ PURE = {
     "monitor.derive",
     "monitor.errors",
     "monitor.feedback",
+    "monitor.jsoncodec",
     "monitor.match",
     "monitor.normalize",
     "monitor.opml",
