@@ -229,6 +229,20 @@ def test_workers_leave_sigterm_and_sigint_to_the_main_process(
     close(p)
 
 
+def test_ending_a_pool_waits_for_a_short_tick_not_pebbles_default(
+    tmp_path: Path, feed_server: FeedServer, clock: Clock
+) -> None:
+    """pebble's manager threads look at the pool every `sleep_unit` (0.1 s by default), and
+    ending a pool waits for their next look: every one-shot poll paid it. The pool sets
+    it shorter; should pebble move or rename the constant, this says so."""
+    from pebble.common.types import CONSTS
+
+    p, _ = pooled(tmp_path, feed_server, clock)
+    asyncio.run(p.poll())
+    assert p.pool.started == 1 and CONSTS.sleep_unit <= pool.MANAGER_TICK < 0.1
+    close(p)
+
+
 def workers(p: Pipeline) -> list[int]:
     """The pids of the pool's worker processes (children of the forkserver)."""
     assert p.pool._pool is not None
