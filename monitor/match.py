@@ -279,7 +279,6 @@ class Matcher:
         out: list[Hit | Token] = []
         hits: list[Hit] = []
         rest: list[Token] = []
-        stems = [t.stem for t in tokens]
         done = 0  # tokens before this index are in `out`
         for i in leads:
             if i < done:  # inside the phrase just matched
@@ -288,9 +287,9 @@ class Matcher:
             out += gap
             rest += gap
             hit: Hit | None = None
-            for phrase, term in self._index[stems[i]]:
+            for phrase, term in self._index[tokens[i].stem]:
                 n = len(phrase)  # (the first stem matched: that is the index's key)
-                if n > 1 and tuple(stems[i : i + n]) != phrase:
+                if n > 1 and tuple(t.stem for t in tokens[i : i + n]) != phrase:
                     continue
                 if n == 1 and phrase[0] in self.profile.false_friends:
                     if title_case is None:
