@@ -19,7 +19,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -59,7 +58,6 @@ def utcnow() -> datetime:
 
 # Entries stored on topic whose development is decided at the end of their poll.
 PENDING = "pending"
-PENDING_CLAUSE = f"join_reason = '{PENDING}'"
 
 
 class Base(DeclarativeBase):
@@ -140,12 +138,11 @@ class Entry(Base):
     __table_args__ = (
         UniqueConstraint("feed_id", "guid"),
         Index("ix_entries_published_at", "published_at"),
-        Index(
-            "ix_entries_pending",
-            "published_at",
-            sqlite_where=sql_text(PENDING_CLAUSE),
-            postgresql_where=sql_text(PENDING_CLAUSE),
-        ),
+        # Partial: only the pending entries (WHERE join_reason = 'pending'), as migration
+        # 0005 makes it. Not said here: naming `sqlite_where` and `postgresql_where`
+        # loaded both dialects in every command, 25 ms of each start on SQLite; the
+        # migration tests check the condition in the database.
+        Index("ix_entries_pending", "published_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -110,3 +110,26 @@ def test_every_migration_keeps_the_rows_and_links_stored_before_it(db_url: str) 
         languages = c.scalar(text("SELECT languages FROM developments WHERE id = 1"))
     assert "en" in str(languages) and "ru" in str(languages)  # backfilled by 0010
     engine.dispose()
+
+
+def test_pending_entries_index_is_partial(database: Database) -> None:
+    """models.py names ix_entries_pending without its condition (it would load both
+    dialects in every process); the migration must still have made it partial."""
+    indexes = {i["name"]: i for i in inspect(database.engine).get_indexes("entries")}
+    where = indexes["ix_entries_pending"]["dialect_options"][
+        f"{database.engine.dialect.name}_where"
+    ]
+    assert "join_reason" in str(where)
+    assert "'pending'" in str(where)
+
+
+def test_the_command_line_loads_no_dialect_it_does_not_use() -> None:
+    """Every command imports the models; on SQLite nothing of PostgreSQL's is loaded."""
+    code = (
+        "import sys, monitor.cli, monitor.pipeline; "
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.postgresql')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
