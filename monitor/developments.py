@@ -38,6 +38,7 @@ from monitor.stats import PollStats
 if TYPE_CHECKING:
     from monitor.match import Matcher, MatchResult
     from monitor.outbox import Outbox
+    from monitor.profile import Profile
 
 log = logging.getLogger("monitor.developments")
 
@@ -52,18 +53,20 @@ def stored_match(row: Entry, threshold: float) -> MatchResult:
 
 class Developments:
     """Places entries in developments; `matcher` is called only when an old entry stored
-    without features must be matched again."""
+    without features must be matched again, `profile` for an alert's topic titles."""
 
     def __init__(
         self,
         params: ClusterParams,
         matcher: Callable[[], Matcher],
+        profile: Callable[[], Profile],
         outbox: Outbox,
         backfill: timedelta,
         model: JoinModel | None = None,
     ) -> None:
         self.index = ClusterIndex(params, model)
         self.matcher = matcher
+        self.profile = profile
         self.outbox = outbox
         self.backfill = backfill
         # Readers' merges and splits (feedback.Links), read at the start of each poll.
@@ -264,7 +267,7 @@ class Developments:
 
     def _topics(self, result: MatchResult) -> list[TopicRef]:
         """The topics an alert names: those over the bar, best first, with their titles."""
-        titles = {t.id: t.title for t in self.matcher().profile.topics}
+        titles = {t.id: t.title for t in self.profile().topics}
         return [
             TopicRef(ts.topic, titles.get(ts.topic, ts.topic), ts.score, list(ts.evidence))
             for ts in sorted(result.scores.values(), key=lambda ts: -ts.score)

@@ -39,6 +39,7 @@ from monitor.store.feedback import version as feedback_version
 if TYPE_CHECKING:
     from monitor.match import Matcher
     from monitor.prepare import Memo, Prepared
+    from monitor.profile import Profile
 
 __all__ = ["FEED_LEASE", "Pipeline", "PollStats"]
 
@@ -96,6 +97,7 @@ class Pipeline:
                 window=settings.matching.cluster_window, join=settings.matching.join_probability
             ),
             lambda: self.matcher,
+            lambda: self.profile,
             self.outbox,
             settings.alerts.backfill,
             load_join_model(settings.matching.join_model),
@@ -118,19 +120,31 @@ class Pipeline:
             self.fetch_options,
             clock,
             self.owner,
-            lambda: self.matcher.threshold,
+            self.threshold,
             fetchers=1 if service else os.cpu_count() or 1,
         )
 
     @cached_property
+    def profile(self) -> Profile:
+        """The topic profile, read on first use: what an alert says of its topics (their
+        titles) and the bar entries are placed by need it, not the compiled matcher."""
+        from monitor.profile import load_profile
+
+        return load_profile(self.settings.matching.topics)
+
+    @cached_property
     def matcher(self) -> Matcher:
         """The compiled topic profile, made on first use: a poll whose documents the
-        pool prepares, with nothing to alert, never loads the parser and matcher modules."""
-        from monitor.match import Matcher, load_profile
+        pool prepares never loads the parser and matcher modules (compiling the profile
+        is some 60 ms)."""
+        from monitor.match import Matcher
 
-        return Matcher(
-            load_profile(self.settings.matching.topics), self.settings.matching.threshold
-        )
+        return Matcher(self.profile, self.settings.matching.threshold)
+
+    def threshold(self) -> float:
+        """The matcher's bar (Matcher.threshold), without compiling the matcher."""
+        configured = self.settings.matching.threshold
+        return self.profile.threshold if configured is None else configured
 
     @cached_property
     def memo(self) -> Memo:

@@ -391,9 +391,9 @@ def test_entries_stored_unchanged_are_not_matched_again(
 def test_the_storing_process_of_a_pooled_poll_loads_no_parsing(
     tmp_path: Path, feed_server: FeedServer, clock: Clock
 ) -> None:
-    """The pool parses; the main process fetches and stores, so it never pays for
-    importing the parsers, and in a poll without news, nor the matcher (a tenth of a
-    second of a warm poll). Each poll in its own process, as `monitor poll` runs."""
+    """The pool parses and matches; the main process fetches and stores, so it never
+    pays for importing the parsers or compiling the matcher (placing entries needs only
+    the profile's bar and titles). Each poll in its own process, as `monitor poll` runs."""
     feeds = build_feeds(feed_server, clock)
     script = f"""
 import asyncio, json, sys
@@ -411,15 +411,19 @@ p.sync_feeds()
 stats = asyncio.run(p.poll())
 p.close()
 asyncio.run(p.deliver_due())
-print(json.dumps([stats.fetched, stats.not_modified, p.pooled, sorted(sys.modules)]))
+compiled = "matcher" in vars(p)  # (a cached_property)
+print(json.dumps([stats.fetched, stats.not_modified, p.pooled, compiled, sorted(sys.modules)]))
 """
 
     def poll() -> tuple[int, int, set[str]]:
         done = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, check=True
         )
-        fetched, not_modified, pooled_poll, modules = json.loads(done.stdout.splitlines()[-1])
+        fetched, not_modified, pooled_poll, compiled, modules = json.loads(
+            done.stdout.splitlines()[-1]
+        )
         assert pooled_poll is True
+        assert compiled is False
         return fetched, not_modified, set(modules)
 
     parsing = {
