@@ -92,11 +92,18 @@ class Developments:
         s.info["clustering"] = True
 
     def catch_up(self, s: Session, now: datetime) -> None:
-        """Bring in what other transactions (or earlier runs) stored since last time."""
+        """Bring in what other transactions (or earlier runs) stored since last time. Safe
+        without the clustering lock too (a poll catches up ahead, Poller.poll): it reads
+        only entries up to the highest id committed when it starts."""
         index = self.index
         since = now - 2 * index.params.window
         index.prune(since)
-        for e in store.recent_entries(s, since, index.max_entry_id, index.params.background):
+        upto = store.last_entry_id(s)
+        if upto <= index.max_entry_id:
+            return
+        after = index.max_entry_id
+        index.max_entry_id = upto  # (those older than `since` are never read)
+        for e in store.recent_entries(s, since, after, upto, index.params.background):
             if e.development_id is None and e.cluster_features:
                 index.observe_keys(e.id, e.published_at, keys_from_json(e.cluster_features))
                 continue

@@ -85,6 +85,7 @@ class Poller:
         self.threshold = threshold
         self.fetchers = fetchers
         self.pooled: bool | None = None  # whether the last poll's documents went to the pool
+        self._catching_up: asyncio.Task[None] | None = None  # see _noting_news
 
     async def poll(self, only_due: bool = False) -> PollStats:
         """Fetch every claimed feed and store each answer as it arrives.
@@ -118,12 +119,15 @@ class Poller:
             self.pool.start()  # forked now, while this process has no thread (pool.py)
         elif self.pooled and any(f.first_sight for f in state.values()):
             self.pool.start_soon()  # every document is new: start while fetching
-        source = self._answers(fetched, state, now)
+        noted = self._noting_news(fetched, state, now)
+        source = self._answers(noted, state, now)
         try:
             await self._store_as_they_come(source, state, stats)
         finally:
             await source.aclose()
+            await noted.aclose()
             await fetched.aclose()  # ends the helpers, should storing have failed
+            await self._caught_up()
             await asyncio.to_thread(self.pool.end)  # an on-demand pool's work is done
         stats.add(await asyncio.to_thread(self.settle))
         memory.give_back()  # a long-running process stays the size of its polls, not its largest
@@ -186,6 +190,7 @@ class Poller:
                     or (changed_feeds and loop.time() >= due)
                     or len(batch) >= NOT_MODIFIED_BATCH
                 ):
+                    await self._caught_up()
                     stats.add(await asyncio.to_thread(self.process_batch, batch))
                     batch, changed_feeds = [], 0
                 if end:
@@ -194,6 +199,35 @@ class Poller:
         async with asyncio.TaskGroup() as group:
             group.create_task(produce())
             group.create_task(consume())
+
+    async def _noting_news(
+        self, fetched: AsyncGenerator[FetchResult, None], state: dict[int, FeedState], now: datetime
+    ) -> AsyncGenerator[FetchResult, None]:
+        """`fetched`, passed on. At the first changed document, the clustering index starts
+        catching up on what is stored (Developments.catch_up), while the storing thread
+        has nothing else to do: the first poll of a new process reads back the 5,000
+        latest off-topic entries (the background of the word weights), and before this
+        its first transaction did so while every later answer waited behind it."""
+        ahead = False
+        async for result in fetched:
+            if not ahead and changed(result, state[result.feed_id]):
+                ahead = True
+                self._catching_up = asyncio.create_task(asyncio.to_thread(self._catch_up, now))
+            yield result
+
+    def _catch_up(self, now: datetime) -> None:
+        try:
+            with self.db.session() as s:
+                self.ctx.developments.catch_up(s, now)
+        except Exception:  # the first transaction that stores an entry catches up instead
+            log_failure("reading the clustering index ahead of storing failed")
+            self.ctx.developments.forget()
+
+    async def _caught_up(self) -> None:
+        """Wait for a catch-up ahead: the index is not to be read or changed meanwhile."""
+        if self._catching_up is not None:
+            await self._catching_up
+            self._catching_up = None
 
     async def _answers(
         self, fetched: AsyncGenerator[FetchResult, None], state: dict[int, FeedState], now: datetime

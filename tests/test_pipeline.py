@@ -570,6 +570,39 @@ def test_word_weights_count_the_whole_document_before_placing_any_entry(
     assert seen == [3, 3]  # both stories placed against a pool of all three documents
 
 
+def test_a_new_process_reads_back_the_index_before_it_stores_anything(
+    database: Database, clock: Clock, feed_server: FeedServer
+) -> None:
+    """The read-back of what earlier runs stored (the background of the word weights and
+    the developments' members) starts at the first changed document, not inside the
+    first transaction that stores one, and what the later catch-up under the lock reads
+    is then only what was stored meanwhile (here nothing)."""
+    first = [item(IRRELEVANT, f"https://a.example/{n}", clock.now) for n in range(3)]
+    url = feed_server.serve("/a.xml", rss(first))
+    asyncio.run(make(database, clock, [url], None).poll())
+    clock.advance(timedelta(minutes=30))
+    feed_server.serve("/a.xml", rss([item(RELEVANT, "https://a.example/9", clock.now), *first]))
+    p = make(database, clock, [url], None)  # a new process: an empty index
+    events: list[tuple[str, int]] = []
+    real_catch_up, real_batch = p.developments.catch_up, p.poller.process_result
+
+    def catch_up(s: Any, now: datetime) -> None:
+        before = p.cluster.max_entry_id
+        real_catch_up(s, now)
+        events.append(("catch-up", p.cluster.max_entry_id - before))
+
+    def process_result(*args: Any) -> Any:
+        events.append(("store", 0))
+        return real_batch(*args)
+
+    p.developments.catch_up = catch_up  # type: ignore[method-assign]
+    p.poller.process_result = process_result  # type: ignore[method-assign]
+    stats = asyncio.run(p.poll())
+    assert stats.new_entries == 1
+    assert events[:2] == [("catch-up", 3), ("store", 0)], events
+    assert ("catch-up", 0) in events[2:]  # under the lock, nothing more to read
+
+
 def fetched(database: Database, url: str, body: str) -> FetchResult:
     """What a fetch of `url` (a configured feed) returns with `body`, as fetch.py builds it."""
     with database.session() as s:

@@ -62,11 +62,16 @@ def test_recent_entries_bring_every_member_and_only_the_latest_background(
         s.execute(
             update(Entry).where(Entry.id.in_([by_n[1], by_n[2]])).values(development_id=dev.id)
         )
+    since = T0 - timedelta(days=1)
     with database.session() as s:
-        got = [r.id for r in store.recent_entries(s, T0 - timedelta(days=1), 0, background=3)]
+        got = [r.id for r in store.recent_entries(s, since, 0, by_n[0], background=3)]
         assert got == [by_n[n] for n in (1, 2, 6, 7, 8)]  # members, then the 3 latest, by id
-        after = [r.id for r in store.recent_entries(s, T0 - timedelta(days=1), by_n[6], 3)]
+        after = [r.id for r in store.recent_entries(s, since, by_n[6], by_n[0], 3)]
         assert after == [by_n[7], by_n[8]]
+        # Up to a bound: what a catch-up without the lock reads, whatever commits meanwhile.
+        upto = [r.id for r in store.recent_entries(s, since, 0, by_n[7], 3)]
+        assert upto == [by_n[n] for n in (1, 2, 5, 6, 7)]
+        assert store.last_entry_id(s) == max(ids)
 
 
 def test_bulk_inserted_rows_read_back_as_the_orm_writes_them(database: Database) -> None:

@@ -112,12 +112,20 @@ def save_matches(row: Entry, result: MatchResult) -> None:
         row.matches.remove(m)
 
 
+def last_entry_id(s: Session) -> int:
+    """The highest entry id stored (0 for none)."""
+    return s.scalar(select(func.max(Entry.id))) or 0
+
+
 def recent_entries(
-    s: Session, since: datetime, after_id: int, background: int
+    s: Session, since: datetime, after_id: int, upto: int, background: int
 ) -> Iterator[Row[Any]]:
     """What clustering needs of the entries published since `since` with id above
-    `after_id`, by id (no titles or texts): every development member, and of the rest
-    only the latest `background`."""
+    `after_id` and at most `upto`, by id (no titles or texts): every development member,
+    and of the rest only the latest `background`. Entries are inserted under the
+    clustering lock, so those committed are always the ids up to some bound; `upto`
+    read first makes the two queries below read the same entries even without the lock
+    (on PostgreSQL each statement sees what was committed when it started)."""
     columns = (
         Entry.id,
         Entry.development_id,
@@ -127,7 +135,7 @@ def recent_entries(
         Entry.cluster_features,
         Entry.language,
     )
-    recent = (Entry.published_at >= since, Entry.id > after_id)
+    recent = (Entry.published_at >= since, Entry.id > after_id, Entry.id <= upto)
     # Two queries, each reading only the rows it returns: members through the index on
     # development_id (which SQLite's planner takes for "IN developments", not for "IS NOT
     # NULL", the same rows by the foreign key), the rest newest first. One query with an
