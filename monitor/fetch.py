@@ -352,6 +352,20 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+async def preload() -> None:
+    """Load now what a client loads at its first request: httpx's transport stack and
+    the address guard, anyio's asyncio backend (httpcore's locks), the CA bundle.
+    Processes forked after this (fanout.py's helpers) share it, where each would spend
+    some 50 ms of CPU on it before its first request."""
+    import anyio
+
+    from monitor import netguard, netstream  # noqa: F401
+
+    async with anyio.Lock():  # what loads the backend, as httpcore's first lock does
+        pass
+    ssl_context()
+
+
 async def fetch_stream(
     requests: Sequence[FetchRequest], opts: FetchOptions
 ) -> AsyncGenerator[FetchResult, None]:

@@ -23,7 +23,7 @@ from monitor import memory, metrics, store
 from monitor.db import database_down, is_sqlite
 from monitor.decide import FeedView, feed_succeeded
 from monitor.fanout import Fanout, helpers_for
-from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream
+from monitor.fetch import FetchOptions, FetchRequest, FetchResult, fetch_stream, preload
 from monitor.leases import stale_owners
 from monitor.models import Feed
 from monitor.pool import Answer, FeedState, ParserPool, changed
@@ -108,8 +108,10 @@ class Poller:
             return stats
         # Helpers are forked first, before the pool's threads exist.
         helpers = helpers_for(len(requests), self.fetchers)
+        if helpers:
+            await preload()  # once here, not again in every helper
         fetched = (
-            Fanout(requests, self.fetch_options, helpers + 1).results()
+            Fanout(requests, self.fetch_options, helpers).results()
             if helpers
             else fetch_stream(requests, self.fetch_options)
         )
