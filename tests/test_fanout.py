@@ -6,10 +6,14 @@ parent's database connections."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -86,6 +90,43 @@ def test_a_fanned_fetch_answers_every_feed_as_one_process_does(feed_server: Feed
         for r, a in zip(reqs, sorted(alone, key=lambda a: a.feed_id), strict=True)
     ]
     assert {r.status for r in asyncio.run(collect(Fanout(again, opts, 3).results()))} == {304}
+
+
+def test_helpers_forked_after_preload_load_nothing_to_fetch(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """What a first request loads is loaded once, before the helpers fork: a helper then
+    loads no module of its own. In a fresh interpreter, as `monitor poll` runs."""
+    reqs = serve_feeds(feed_server, 6)
+    script = f"""
+import asyncio, json, os, sys
+from monitor import fanout
+from monitor.fetch import FetchOptions, FetchRequest, preload
+real = fanout.fetch_stream
+
+async def watched(requests, opts):
+    before = set(sys.modules)
+    async for result in real(requests, opts):
+        yield result
+    with open(os.path.join({str(tmp_path)!r}, str(os.getpid())), "w") as out:
+        json.dump(sorted(set(sys.modules) - before), out)
+
+fanout.fetch_stream = watched
+reqs = [FetchRequest(i, u) for i, u in {[(r.feed_id, r.url) for r in reqs]!r}]
+
+async def poll():
+    await preload()
+    return [r async for r in fanout.Fanout(reqs, FetchOptions(per_host=4), 2).results()]
+
+print(sorted(r.status for r in asyncio.run(poll())))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[0] == str([200] * 6)
+    loaded = [json.loads(f.read_text()) for f in tmp_path.iterdir()]
+    assert len(loaded) == 2  # one report per helper
+    assert loaded == [[], []], loaded
 
 
 def test_a_helper_that_dies_costs_its_feeds_one_poll(feed_server: FeedServer) -> None:
