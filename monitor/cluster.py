@@ -181,6 +181,17 @@ def features_to_json(f: Features) -> dict[str, Any]:
     }
 
 
+# Joins an article's `Idf.keys` into one string (no key holds it: they are words, names,
+# numbers and profile terms). A parser worker sends an off-topic article's keys packed:
+# one string to pickle and unpickle rather than forty, and the storing process splits
+# only those of the articles it ends up counting (ClusterIndex keeps the latest 5,000).
+KEY_SEP = "\x1f"
+
+
+def pack_keys(keys: Iterable[str]) -> str:
+    return KEY_SEP.join(keys)
+
+
 def keys_from_json(d: dict[str, Any]) -> list[str]:
     """`Idf.keys` of stored features, without building them: all that word weights need
     of the many entries that are only background."""

@@ -8,12 +8,13 @@ import bisect
 import heapq
 import sys
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.cluster import (
     CROWD,
     CROWD_CAP,
+    KEY_SEP,
     Assignment,
     ClusterParams,
     Features,
@@ -50,7 +51,7 @@ class ClusterIndex:
         # observes far more than the background holds: counting each only for a later one
         # to push it out again was most of that poll's clustering work. What reads the
         # weights counts them first (`idf`); those pushed out while waiting never are.
-        self._waiting: deque[tuple[int, datetime, tuple[str, ...]]] = deque()
+        self._waiting: deque[tuple[int, datetime, str | Sequence[str]]] = deque()
         self._oldest_waiting: datetime | None = None  # (or older: it is not raised on a pop)
         # (published_at, entry id) of everything held, oldest first, so pruning costs
         # O(log n) per article dropped rather than a scan per poll; stale pairs (an entry
@@ -66,13 +67,15 @@ class ClusterIndex:
 
     def observe(self, entry_id: int, published_at: datetime, f: Features) -> None:
         """Count an article that is not clustered towards the word weights."""
-        self.observe_keys(entry_id, published_at, Idf.keys(f))
+        self.observe_keys(entry_id, published_at, tuple(Idf.keys(f)))
 
-    def observe_keys(self, entry_id: int, published_at: datetime, keys: Iterable[str]) -> None:
-        """`observe`, given the article's `Idf.keys` (as a parser worker computes them)."""
-        # Only what the weights need, not the whole article; interned, so the many
-        # articles that share a word share its string.
-        self._waiting.append((entry_id, published_at, tuple(map(sys.intern, keys))))
+    def observe_keys(
+        self, entry_id: int, published_at: datetime, keys: str | Sequence[str]
+    ) -> None:
+        """`observe`, given the article's `Idf.keys` (as a parser worker computes them),
+        as a sequence or packed (cluster.pack_keys), kept as given (not copied)."""
+        # Only what the weights need, not the whole article.
+        self._waiting.append((entry_id, published_at, keys))
         if self._oldest_waiting is None or published_at < self._oldest_waiting:
             self._oldest_waiting = published_at
         self.max_entry_id = max(self.max_entry_id, entry_id)
@@ -93,7 +96,9 @@ class ClusterIndex:
         waiting = self._waiting
         self._oldest_waiting = None
         while waiting:
-            entry_id, published_at, keys = waiting.popleft()
+            entry_id, published_at, given = waiting.popleft()
+            # Interned, so the many articles that share a word share its string.
+            keys = tuple(map(sys.intern, given.split(KEY_SEP) if isinstance(given, str) else given))
             self._drop(entry_id)
             self._background[entry_id] = (published_at, keys)
             self._idf.add_keys(keys)

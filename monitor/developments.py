@@ -123,9 +123,10 @@ class Developments:
                 )
 
     def observe_quiet(
-        self, ids: Sequence[int], published: Sequence[datetime], keys: Sequence[Sequence[str]]
+        self, ids: Sequence[int], published: Sequence[datetime], keys: Sequence[str]
     ) -> None:
-        """Off-topic entries, stored in bulk: only the background of the word weights."""
+        """Off-topic entries, stored in bulk: only the background of the word weights
+        (`keys`: each one's, packed)."""
         for entry_id, at, k in zip(ids, published, keys, strict=True):
             self.index.observe_keys(entry_id, at, k)
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor import jsoncodec
-from monitor.cluster import Idf, features_to_json
+from monitor.cluster import Idf, features_to_json, pack_keys
 
 if TYPE_CHECKING:
     from monitor.cluster import Features
@@ -99,7 +99,7 @@ class QuietRows:
     guids: list[str] = field(default_factory=list)
     published: list[datetime] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    keys: list[tuple[str, ...]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # each article's, packed (cluster.pack_keys)
 
     def add(self, a: Article, result: MatchResult, f: Features) -> None:
         self.guids.append(a.guid)
@@ -114,4 +114,4 @@ class QuietRows:
                 "off-topic",
             )
         )
-        self.keys.append(tuple(Idf.keys(f)))
+        self.keys.append(pack_keys(Idf.keys(f)))

@@ -209,8 +209,9 @@ def test_background_counted_late_is_the_background_counted_at_once(matcher: Matc
     """A poll observes far more off-topic articles than the background keeps; they are
     counted when the weights are next read, those pushed out meanwhile never. What that
     leaves must be what counting each at once leaves: the same articles, weights and
-    stamp, whatever was held before (a member, an article observed again)."""
-    from monitor.cluster import ClusterParams
+    stamp, whatever was held before (a member, an article observed again). The late
+    index is given the keys packed, as parser workers send them."""
+    from monitor.cluster import ClusterParams, pack_keys
 
     w = World(matcher)
     texts = [
@@ -228,7 +229,7 @@ def test_background_counted_late_is_the_background_counted_at_once(matcher: Matc
     for entry_id, f in batch:
         eager.observe(entry_id, T0 + timedelta(hours=entry_id), f)
         eager.idf  # noqa: B018  (reading the weights counts what waits)
-        late.observe(entry_id, T0 + timedelta(hours=entry_id), f)
+        late.observe_keys(entry_id, T0 + timedelta(hours=entry_id), pack_keys(Idf.keys(f)))
     for index in (eager, late):  # the next transaction's catch-up: nothing that old
         index.prune(T0 - timedelta(hours=1))
     assert late._waiting and list(late._background) != list(eager._background)
