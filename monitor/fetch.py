@@ -292,8 +292,8 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 
 def make_client(opts: FetchOptions) -> _Client:
-    """The HTTP client of a poll (httpx is imported here, on first use: a process that
-    only stores, as the main one of a large poll does, never loads it)."""
+    """The HTTP client of a poll (httpx is imported here, on first use, not when the
+    command starts; a fanned poll loads it before forking its helpers: `preload`)."""
     from urllib.request import getproxies
 
     import httpx

@@ -135,8 +135,7 @@ class Pipeline:
     @cached_property
     def matcher(self) -> Matcher:
         """The compiled topic profile, made on first use: a poll whose documents the
-        pool prepares never loads the parser and matcher modules (compiling the profile
-        is some 60 ms)."""
+        pool prepares never compiles it (some 60 ms) nor loads the parsers."""
         from monitor.match import Matcher
 
         return Matcher(self.profile, self.settings.matching.threshold)
